@@ -1,0 +1,40 @@
+"""The contract of a per-document stage: annotate signals, then decide by thresholds."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+
+from dataengine.stages.document import Document
+
+
+class Stage(ABC):
+    """One decision over a document, with its statistics.
+
+    `process` writes signals into `doc.signals` under `"<name>.<signal>"` and
+    returns the name of the first failing rule (the row's reject reason becomes
+    `"<name>:<rule>"`), or None to keep the document. A stage may rewrite
+    `doc` through `doc.set_text`. Stages never raise on a bad document.
+    """
+
+    name: str = "stage"
+
+    def __init__(self) -> None:
+        self.stats: Counter[str] = Counter()
+        self.seconds = 0.0
+
+    @abstractmethod
+    def process(self, doc: Document) -> str | None: ...
+
+    def __call__(self, doc: Document) -> str | None:
+        start = time.perf_counter()
+        rule = self.process(doc)
+        self.seconds += time.perf_counter() - start
+        self.stats["seen"] += 1
+        if rule is not None:
+            self.stats[f"rejected:{rule}"] += 1
+        return rule
+
+    def signal(self, doc: Document, key: str, value) -> None:
+        doc.signals[f"{self.name}.{key}"] = value
