@@ -1,0 +1,69 @@
+"""The `dataengine` command line (DESIGN §3.6)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming pretraining data engine.")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="pipeline YAML, e.g. configs/pipeline.yaml"),
+    input: list[str] = typer.Option(None, "--input", "-i", help="input path, glob or URI (repeatable)"),
+    output: str = typer.Option(None, "--output", "-o", help="run directory (local path or URI)"),
+    set_: list[str] = typer.Option(None, "--set", help="override a config key: key.sub=value (repeatable)"),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else local)"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Run phase 1: read, annotate, decide, write OUT/kept, OUT/rejected, OUT/run.json, OUT/report.html."""
+    from dataengine.configio import ConfigError, load_config
+    from dataengine.runner import RunError
+    from dataengine.runner import run as run_pipeline
+
+    overrides = list(set_ or [])
+    if ray_address:
+        overrides.append(f"ray.address={ray_address}")
+    try:
+        from dataengine.config import PipelineConfig
+
+        cfg = load_config(PipelineConfig, config, overrides)
+        result = run_pipeline(cfg, inputs=list(input or []), output=output, progress=not quiet)
+    except (ConfigError, RunError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    counts = {k: result[k] for k in ("input", "kept", "rejected")}
+    typer.echo(json.dumps(counts))
+    out = output or cfg.output
+    typer.echo(f"run.json: {out}/run.json")
+    if "report" in result:
+        typer.echo(f"report:   {result['report']}")
+
+
+@app.command()
+def report(output: str = typer.Argument(..., help="a run directory holding run.json")) -> None:
+    """(Re)write OUT/report.html and its PNG charts from OUT/run.json."""
+    from dataengine.report import write_report
+
+    try:
+        typer.echo(write_report(output))
+    except FileNotFoundError as exc:
+        _fail(f"{output}: no run.json here ({exc})")
+
+
+def main() -> None:
+    app(prog_name="dataengine")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

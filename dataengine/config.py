@@ -1,0 +1,69 @@
+"""The pipeline config: what `dataengine run CONFIG` validates before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataengine.configio import load_config
+from dataengine.io.config import InputConfig
+from dataengine.stages.c4 import C4Config
+from dataengine.stages.fineweb import FineWebConfig
+from dataengine.stages.gopher_quality import GopherQualityConfig
+from dataengine.stages.gopher_repetition import GopherRepetitionConfig
+from dataengine.stages.langid import LangIdConfig
+from dataengine.stages.normalize import NormalizeConfig
+from dataengine.stages.pii import PiiConfig
+from dataengine.stages.toxicity import ToxicityConfig
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StagesConfig(Strict):
+    """Per-document stages, run in this order; `null` turns a stage off."""
+
+    normalize: NormalizeConfig | None = Field(default_factory=NormalizeConfig)
+    langid: LangIdConfig | None = Field(default_factory=LangIdConfig)
+    gopher: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
+    gopher_rep: GopherRepetitionConfig | None = Field(default_factory=GopherRepetitionConfig)
+    c4: C4Config | None = Field(default_factory=C4Config)
+    fineweb: FineWebConfig | None = Field(default_factory=FineWebConfig)
+    toxicity: ToxicityConfig | None = Field(default_factory=ToxicityConfig)
+    pii: PiiConfig | None = Field(default_factory=PiiConfig)
+
+
+class DecideConfig(Strict):
+    # Annotate-then-decide: every stage's signals are computed for every document so a user can
+    # re-threshold without recomputing; early_exit trades that for speed.
+    early_exit: bool = False
+
+
+class RayConfig(Strict):
+    address: str | None = None  # a Ray cluster address; None = $RAY_ADDRESS, else a local instance
+    num_workers: int | None = Field(default=None, ge=1)  # actors; None = the cluster's CPUs
+    batch_size: int = Field(default=256, ge=1)  # documents per processing/writing batch
+
+
+class OutputConfig(Strict):
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    report: bool = True  # write report.html at the end of each run
+
+
+class PipelineConfig(Strict):
+    inputs: list[str] = Field(default_factory=list)  # paths, globs or URIs; --input adds to these
+    output: str | None = None  # run directory; --output overrides
+    input: InputConfig = Field(default_factory=InputConfig)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
+    decide: DecideConfig = Field(default_factory=DecideConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    write: OutputConfig = Field(default_factory=OutputConfig)
+
+
+def load_pipeline_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> PipelineConfig:
+    return load_config(PipelineConfig, path, overrides)

