@@ -1,0 +1,81 @@
+"""Compression of a tokenizer per channel (language or category) on held-out documents.
+
+Characters per token and UTF-8 bytes per token measure how much text a context window holds;
+CJK characters per token is the figure that shows whether Chinese got real multi-character
+tokens or is spelled out byte by byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import regex
+from tokenizers import Tokenizer
+
+from dataengine.pack.holdout import is_heldout
+from dataengine.pack.inputs import document_channel, expand_inputs, read_batches
+
+_CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
+def _empty() -> dict[str, int]:
+    return {"documents": 0, "chars": 0, "bytes": 0, "cjk_chars": 0, "tokens": 0}
+
+
+def _ratios(row: dict[str, int]) -> dict[str, Any]:
+    tokens = max(1, row["tokens"])
+    return {
+        **row,
+        "chars_per_token": row["chars"] / tokens,
+        "bytes_per_token": row["bytes"] / tokens,
+        "cjk_chars_per_token": row["cjk_chars"] / tokens if row["cjk_chars"] else None,
+    }
+
+
+def compression_report(
+    tokenizer: Tokenizer,
+    inputs: Sequence[str | Path],
+    *,
+    heldout_fraction: float | None = 0.01,
+    heldout_seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Per-channel compression on the documents of ``inputs`` whose id is in the held-out bucket
+    (``heldout_fraction=None``: every document, for inputs that are held out as a whole)."""
+    totals: dict[str, dict[str, int]] = {}
+    for path in expand_inputs(inputs):
+        for table in read_batches(path):
+            docs = [
+                d
+                for d in table.to_pylist()
+                if heldout_fraction is None or is_heldout(d["id"], heldout_fraction, heldout_seed)
+            ]
+            if not docs:
+                continue
+            encodings = tokenizer.encode_batch([d["text"] for d in docs], add_special_tokens=False)
+            for doc, encoding in zip(docs, encodings, strict=True):
+                row = totals.setdefault(document_channel(doc["category"], doc["lang"]), _empty())
+                row["documents"] += 1
+                row["chars"] += len(doc["text"])
+                row["bytes"] += len(doc["text"].encode())
+                row["cjk_chars"] += len(_CJK_CHAR.findall(doc["text"]))
+                row["tokens"] += len(encoding.ids)
+    if not totals:
+        raise ValueError(f"no held-out documents in {list(map(str, inputs))} (fraction {heldout_fraction})")
+    return {channel: _ratios(row) for channel, row in sorted(totals.items())}
+
+
+def format_report(report: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table of the report."""
+    lines = [
+        "| channel | documents | chars | tokens | chars/token | bytes/token | CJK chars/token |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for channel, r in report.items():
+        cjk = f"{r['cjk_chars_per_token']:.3f}" if r["cjk_chars_per_token"] is not None else "-"
+        lines.append(
+            f"| {channel} | {r['documents']} | {r['chars']} | {r['tokens']} | "
+            f"{r['chars_per_token']:.3f} | {r['bytes_per_token']:.3f} | {cjk} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""Safe vocabulary extension: new domain words that leave every other text's tokens untouched.
+
+New words become *added tokens* (matched in the raw text before pre-tokenization), not new BPE
+merges. A merge would change how every text containing its pair is split; an added token only
+acts where its exact string occurs, so the ids of any text not containing one of the new words
+are the same as before, and a model trained on the old tokenizer still reads them unchanged.
+New ids are appended after the vocabulary, inside the embedding headroom left at training.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tokenizers import AddedToken
+
+from dataengine.pack.tokenizer import load_tokenizer, read_meta, write_meta
+
+
+def read_word_list(path: str | Path) -> list[str]:
+    """One word per line; blank lines and lines starting with '#' are skipped; order kept, duplicates dropped."""
+    words: list[str] = []
+    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        word = line.strip()
+        if not word or word.startswith("#"):
+            continue
+        if any(ch.isspace() for ch in word):
+            raise ValueError(f"{path} line {line_no}: {word!r} contains whitespace; add one word per line")
+        if word not in words:
+            words.append(word)
+    if not words:
+        raise ValueError(f"{path}: no words to add")
+    return words
+
+
+def extend_tokenizer(tokenizer_path: str | Path, words: Sequence[str], output: str | Path) -> dict[str, Any]:
+    """Write ``output`` = the tokenizer plus ``words`` as added tokens; returns what was added
+    (word -> new id) and what was skipped (already one token, or already added)."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    meta = read_meta(tokenizer_path)
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    skipped: dict[str, str] = {}
+    new: list[str] = []
+    for word in words:
+        if word in vocab:
+            skipped[word] = "already in the vocabulary"
+        elif len(tokenizer.encode(word, add_special_tokens=False).ids) == 1:
+            skipped[word] = "already a single token"
+        else:
+            new.append(word)
+    room = meta["embedding_size"] - tokenizer.get_vocab_size()
+    if len(new) > room:
+        raise ValueError(
+            f"{len(new)} new tokens do not fit the embedding headroom: vocabulary "
+            f"{tokenizer.get_vocab_size()}, embedding size {meta['embedding_size']} ({room} free)"
+        )
+    tokenizer.add_tokens(
+        [AddedToken(w, single_word=False, lstrip=False, rstrip=False, normalized=False) for w in new]
+    )
+    added = {w: tokenizer.token_to_id(w) for w in new}
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    if new:
+        tokenizer.save(str(tmp))
+    else:
+        shutil.copyfile(tokenizer_path, tmp)
+    tmp.replace(output)
+    meta = {**meta, "added_tokens": [*meta.get("added_tokens", []), *new]}
+    write_meta(output, meta)
+    return {"added": added, "skipped": skipped, "vocab_size": tokenizer.get_vocab_size()}

@@ -1,0 +1,180 @@
+"""Tokenizer training, compression report and safe extension on real English, Chinese and code."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from dataengine.pack.compression import compression_report, format_report
+from dataengine.pack.extend import extend_tokenizer, read_word_list
+from dataengine.pack.holdout import is_heldout
+from dataengine.pack.sample_corpus import write_sample_corpus
+from dataengine.pack.tokenizer import (
+    BOS,
+    EOS,
+    PAD,
+    TokenizerConfig,
+    file_sha256,
+    load_hf_tokenizer,
+    load_tokenizer,
+    read_meta,
+    special_ids,
+    train_tokenizer,
+)
+
+SMALL = TokenizerConfig(
+    vocab_size=4096, sample_chars=2_000_000, heldout_fraction=0.05, channel_weights={"zh": 2}
+)
+MEDICAL_WORDS = ["阿莫西林", "青霉素", "抗生素", "细菌", "药物"]
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data, tmp_path_factory) -> dict[str, Path]:
+    return write_sample_corpus(shared_data, tmp_path_factory.mktemp("corpus"), max_chars=700_000)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    train_tokenizer(list(corpus.values()), path, SMALL)
+    return path
+
+
+def _docs(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_round_trip_is_exact_for_en_zh_code(trained, corpus):
+    tokenizer = load_tokenizer(trained)
+    for channel in ("en", "zh", "code"):
+        texts = [d["text"] for d in _docs(corpus[channel])[:200]]
+        encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+        decoded = tokenizer.decode_batch([e.ids for e in encodings], skip_special_tokens=False)
+        assert decoded == texts, f"{channel}: decode(encode(text)) != text"
+
+
+def test_specials_vocab_and_embedding_headroom(trained):
+    tokenizer = load_tokenizer(trained)
+    meta = read_meta(trained)
+    assert special_ids(tokenizer) == {"pad": 0, "bos": 1, "eos": 2}
+    assert tokenizer.token_to_id("<|reserved_15|>") == 18
+    assert tokenizer.get_vocab_size() == SMALL.vocab_size
+    assert meta["embedding_size"] == math.ceil((SMALL.vocab_size + 1000) / 128) * 128
+    assert meta["embedding_size"] % 128 == 0 and meta["embedding_size"] - SMALL.vocab_size >= 1000
+    assert meta["sample"]["chars"] <= SMALL.sample_chars and meta["sample"]["heldout_skipped"] > 0
+
+
+def test_pretokenizer_digits_code_whitespace_and_cjk(trained):
+    tokenizer = load_tokenizer(trained)
+
+    def pieces(text: str) -> list[str]:
+        return [tokenizer.decode([i]) for i in tokenizer.encode(text, add_special_tokens=False).ids]
+
+    assert pieces("9.11 > 9.9")[:4] == ["9", ".", "1", "1"]
+    assert all(len(p.strip()) <= 1 for p in pieces("3141592653") if p.strip())
+    code = pieces("def f(x):\n        return x\n")
+    assert any(p.strip() == "" and p.count(" ") >= 4 for p in code), f"indentation not kept together: {code}"
+    mixed = pieces("由韩国Nexon开发")
+    assert not any("Nexon" in p and len(p) > len("Nexon") + 1 for p in mixed), mixed
+
+
+def test_loadable_by_transformers(trained, corpus):
+    hf = load_hf_tokenizer(trained)
+    tokenizer = load_tokenizer(trained)
+    assert (hf.bos_token, hf.eos_token, hf.pad_token) == (BOS, EOS, PAD)
+    assert hf.pad_token_id == 0 and hf.eos_token_id == 2
+    text = _docs(corpus["zh"])[0]["text"]
+    ids = hf(text, add_special_tokens=False)["input_ids"]
+    assert ids == tokenizer.encode(text, add_special_tokens=False).ids
+    assert hf.decode(ids) == text
+
+
+def test_training_is_deterministic(trained, corpus, tmp_path):
+    again = tmp_path / "tokenizer.json"
+    train_tokenizer(list(corpus.values()), again, SMALL)
+    assert file_sha256(again) == file_sha256(trained)
+
+
+def test_compression_report_on_heldout(trained, corpus):
+    report = compression_report(load_tokenizer(trained), list(corpus.values()), heldout_fraction=0.05)
+    assert set(report) == {"en", "zh", "code", "poetry"}
+    heldout_zh = sum(is_heldout(d["id"], 0.05) for d in _docs(corpus["zh"]))
+    assert report["zh"]["documents"] == heldout_zh > 0
+    assert report["en"]["chars_per_token"] > 2.0  # real merges (bytes would give 1.0)
+    assert report["zh"]["bytes_per_token"] > 2 * report["zh"]["chars_per_token"]  # 3-byte Han characters
+    assert report["zh"]["cjk_chars_per_token"] > 0.5
+    assert report["en"]["cjk_chars_per_token"] is None
+    assert "| zh |" in format_report(report)
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(ValidationError, match="vocab_sise"):
+        TokenizerConfig(vocab_sise=100)
+    with pytest.raises(ValidationError, match="no room for merges"):
+        TokenizerConfig(vocab_size=600, reserved_tokens=400)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no id here"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl.*'id'"):
+        train_tokenizer([bad], tmp_path / "t.json", SMALL)
+
+
+def test_extension_changes_nothing_else(trained, corpus, tmp_path):
+    """Every document without a new word keeps its exact ids; documents with one get shorter."""
+    words = tmp_path / "words.txt"
+    words.write_text("# medical terms\n" + "\n".join(MEDICAL_WORDS + ["青霉素"]) + "\n")
+    extended_path = tmp_path / "extended.json"
+    result = extend_tokenizer(trained, read_word_list(words), extended_path)
+    base, extended = load_tokenizer(trained), load_tokenizer(extended_path)
+    assert set(result["added"]) | set(result["skipped"]) == set(MEDICAL_WORDS)
+    assert all(i >= base.get_vocab_size() for i in result["added"].values())
+    assert read_meta(extended_path)["added_tokens"] == list(result["added"])
+
+    texts = [d["text"] for path in corpus.values() for d in _docs(path)]
+    before = base.encode_batch(texts, add_special_tokens=False)
+    after = extended.encode_batch(texts, add_special_tokens=False)
+    containing = 0
+    for text, old, new in zip(texts, before, after, strict=True):
+        if any(w in text for w in result["added"]):
+            containing += 1
+            assert len(new.ids) < len(old.ids)
+            assert extended.decode(new.ids, skip_special_tokens=False) == text
+        else:
+            assert new.ids == old.ids
+    assert containing > 0, "the corpus should contain some of the new words"
+    assert len(texts) - containing > 1000
+
+    domain = tmp_path / "domain.jsonl"
+    with open(domain, "w", encoding="utf-8") as f:
+        for d in _docs(corpus["zh"]):
+            if any(w in d["text"] for w in MEDICAL_WORDS):
+                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    old_report = compression_report(base, [domain], heldout_fraction=None)["zh"]
+    new_report = compression_report(extended, [domain], heldout_fraction=None)["zh"]
+    assert new_report["chars_per_token"] > old_report["chars_per_token"]
+
+
+def test_extension_respects_headroom(trained, tmp_path):
+    words = [f"词{i}汇{i}" for i in range(2000)]
+    with pytest.raises(ValueError, match="headroom"):
+        extend_tokenizer(trained, words, tmp_path / "too_big.json")
+
+
+@pytest.mark.slow
+def test_32k_reaches_compression_targets(shared_data, tmp_path):
+    """Issue 3 targets at 32k on the shared en + zh + code (+ classical poetry) data."""
+    corpus = write_sample_corpus(shared_data, tmp_path / "corpus")
+    config = TokenizerConfig(
+        vocab_size=32000, sample_chars=20_000_000, heldout_fraction=0.05, channel_weights={"zh": 3}
+    )
+    train_tokenizer(list(corpus.values()), tmp_path / "tokenizer.json", config)
+    report = compression_report(
+        load_tokenizer(tmp_path / "tokenizer.json"), list(corpus.values()), heldout_fraction=0.05
+    )
+    print(format_report(report))
+    assert report["zh"]["chars_per_token"] >= 1.3
+    assert report["en"]["chars_per_token"] >= 3.5
