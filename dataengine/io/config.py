@@ -1,0 +1,44 @@
+"""Validated settings of the input layer: formats, field names, size limits, HTML extraction."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+InputFormat = Literal["auto", "jsonl", "parquet", "text", "warc", "arc"]
+
+
+class InputConfig(pydantic.BaseModel, extra="forbid"):
+    """How raw inputs become document rows.
+
+    `format="auto"` infers each file's format from its extension (see `dataengine.io.units.infer_format`).
+    """
+
+    format: InputFormat = "auto"
+    text_field: str = "text"
+    id_field: str = "id"
+    url_field: str = "url"
+    title_field: str = "title"
+    # A JSONL/Parquet field holding raw HTML; when set and present, the text is extracted from it.
+    html_field: str | None = None
+    # A record (JSONL line, text document, WARC/ARC payload) larger than this is rejected io:too_large.
+    # JSON escaping can make a line up to 6x its text, so JSONL lines may reach `json_line_factor` x this.
+    max_doc_bytes: int = pydantic.Field(10_000_000, gt=0)
+    json_line_factor: int = pydantic.Field(2, ge=1)
+    # Uncompressed JSONL/text files (and Parquet files, by row groups) larger than this are split
+    # into several work units, cut at line (paragraph, row-group) boundaries.
+    unit_bytes: int = pydantic.Field(64 * 2**20, gt=0)
+    # Plain text: one document per file, per blank-line separated paragraph, or per line.
+    text_mode: Literal["file", "paragraphs", "lines"] = "file"
+    # trafilatura options (https://trafilatura.readthedocs.io): precision over recall, tables, comments.
+    favor_precision: bool = False
+    favor_recall: bool = False
+    include_tables: bool = True
+    include_comments: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _precision_xor_recall(self) -> InputConfig:
+        if self.favor_precision and self.favor_recall:
+            raise ValueError("favor_precision and favor_recall exclude each other; set at most one")
+        return self

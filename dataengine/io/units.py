@@ -1,0 +1,155 @@
+"""Work units: the pieces of input that one task reads, planned before any document is read.
+
+A unit is a whole file, a line-aligned byte range of a large uncompressed JSONL/text file, or a
+run of row groups of a large Parquet file. Its `unit_id` hashes (path, start, end), so output
+file names derived from it are the same on every run: a resumed run can tell which units are done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataengine.io.config import InputConfig
+from dataengine.io.paths import file_size, open_random_access
+
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".md": "text",
+    ".warc": "warc",
+    ".arc": "arc",
+}
+# Which compression suffixes each format accepts (WARC: gzip or zstd, detected by fastwarc).
+_COMPRESSIONS = {
+    "jsonl": (".gz", ".zst", ".zstd"),
+    "text": (".gz", ".zst", ".zstd"),
+    "warc": (".gz", ".zst"),
+    "arc": (".gz",),
+    "parquet": (),
+}
+
+
+def compression_of(path: str) -> str | None:
+    """'.gz', '.zst', '.zstd' or None, from the file name."""
+    for suffix in (".gz", ".zst", ".zstd"):
+        if path.lower().endswith(suffix):
+            return suffix
+    return None
+
+
+def infer_format(path: str) -> str:
+    """The format named by a file's extension (compression suffix ignored); ValueError if none fits."""
+    name = path.lower()
+    compression = compression_of(name)
+    if compression:
+        name = name[: -len(compression)]
+    fmt = _EXTENSIONS.get("." + name.rsplit(".", 1)[-1]) if "." in name.rsplit("/", 1)[-1] else None
+    if fmt is None or (compression and compression not in _COMPRESSIONS[fmt]):
+        known = ", ".join(sorted(_EXTENSIONS))
+        raise ValueError(
+            f"cannot tell the format of {path!r} from its extension (known: {known}, "
+            f"optionally .gz/.zst); set input.format to one of jsonl, parquet, text, warc, arc"
+        )
+    return fmt
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: `path` read as `format` from `start` to `end`.
+
+    For line formats, start/end are byte offsets (end None = to the end of the file) and every
+    boundary falls at the start of a line (of a paragraph in paragraphs mode); for Parquet they
+    are row-group indices, end exclusive.
+    """
+
+    path: str
+    format: str
+    start: int = 0
+    end: int | None = None
+    unit_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        key = f"{self.path}\x00{self.start}\x00{self.end}".encode()
+        object.__setattr__(self, "unit_id", hashlib.blake2b(key, digest_size=8).hexdigest())
+
+
+def _skip_line(f: io.BufferedReader) -> None:
+    """Advance past the next newline (reading in bounded pieces: a line may be huge)."""
+    while True:
+        piece = f.readline(1 << 20)
+        if not piece or piece.endswith(b"\n"):
+            return
+
+
+def _skip_to_blank_line(f: io.BufferedReader) -> None:
+    """Advance past the next line that is empty or whitespace only."""
+    while True:
+        piece = f.readline(1 << 20)
+        if not piece:
+            return
+        if not piece.strip():
+            return
+        if not piece.endswith(b"\n"):
+            _skip_line(f)
+
+
+def _byte_ranges(path: str, size: int, step: int, paragraphs: bool) -> list[tuple[int, int | None]]:
+    """Cut [0, size) about every `step` bytes, each cut moved forward to the next line (paragraph) start."""
+    cuts = [0]
+    with open_random_access(path) as raw:
+        f = io.BufferedReader(raw, 1 << 16)
+        while cuts[-1] + step < size:
+            f.seek(cuts[-1] + step - 1)
+            _skip_line(f)  # the byte before the nominal cut may itself be the newline
+            if paragraphs:
+                _skip_to_blank_line(f)
+            cut = f.tell()
+            if cut >= size:
+                break
+            cuts.append(cut)
+    ends: list[int | None] = [*cuts[1:], None]
+    return list(zip(cuts, ends, strict=True))
+
+
+def _row_group_ranges(path: str, step: int) -> list[tuple[int, int | None]]:
+    """Runs of consecutive row groups of about `step` uncompressed bytes each."""
+    try:
+        with open_random_access(path) as raw:
+            meta = pq.ParquetFile(raw).metadata
+    except (pa.ArrowException, OSError):
+        return [(0, None)]  # unreadable: one unit, whose reader reports io:parquet_error
+    ranges, start, acc = [], 0, 0
+    for i in range(meta.num_row_groups):
+        acc += meta.row_group(i).total_byte_size
+        if acc >= step and i + 1 < meta.num_row_groups:
+            ranges.append((start, i + 1))
+            start, acc = i + 1, 0
+    ranges.append((start, None))
+    return ranges
+
+
+def plan_units(files: Sequence[str], cfg: InputConfig) -> list[Unit]:
+    """Units covering every file exactly once, in file order; large splittable files get several."""
+    units: list[Unit] = []
+    for path in files:
+        fmt = infer_format(path) if cfg.format == "auto" else cfg.format
+        splittable_lines = fmt == "jsonl" or (fmt == "text" and cfg.text_mode != "file")
+        ranges: list[tuple[int, int | None]] = [(0, None)]
+        if compression_of(path) is None and (splittable_lines or fmt == "parquet"):
+            size = file_size(path)
+            if size > cfg.unit_bytes:
+                if fmt == "parquet":
+                    ranges = _row_group_ranges(path, cfg.unit_bytes)
+                else:
+                    ranges = _byte_ranges(path, size, cfg.unit_bytes, cfg.text_mode == "paragraphs")
+        units += [Unit(path, fmt, start, end) for start, end in ranges]
+    return units

@@ -1,0 +1,179 @@
+"""HTML to text on real web data: WARC and ARC archives, raw-HTML JSONL fields, charsets, gold articles."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+from dataengine.io.config import InputConfig
+from dataengine.io.readers import read_unit
+from dataengine.io.readers.html import decode_html
+from dataengine.io.units import plan_units
+
+QUICK_WARCS = [
+    "whirlwind.warc.gz",
+    "clueweb12-0000tw-00.warc.gz",
+    "sample-0000.warc.gz",
+    "sample-0001.warc.gz",
+    "clueweb09-en0000-00.warc.gz",
+]
+WORD = re.compile(r"\w+")
+
+
+def read_file(path: Path, cfg: InputConfig | None = None) -> list[dict]:
+    cfg = cfg or InputConfig()
+    return [row for unit in plan_units([str(path)], cfg) for row in read_unit(unit, cfg)]
+
+
+def response_records(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in ArchiveIterator(f, record_types=WarcRecordType.response, quirks_mode=True))
+
+
+@pytest.fixture(scope="module")
+def warc_rows(shared_data: Path) -> dict[str, list[dict]]:
+    return {name: read_file(shared_data / "web/warc" / name) for name in QUICK_WARCS}
+
+
+def test_warc_pages_become_documents(shared_data: Path, warc_rows: dict[str, list[dict]]):
+    """Every HTML response is one row (these archives hold only HTML responses), with sensible text."""
+    for name, rows in warc_rows.items():
+        assert len(rows) == response_records(shared_data / "web/warc" / name), name
+        kept = [r for r in rows if r["reject"] is None]
+        assert len(kept) >= 0.9 * len(rows), name
+        assert sum(len(r["text"]) > 200 for r in kept) >= 0.8 * len(kept), name
+        assert all(r["url"].startswith("http") and r["id"].startswith("<urn:uuid:") for r in rows), name
+        assert all(not re.search(r"</?(div|script|span)\b", r["text"]) for r in kept), name
+    offsets = [int(r["source"].rsplit("@", 1)[1]) for r in warc_rows["sample-0000.warc.gz"]]
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+
+
+def test_known_pages(warc_rows: dict[str, list[dict]]):
+    (wiki,) = warc_rows["whirlwind.warc.gz"]
+    assert wiki["url"] == "https://an.wikipedia.org/wiki/Escopete"
+    assert wiki["title"].startswith("Escopete")
+    assert "Escopete" in wiki["text"] and "Guadalachara" in wiki["text"]
+    by_url = {r["url"]: r for r in warc_rows["sample-0001.warc.gz"]}
+    cc = by_url["https://creativecommons.org/"]
+    assert cc["title"] == "Homepage - Creative Commons" and "Creative Commons" in cc["text"]
+    # the chunked transfer encoding of that response is undone: no chunk sizes leak into the page
+    assert not re.match(r"[0-9a-f]+\s", cc["text"])
+
+
+def test_arc_records(shared_data: Path):
+    """Common Crawl 2008 ARC: records framed without separators, HTTP headers with 'Name:value'."""
+    cfg = InputConfig()
+    (unit,) = plan_units([str(shared_data / "web/warc/small-sample-1213893279526_0.arc")], cfg)
+    rows = list(itertools.islice(read_unit(unit, cfg), 25))
+    assert rows[0]["url"] == "http://cineciudad.com/pelicula/index/502"
+    assert len({r["url"] for r in rows}) == 25
+    kept = [r for r in rows if r["reject"] is None]
+    assert sum(len(r["text"]) > 200 for r in kept) >= 15
+    assert {r["reject"] for r in rows} <= {None, "io:no_text_extracted"}
+    assert all(r["title"] for r in kept[:5])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["small-sample-1213893279526_0.arc", "small-sample-1262850551027_8.arc"])
+def test_whole_arc_files(shared_data: Path, name: str):
+    """One row per text/html record, counted here from the ARC header lines."""
+    data = (shared_data / "web/warc" / name).read_bytes()
+    headers = re.findall(rb"^http\S* [\d.]+ \d{14} (\S+) \d+$", data, re.M)
+    rows = read_file(shared_data / "web/warc" / name)
+    assert len(rows) == sum(h == b"text/html" for h in headers)
+    kept = [r for r in rows if r["reject"] is None]
+    assert len(kept) >= 0.9 * len(rows)
+
+
+@pytest.mark.slow
+def test_wayback_archives_with_legacy_charsets(shared_data: Path):
+    """Wayback exports: records without HTTP headers, many windows-1252 / ISO-8859-1 pages."""
+    rows = read_file(shared_data / "web/warc/snapshot-wayback-topic-02.warc.gz")
+    assert len(rows) == response_records(shared_data / "web/warc/snapshot-wayback-topic-02.warc.gz")
+    kept = [r for r in rows if r["reject"] is None]
+    assert sum(len(r["text"]) > 200 for r in kept) >= 0.9 * len(rows)
+    replaced = sum(r["text"].count("\ufffd") for r in kept)
+    assert replaced < 0.0001 * sum(len(r["text"]) for r in kept)
+
+
+def test_decode_html_charsets(shared_data: Path):
+    """Real German and Chinese text, encoded as legacy charsets, declared or not."""
+    with gzip.open(shared_data / "web/trafilatura_pages.jsonl.gz", "rt") as f:
+        page = next(p for p in map(json.loads, f) if "ä" in p["html"])
+    german = re.sub(r"<meta[^>]*charset[^>]*>", "", page["html"], flags=re.I).encode("cp1252", "replace")
+    expected = german.decode("cp1252")
+    assert decode_html(german, "iso-8859-1") == expected  # labels mean windows-1252, as in browsers
+    meta = german.replace(b"<head>", b'<head><meta charset="windows-1252">', 1)
+    assert decode_html(meta) == meta.decode("cp1252")
+    guessed = decode_html(german)
+    assert sum(a == b for a, b in zip(guessed, expected, strict=True)) > 0.999 * len(expected)
+    zh = [json.loads(line)["text"] for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl")][:3]
+    html = "<html><body>" + "".join(f"<p>{t}</p>" for t in zh) + "</body></html>"
+    assert decode_html(html.encode("gb18030")) == html  # undeclared: detected
+    assert decode_html(html.encode("big5", "replace"), "big5") == html.encode("big5", "replace").decode(
+        "big5"
+    )
+    assert decode_html(html.encode("utf-8"), "iso-8859-1") == html  # valid UTF-8 wins over a Latin label
+
+
+def jsonl_html_rows(path: Path, n: int | None) -> list[dict]:
+    cfg = InputConfig(html_field="html")
+    (unit,) = plan_units([str(path)], cfg)
+    return list(itertools.islice(read_unit(unit, cfg), n))
+
+
+def token_overlap(gold: str, extracted: str) -> tuple[float, float]:
+    """(recall, precision) of the extracted word tokens against the gold text, as multisets."""
+    g, e = Counter(WORD.findall(gold.lower())), Counter(WORD.findall(extracted.lower()))
+    common = sum((g & e).values())
+    return common / max(1, sum(g.values())), common / max(1, sum(e.values()))
+
+
+def check_aeb(shared_data: Path, n: int | None) -> None:
+    gold = json.loads((shared_data / "web/aeb_ground_truth.json").read_text())
+    rows = jsonl_html_rows(shared_data / "web/aeb_pages.jsonl.gz", n)
+    assert len(rows) == (n or len(gold))
+    scores = [
+        token_overlap(gold[r["id"]]["articleBody"], r["text"] if r["reject"] is None else "") for r in rows
+    ]
+    recall = sum(s[0] for s in scores) / len(scores)
+    precision = sum(s[1] for s in scores) / len(scores)
+    assert recall > 0.85 and precision > 0.8, (recall, precision)
+    assert sum(r["title"] is not None for r in rows) > 0.9 * len(rows)
+
+
+def test_aeb_articles_against_gold(shared_data: Path):
+    check_aeb(shared_data, 40)
+
+
+@pytest.mark.slow
+def test_aeb_all_articles_against_gold(shared_data: Path):
+    check_aeb(shared_data, None)
+
+
+def check_trafilatura_pages(shared_data: Path, n: int | None) -> None:
+    rows = jsonl_html_rows(shared_data / "web/trafilatura_pages.jsonl.gz", n)
+    if n is not None:
+        assert len(rows) == n
+    assert {r["reject"] for r in rows} <= {None, "io:no_text_extracted"}
+    kept = [r for r in rows if r["reject"] is None]
+    assert len(kept) >= 0.9 * len(rows)
+    assert sum(len(r["text"]) > 200 for r in kept) >= 0.8 * len(kept)
+    assert all(r["id"].startswith(("cache/", "eval/")) for r in rows)  # the input's ids
+    assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_trafilatura_pages_html_field(shared_data: Path):
+    check_trafilatura_pages(shared_data, 40)
+
+
+@pytest.mark.slow
+def test_all_trafilatura_pages(shared_data: Path):
+    check_trafilatura_pages(shared_data, None)
