@@ -3,7 +3,8 @@
 DataTrove re-tokenizes the text in each filter; here the lines, words,
 characters and n-grams are computed once, lazily, and cached on the document.
 A stage that rewrites the text (normalization, C4 line cleaning, PII masking)
-calls `set_text`, which drops the cached splits.
+calls `set_text`, which drops the cached splits; language ID calls `set_lang`,
+which drops the splits that depend on the language (units, n-grams).
 """
 
 from __future__ import annotations
@@ -11,14 +12,32 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import regex
 
 CJK_LANGS = frozenset({"zh", "ja", "ko", "yue", "wuu", "lzh"})
 
-# A word is a run of letters/marks/digits (with inner apostrophes or hyphens),
-# or a single non-space symbol: close to NLTK's treebank split, at regex speed.
-_WORD_RE = regex.compile(r"[\p{L}\p{M}\p{N}]+(?:['’\-][\p{L}\p{M}\p{N}]+)*|[^\s\p{L}\p{M}\p{N}]")
+# Words as NLTK's treebank tokenizer (which Gopher/FineWeb were tuned with) cuts them, at
+# regex speed: contraction suffixes ('s 'm 'll n't) stand alone; letters/digits joined by inner
+# punctuation stay one word (3.50, 1,000, U.S, e-mail, www.example.com/a); runs of dots or
+# dashes are one token; any other symbol is a token of its own.
+_WORD_RE = regex.compile(
+    r"""
+    ['’](?i:s|m|d|ll|re|ve|t)(?![\p{L}\p{M}\p{N}])
+    |[\p{L}\p{M}\p{N}]+
+     (?:(?:[.,:/_+=~*\\|^\-]+|['’](?!(?i:s|m|d|ll|re|ve|t)(?![\p{L}\p{M}\p{N}])))[\p{L}\p{M}\p{N}]+)*
+    |\.{2,}|-{2,}
+    |[^\s\p{L}\p{M}\p{N}]
+    """,
+    regex.VERBOSE,
+)
 _HAN_KANA_HANGUL = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+_PARAGRAPH_BREAK = regex.compile(r"\n{2,}")
+
+# Attributes that are state, not caches: everything else in __dict__ is a cached split.
+_STATE = frozenset({"text", "lang", "lang_score", "signals"})
+# Caches that depend on the language (through `is_cjk`), dropped by `set_lang`.
+_LANG_DEPENDENT = ("units", "unit_ids", "unit_length_cumsum", "_ngram_cache", "_ngram_id_cache")
 
 
 class Document:
@@ -33,9 +52,15 @@ class Document:
     def set_text(self, text: str) -> None:
         """Replace the text and forget every split computed from the old one."""
         self.text = text
-        for name in ("lines", "words", "chars", "non_space_chars", "n_cjk_chars", "units"):
+        for name in [k for k in self.__dict__ if k not in _STATE]:
+            del self.__dict__[name]
+
+    def set_lang(self, lang: str | None, score: float | None) -> None:
+        """Record the detected language; forget splits whose unit (word or character) it decides."""
+        self.lang = lang
+        self.lang_score = score
+        for name in _LANG_DEPENDENT:
             self.__dict__.pop(name, None)
-        self.__dict__.pop("_ngram_cache", None)
 
     @property
     def is_cjk(self) -> bool:
@@ -47,6 +72,16 @@ class Document:
     @cached_property
     def lines(self) -> list[str]:
         return self.text.split("\n")
+
+    @cached_property
+    def non_empty_lines(self) -> list[str]:
+        """Lines with something other than whitespace, unstripped."""
+        return [line for line in self.lines if line and not line.isspace()]
+
+    @cached_property
+    def paragraphs(self) -> list[str]:
+        """Blocks separated by one or more blank lines (runs of two or more newlines)."""
+        return _PARAGRAPH_BREAK.split(self.text.strip())
 
     @cached_property
     def words(self) -> list[str]:
@@ -69,6 +104,18 @@ class Document:
         """The counting unit of the language: words, or non-space characters for CJK."""
         return list(self.non_space_chars) if self.is_cjk else self.words
 
+    @cached_property
+    def unit_ids(self) -> np.ndarray:
+        """Dense integer id of each unit (equal units, equal ids), for exact n-gram counting in numpy."""
+        vocab: dict[str, int] = {}
+        return np.fromiter((vocab.setdefault(u, len(vocab)) for u in self.units), dtype=np.int64)
+
+    @cached_property
+    def unit_length_cumsum(self) -> np.ndarray:
+        """Prefix sums of unit lengths: the characters of units[i:j] are cumsum[j] - cumsum[i]."""
+        lengths = np.fromiter(map(len, self.units), dtype=np.int64, count=len(self.units))
+        return np.concatenate(([0], np.cumsum(lengths)))
+
     def ngrams(self, n: int) -> list[str]:
         """Space-joined n-grams of `units` (characters joined without space for CJK), cached per n."""
         cache = self.__dict__.setdefault("_ngram_cache", {})
@@ -76,4 +123,21 @@ class Document:
             units = self.units
             sep = "" if self.is_cjk else " "
             cache[n] = [sep.join(units[i : i + n]) for i in range(len(units) - n + 1)]
+        return cache[n]
+
+    def ngram_ids(self, n: int) -> np.ndarray:
+        """Dense ids of the n-grams of `units`: equal n-grams get equal ids, exactly (no hashing).
+
+        Built from the (n-1)-gram ids by pairing each with the next unit id and
+        re-densifying with `np.unique`, so ids stay below the number of n-grams.
+        """
+        cache = self.__dict__.setdefault("_ngram_id_cache", {})
+        if n not in cache:
+            units = self.unit_ids
+            if n <= 1 or len(units) < n:
+                cache[n] = units.copy() if n == 1 else np.empty(0, dtype=np.int64)
+            else:
+                prev = self.ngram_ids(n - 1)[:-1]
+                paired = prev * (len(units) + 1) + units[n - 1 :]
+                cache[n] = np.unique(paired, return_inverse=True)[1].astype(np.int64)
         return cache[n]

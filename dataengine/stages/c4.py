@@ -1,0 +1,207 @@
+"""C4 line cleaning and document rules (Raffel et al. 2020), CJK-aware.
+
+Keeps only lines that end in terminal punctuation, have enough words, and do
+not mention javascript or site policies; drops the whole document on "lorem
+ipsum" or a curly bracket, or when fewer than `min_sentences` sentences are
+left. Defaults are DataTrove's C4QualityFilter. For CJK, terminal punctuation
+includes 。！？… and closing quotes, the per-line minimum counts characters,
+sentences are counted by their end marks (CJK sentences need no space after),
+and a line (often a whole paragraph) with an unterminated tail is cut back to
+its last sentence end instead of being dropped.
+The surviving lines replace the text (`doc.set_text`).
+"""
+
+from __future__ import annotations
+
+import regex
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataengine.stages.base import Stage
+from dataengine.stages.document import Document
+from dataengine.stages.text_constants import (
+    C4_CITATION,
+    C4_CJK_END_PUNCTUATION,
+    C4_CJK_POLICY_PHRASES,
+    C4_END_PUNCTUATION,
+    C4_POLICY_PHRASES,
+    CJK_CLOSING_MARKS,
+)
+
+# Abbreviations whose period does not end a sentence (a short stand-in for Punkt's learned list).
+_ABBREVIATIONS = (
+    "mr|mrs|ms|dr|prof|st|jr|sr|vs|etc|e\\.g|i\\.e|inc|ltd|co|corp|no|fig|approx|dept|gen|gov|sen|rep"
+    "|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|u\\.s|a\\.m|p\\.m"
+)
+# A sentence ends at ? or ! or a single period (not an ellipsis, an abbreviation or an
+# initial such as "H.") followed by optional closing quotes and a space.
+_SENTENCE_BREAK = regex.compile(
+    r"(?<!(?<![\p{L}.])(?:" + _ABBREVIATIONS + r"|\p{L}))(?:(?<!\.)\.(?!\.)|[?!]+)[\"'”’)\]]*\s+(?=\S)",
+    regex.IGNORECASE,
+)
+_CJK_SENTENCE_END = regex.compile(r"[。！？!?]+[」』”’）)]*|(?<![.])[.](?=\s|$)")
+_CJK_OR_SPACE = r"\s\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{P}"
+
+
+def ends_sentence(line: str, end_punct: tuple[str, ...], closers: str = "") -> bool:
+    """C4's test: the line ends in terminal punctuation (then maybe closing marks), not in "..."."""
+    core = line.rstrip(closers) if closers else line
+    return core.endswith(end_punct) and not core.endswith("...")
+
+
+def trim_to_last_sentence_end(line: str, end_punct: tuple[str, ...], closers: str = "") -> str:
+    """The line up to its last sentence end (with the closing marks after it), or "" if none.
+
+    A CJK paragraph is one long line; when only its tail is unterminated (cut
+    off, or a caption), the finished sentences before it are kept.
+    """
+    cut = len(line)
+    while cut > 0:
+        cut = max(line.rfind(p, 0, cut) + len(p) for p in end_punct)
+        if cut <= 0:
+            return ""
+        core = line[:cut]
+        if core.endswith("..."):
+            cut = len(core.rstrip("."))
+            continue
+        stop = cut
+        while stop < len(line) and line[stop] in closers:
+            stop += 1
+        return line[:stop].rstrip()
+    return ""
+
+
+def count_sentences(line: str) -> int:
+    """Sentences in a line of spaced text: breaks after . ? ! followed by space, except after abbreviations."""
+    return 1 + len(_SENTENCE_BREAK.findall(line)) if line else 0
+
+
+def count_cjk_sentences(line: str) -> int:
+    """Sentences in a CJK line: runs of end marks, plus an unterminated tail."""
+    ends = list(_CJK_SENTENCE_END.finditer(line))
+    tail = line[ends[-1].end() :].strip() if ends else line.strip()
+    return len(ends) + (1 if tail else 0)
+
+
+class C4Rules(BaseModel):
+    """Thresholds of one script family (-1 or False turns a rule off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remove_citations: bool = True
+    filter_no_terminal_punct: bool = True
+    min_sentences: int = 5
+    min_words_per_line: int = Field(3, description="words, or characters for CJK")
+    max_word_length: int = Field(
+        1000, description="a line with a longer word (run without spaces) is dropped"
+    )
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+    trim_unterminated_tail: bool = Field(
+        False, description="cut a line back to its last sentence end instead of dropping it (CJK paragraphs)"
+    )
+    end_punctuation: list[str] = Field(default_factory=lambda: list(C4_END_PUNCTUATION))
+    closing_marks: str = Field("", description="quotes/brackets that may follow the terminal punctuation")
+    policy_phrases: list[str] = Field(default_factory=lambda: list(C4_POLICY_PHRASES))
+
+
+def _cjk_rules() -> C4Rules:
+    return C4Rules(
+        min_sentences=3,
+        min_words_per_line=5,
+        trim_unterminated_tail=True,
+        end_punctuation=list(C4_CJK_END_PUNCTUATION),
+        closing_marks=CJK_CLOSING_MARKS,
+        policy_phrases=list(C4_CJK_POLICY_PHRASES),
+    )
+
+
+class C4Config(BaseModel):
+    """English (and other spaced languages) rules, and the CJK rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: C4Rules = Field(default_factory=C4Rules)
+    cjk: C4Rules = Field(default_factory=_cjk_rules)
+
+
+class C4Quality(Stage):
+    """Signals: lines, lines_kept, sentences, lines_trimmed, and dropped-line counts per reason
+    (dropped_long_word, dropped_no_terminal_punct, dropped_too_few_words, dropped_javascript,
+    dropped_policy). Document rules: lorem_ipsum, curly_bracket, too_few_sentences."""
+
+    name = "c4"
+
+    def __init__(self, cfg: C4Config | None = None):
+        super().__init__()
+        self.cfg = cfg or C4Config()
+        self._long_word = {
+            False: regex.compile(rf"\S{{{self.cfg.default.max_word_length + 1},}}"),
+            True: regex.compile(rf"[^{_CJK_OR_SPACE}]{{{self.cfg.cjk.max_word_length + 1},}}"),
+        }
+
+    def process(self, doc: Document) -> str | None:
+        cjk = doc.is_cjk
+        rules: C4Rules = self.cfg.cjk if cjk else self.cfg.default
+        end_punct = tuple(rules.end_punctuation)
+        policy = tuple(rules.policy_phrases)
+        closers = rules.closing_marks
+        long_word = self._long_word[cjk] if rules.max_word_length != -1 else None
+        sentences_in = count_cjk_sentences if cjk else count_sentences
+        dropped = dict.fromkeys(
+            ("long_word", "no_terminal_punct", "too_few_words", "javascript", "policy"), 0
+        )
+        kept: list[str] = []
+        n_sentences = trimmed = 0
+        rule: str | None = None
+        lines = doc.text.splitlines()
+        for raw in lines:
+            line = raw.strip()
+            if long_word is not None and long_word.search(line):
+                dropped["long_word"] += 1
+                continue
+            n_words = len(line) - line.count(" ") if cjk else len(line.split())
+            if rules.remove_citations:
+                line = C4_CITATION.sub("", line)
+            if rules.filter_no_terminal_punct and not ends_sentence(line, end_punct, closers):
+                trim = rules.trim_unterminated_tail
+                line = trim_to_last_sentence_end(line, end_punct, closers) if trim else ""
+                if not line:
+                    dropped["no_terminal_punct"] += 1
+                    continue
+                trimmed += 1
+            if n_words < rules.min_words_per_line:
+                dropped["too_few_words"] += 1
+                continue
+            lower = line.lower()
+            if rules.filter_lorem_ipsum and "lorem ipsum" in lower:
+                rule = "lorem_ipsum"
+                break
+            if rules.filter_javascript and "javascript" in lower:
+                dropped["javascript"] += 1
+                continue
+            if rules.filter_curly_bracket and "{" in line:
+                rule = "curly_bracket"
+                break
+            if rules.filter_policy and any(p in lower for p in policy):
+                dropped["policy"] += 1
+                continue
+            if rules.min_sentences != -1:
+                n_sentences += sentences_in(line)
+            kept.append(line)
+
+        self.signal(doc, "lines", len(lines))
+        self.signal(doc, "lines_kept", len(kept))
+        self.signal(doc, "sentences", n_sentences)
+        self.signal(doc, "lines_trimmed", trimmed)
+        for reason, count in dropped.items():
+            self.signal(doc, f"dropped_{reason}", count)
+        if rule is not None:
+            return rule
+        if rules.min_sentences != -1 and n_sentences < rules.min_sentences:
+            return "too_few_sentences"
+        text = "\n".join(kept).strip()
+        if text != doc.text:
+            doc.set_text(text)
+        return None

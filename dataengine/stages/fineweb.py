@@ -1,0 +1,87 @@
+"""FineWeb's line-level quality rules (Penedo et al. 2024), CJK-aware.
+
+Rejects pages where few lines end a sentence, most lines are short, lines
+repeat, or there are many newlines per word (lists, menus). Defaults are
+DataTrove's FineWebQualityFilter. For CJK, sentence ends include closing
+quotes after 。！？ and ellipses, a short line is measured in characters of
+denser script, and the newline ratio is per character.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataengine.stages.base import Stage
+from dataengine.stages.document import Document
+from dataengine.stages.gopher_repetition import duplicates
+from dataengine.stages.text_constants import LINE_ENDS_WITH_CJK_TERMINAL, LINE_ENDS_WITH_TERMINAL
+
+
+class FineWebRules(BaseModel):
+    """Thresholds of one script family; a None threshold turns its rule off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_punct_thr: float | None = Field(0.12, description="minimum share of lines ending a sentence")
+    line_punct_exclude_zero: bool = Field(False, description="do not reject when no line ends a sentence")
+    short_line_thr: float | None = Field(0.67, description="maximum share of short lines")
+    short_line_length: int = Field(30, description="a line of at most this many characters is short")
+    char_duplicates_ratio: float | None = Field(
+        0.01, description="maximum share of characters in repeated lines"
+    )
+    new_line_ratio: float | None = Field(0.3, description="maximum newlines per word (per character for CJK)")
+
+
+def _cjk_rules() -> FineWebRules:
+    return FineWebRules(short_line_length=12, new_line_ratio=0.2)
+
+
+class FineWebConfig(BaseModel):
+    """English (and other spaced languages) rules, and the CJK rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: FineWebRules = Field(default_factory=FineWebRules)
+    cjk: FineWebRules = Field(default_factory=_cjk_rules)
+
+
+class FineWebQuality(Stage):
+    """Signals: line_punct_ratio, short_line_ratio, char_dup_ratio, newline_ratio.
+    Rules (in this order): empty, line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio."""
+
+    name = "fineweb"
+
+    def __init__(self, cfg: FineWebConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or FineWebConfig()
+
+    def process(self, doc: Document) -> str | None:
+        cjk = doc.is_cjk
+        rules: FineWebRules = self.cfg.cjk if cjk else self.cfg.default
+        lines = doc.non_empty_lines
+        if not lines:
+            return "empty"
+        text = doc.text
+        ends = LINE_ENDS_WITH_CJK_TERMINAL if cjk else LINE_ENDS_WITH_TERMINAL
+        punct_ratio = len(ends.findall(text)) / len(lines)
+        short_ratio = sum(1 for line in lines if len(line) <= rules.short_line_length) / len(lines)
+        dup_ratio = duplicates(lines)[1] / max(1, len(text) - text.count("\n"))
+        newline_ratio = text.count("\n") / max(1, len(doc.units))
+        self.signal(doc, "line_punct_ratio", round(punct_ratio, 4))
+        self.signal(doc, "short_line_ratio", round(short_ratio, 4))
+        self.signal(doc, "char_dup_ratio", round(dup_ratio, 4))
+        self.signal(doc, "newline_ratio", round(newline_ratio, 4))
+
+        if (
+            rules.line_punct_thr is not None
+            and punct_ratio < rules.line_punct_thr
+            and not (punct_ratio == 0 and rules.line_punct_exclude_zero)
+        ):
+            return "line_punct_ratio"
+        if rules.short_line_thr is not None and short_ratio > rules.short_line_thr:
+            return "short_line_ratio"
+        if rules.char_duplicates_ratio is not None and dup_ratio > rules.char_duplicates_ratio:
+            return "char_dup_ratio"
+        if rules.new_line_ratio is not None and newline_ratio > rules.new_line_ratio:
+            return "list_ratio"
+        return None

@@ -1,0 +1,176 @@
+"""Gopher quality rules (Rae et al. 2021, appendix A) with a character-based CJK variant.
+
+English defaults follow DataTrove's GopherQualityFilter. CJK text has no
+spaces, so its units are characters: the length bounds count characters, the
+mean-word-length rule is off, and the stop words are function characters
+(的 了 是 在 和 ...). Other languages use their own stop words, so Spanish is
+not rejected for lacking "the". The variant is picked by `doc.is_cjk` (from language ID).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import regex
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataengine.stages.base import Stage
+from dataengine.stages.document import Document
+from dataengine.stages.text_constants import (
+    ALL_CJK_STOP_CHARS,
+    BULLETS,
+    CJK_BULLETS,
+    ELLIPSES,
+    STOP_WORDS,
+    SYMBOL_ONLY,
+)
+
+_HAS_LETTER = regex.compile(r"\p{L}")
+
+
+class GopherQualityRules(BaseModel):
+    """Thresholds of one script family; a None threshold turns its rule off.
+
+    "Words" are the document's units: words, or non-space characters for CJK.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_words: int | None = 50
+    max_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = 0.8
+    alpha_words_split: Literal["tokens", "whitespace"] = Field(
+        "tokens",
+        description="tokens: punctuation marks count as words, as in DataTrove (strict on number-dense text "
+        "such as Wikipedia); whitespace: space-separated words, as the Gopher paper describes",
+    )
+    min_stop_words: int | None = 2
+    stop_words: list[str] | None = Field(
+        None,
+        description="None: the detected language's list (English before language ID); rule off if it has none",
+    )
+    bullets: list[str] = Field(default_factory=lambda: list(BULLETS))
+
+
+def _cjk_rules() -> GopherQualityRules:
+    return GopherQualityRules(
+        min_words=80,
+        max_words=200_000,
+        min_avg_word_length=None,
+        max_avg_word_length=None,
+        min_alpha_words_ratio=0.6,
+        bullets=list(CJK_BULLETS),
+    )
+
+
+class GopherQualityConfig(BaseModel):
+    """English (and other spaced languages) rules, and the CJK character-based rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: GopherQualityRules = Field(default_factory=GopherQualityRules)
+    cjk: GopherQualityRules = Field(default_factory=_cjk_rules)
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+class GopherQuality(Stage):
+    """Signals: word_count, mean_word_length, hash_ratio, ellipsis_ratio, bullet_lines_ratio,
+    ellipsis_lines_ratio, alpha_words_ratio, stop_words. Rules, checked in this order:
+    too_few_words, too_many_words, mean_word_length, hash_ratio, ellipsis_ratio,
+    bullet_lines, ellipsis_lines, alpha_words, stop_words (signal -1 and rule skipped for a
+    language without a stop-word list)."""
+
+    name = "gopher"
+
+    def __init__(self, cfg: GopherQualityConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or GopherQualityConfig()
+        self._stop_words = {lang: frozenset(words) for lang, words in STOP_WORDS.items()}
+        self._all_cjk_stop_chars = frozenset(ALL_CJK_STOP_CHARS)
+        self._configured_stop_words = {
+            key: frozenset(rules.stop_words) if rules.stop_words is not None else None
+            for key, rules in (("default", self.cfg.default), ("cjk", self.cfg.cjk))
+        }
+        self._bullet_line = {
+            key: regex.compile(
+                r"^[^\S\n]*(?:" + "|".join(map(regex.escape, rules.bullets)) + ")", regex.MULTILINE
+            )
+            for key, rules in (("default", self.cfg.default), ("cjk", self.cfg.cjk))
+        }
+        self._ellipsis_line = regex.compile(
+            "(?:" + "|".join(map(regex.escape, ELLIPSES)) + r")[^\S\n]*$", regex.MULTILINE
+        )
+
+    def _stop_words_for(self, key: str, lang: str | None) -> frozenset[str] | None:
+        """The configured list, else the language's own, else None (the rule cannot judge)."""
+        if self._configured_stop_words[key] is not None:
+            return self._configured_stop_words[key]
+        if key == "cjk":
+            return self._stop_words.get(lang or "", self._all_cjk_stop_chars)
+        return self._stop_words.get(lang or "en")
+
+    def process(self, doc: Document) -> str | None:
+        key = "cjk" if doc.is_cjk else "default"
+        rules: GopherQualityRules = getattr(self.cfg, key)
+        text = doc.text
+        units = doc.units
+        n_units = len(units)
+        content = [u for u in units if not SYMBOL_ONLY.fullmatch(u)]
+        n_content = len(content)
+        mean_len = _ratio(sum(map(len, content)), n_content)
+        hash_ratio = _ratio(text.count("#"), n_units)
+        ellipsis_ratio = _ratio(text.count("...") + text.count("…"), n_units)
+        n_lines = len(doc.lines)
+        bullet_ratio = _ratio(len(self._bullet_line[key].findall(text)), n_lines)
+        ellipsis_lines_ratio = _ratio(len(self._ellipsis_line.findall(text)), n_lines)
+        alpha_units = (
+            doc.text.split() if rules.alpha_words_split == "whitespace" and not doc.is_cjk else units
+        )
+        alpha_ratio = _ratio(sum(1 for u in alpha_units if _HAS_LETTER.search(u)), len(alpha_units))
+        stop_words = self._stop_words_for(key, doc.lang)
+        n_stop = len(stop_words.intersection(units)) if stop_words is not None else -1
+        for signal, value in (
+            ("word_count", n_content),
+            ("mean_word_length", round(mean_len, 4)),
+            ("hash_ratio", round(hash_ratio, 4)),
+            ("ellipsis_ratio", round(ellipsis_ratio, 4)),
+            ("bullet_lines_ratio", round(bullet_ratio, 4)),
+            ("ellipsis_lines_ratio", round(ellipsis_lines_ratio, 4)),
+            ("alpha_words_ratio", round(alpha_ratio, 4)),
+            ("stop_words", n_stop),
+        ):
+            self.signal(doc, signal, value)
+
+        if rules.min_words is not None and n_content < rules.min_words:
+            return "too_few_words"
+        if rules.max_words is not None and n_content > rules.max_words:
+            return "too_many_words"
+        if rules.min_avg_word_length is not None and mean_len < rules.min_avg_word_length:
+            return "mean_word_length"
+        if rules.max_avg_word_length is not None and mean_len > rules.max_avg_word_length:
+            return "mean_word_length"
+        if rules.max_symbol_word_ratio is not None:
+            if hash_ratio > rules.max_symbol_word_ratio:
+                return "hash_ratio"
+            if ellipsis_ratio > rules.max_symbol_word_ratio:
+                return "ellipsis_ratio"
+        if rules.max_bullet_lines_ratio is not None and bullet_ratio > rules.max_bullet_lines_ratio:
+            return "bullet_lines"
+        if (
+            rules.max_ellipsis_lines_ratio is not None
+            and ellipsis_lines_ratio > rules.max_ellipsis_lines_ratio
+        ):
+            return "ellipsis_lines"
+        if rules.min_alpha_words_ratio is not None and alpha_ratio < rules.min_alpha_words_ratio:
+            return "alpha_words"
+        if rules.min_stop_words is not None and stop_words is not None and n_stop < rules.min_stop_words:
+            return "stop_words"
+        return None

@@ -1,0 +1,151 @@
+"""Gopher repetition rules (Rae et al. 2021, table A1) over the shared n-gram ids.
+
+Duplicate lines and paragraphs (by count and by characters), the share of
+text covered by the most frequent 2/3/4-gram, and the share covered by
+duplicated 5..10-grams. Defaults are DataTrove's GopherRepetitionFilter.
+For CJK the units are characters, so the n-grams are character n-grams with
+larger n (a Chinese word averages 1.5-2 characters) and looser duplicate
+limits: encyclopedic Chinese repeats full entity names where English uses
+pronouns (limits near the 99th percentile of zh-Wikipedia paragraphs).
+
+N-grams are counted with exact integer ids (`Document.ngram_ids`) in numpy
+instead of building and hashing joined strings for every n.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataengine.stages.base import Stage
+from dataengine.stages.document import Document
+
+
+class GopherRepetitionRules(BaseModel):
+    """Thresholds of one script family; a None threshold (or an empty dict) turns the rule off.
+
+    `top_n_grams` / `dup_n_grams` map n to the largest allowed fraction of the text's characters.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    dup_line_frac: float | None = 0.3
+    dup_para_frac: float | None = 0.3
+    dup_line_char_frac: float | None = 0.2
+    dup_para_char_frac: float | None = 0.2
+    top_n_grams: dict[int, float] = Field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
+    dup_n_grams: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+
+
+def _cjk_rules() -> GopherRepetitionRules:
+    return GopherRepetitionRules(
+        top_n_grams={3: 0.2, 5: 0.18, 6: 0.16},
+        dup_n_grams={10: 0.2, 12: 0.17, 14: 0.15, 16: 0.13, 18: 0.12, 20: 0.11},
+    )
+
+
+class GopherRepetitionConfig(BaseModel):
+    """English (and other spaced languages) rules, and CJK rules over character n-grams."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: GopherRepetitionRules = Field(default_factory=GopherRepetitionRules)
+    cjk: GopherRepetitionRules = Field(default_factory=_cjk_rules)
+
+
+def duplicates(items: list[str]) -> tuple[int, int]:
+    """Number and total characters of the items that repeat an earlier item."""
+    seen: set[str] = set()
+    count = chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
+
+
+def top_ngram_chars(ids: np.ndarray, char_len: np.ndarray) -> int:
+    """Characters covered by the most frequent n-gram (first seen wins a tie): its length times its count."""
+    _, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    best = counts.max()
+    position = first[counts == best].min()
+    return int(char_len[position]) * int(best)
+
+
+def duplicated_ngram_chars(ids: np.ndarray, char_len: np.ndarray, n: int) -> int:
+    """Characters of n-grams that repeat an earlier, non-overlapping n-gram.
+
+    Same meaning as Gopher's scan (after a repeat, jump n units ahead; n-grams jumped
+    over are not remembered), but only positions whose n-gram occurs twice or more
+    can ever repeat, so only those are visited.
+    """
+    counts = np.bincount(ids)
+    repeated_positions = np.flatnonzero(counts[ids] > 1)
+    if repeated_positions.size == 0:
+        return 0
+    seen: set[int] = set()
+    total = 0
+    next_free = 0
+    id_list = ids.tolist()
+    length_list = char_len.tolist()
+    for i in repeated_positions.tolist():
+        if i < next_free:
+            continue
+        key = id_list[i]
+        if key in seen:
+            total += length_list[i]
+            next_free = i + n
+        else:
+            seen.add(key)
+    return total
+
+
+class GopherRepetition(Stage):
+    """Signals: dup_para_frac, dup_para_char_frac, dup_line_frac, dup_line_char_frac,
+    top_<n>_gram, dup_<n>_gram. Rules (in this order): dup_para_frac, dup_para_char_frac,
+    dup_line_frac, dup_line_char_frac, top_<n>_gram, duplicated_<n>_grams."""
+
+    name = "gopher_rep"
+
+    def __init__(self, cfg: GopherRepetitionConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or GopherRepetitionConfig()
+
+    def process(self, doc: Document) -> str | None:
+        rules: GopherRepetitionRules = self.cfg.cjk if doc.is_cjk else self.cfg.default
+        text_len = len(doc.text)
+        if not text_len:
+            return "empty"
+        failed: str | None = None
+
+        def check(signal: str, value: float, limit: float | None, rule: str) -> None:
+            nonlocal failed
+            self.signal(doc, signal, round(value, 4))
+            if failed is None and limit is not None and value > limit:
+                failed = rule
+
+        paragraphs = doc.paragraphs
+        n_dup, dup_chars = duplicates(paragraphs)
+        check("dup_para_frac", n_dup / len(paragraphs), rules.dup_para_frac, "dup_para_frac")
+        check("dup_para_char_frac", dup_chars / text_len, rules.dup_para_char_frac, "dup_para_char_frac")
+        lines = doc.non_empty_lines or [""]
+        n_dup, dup_chars = duplicates(lines)
+        check("dup_line_frac", n_dup / len(lines), rules.dup_line_frac, "dup_line_frac")
+        check("dup_line_char_frac", dup_chars / text_len, rules.dup_line_char_frac, "dup_line_char_frac")
+
+        cumsum = doc.unit_length_cumsum
+        separator = 0 if doc.is_cjk else 1  # the top n-gram is measured with its joining spaces
+        for n, limit in sorted(rules.top_n_grams.items()):
+            ids = doc.ngram_ids(n)
+            if ids.size:
+                char_len = cumsum[n:] - cumsum[:-n] + separator * (n - 1)
+                check(f"top_{n}_gram", top_ngram_chars(ids, char_len) / text_len, limit, f"top_{n}_gram")
+        for n, limit in sorted(rules.dup_n_grams.items()):
+            ids = doc.ngram_ids(n)
+            value = duplicated_ngram_chars(ids, cumsum[n:] - cumsum[:-n], n) / text_len if ids.size else 0.0
+            check(f"dup_{n}_gram", value, limit, f"duplicated_{n}_n_grams")
+        return failed
