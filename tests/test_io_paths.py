@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pydantic
@@ -93,7 +95,11 @@ def test_unit_ids_are_stable_and_distinct(tree: Path):
     assert len({u.unit_id for u in first}) == len(first)
     assert Unit("a.jsonl", "jsonl", 0, 10).unit_id == Unit("a.jsonl", "jsonl", 0, 10).unit_id
     assert Unit("a.jsonl", "jsonl", 0, 10).unit_id != Unit("a.jsonl", "jsonl", 10, None).unit_id
-    assert pickle.loads(pickle.dumps(first[0])) == first[0]  # units travel to Ray workers
+    # units travel to Ray workers, pickled or as JSON of their fields
+    assert pickle.loads(pickle.dumps(first[0])) == first[0]
+    assert Unit(**json.loads(json.dumps(asdict(first[-1])))) == first[-1]
+    with pytest.raises(ValueError, match="does not belong"):
+        Unit(**{**asdict(first[-1]), "start": 1})
 
 
 def test_only_uncompressed_line_files_are_split(tree: Path):

@@ -67,11 +67,16 @@ def test_known_pages(warc_rows: dict[str, list[dict]]):
     assert not re.match(r"[0-9a-f]+\s", cc["text"])
 
 
-def test_arc_records(shared_data: Path):
+def test_arc_records(shared_data: Path, tmp_path: Path):
     """Common Crawl 2008 ARC: records framed without separators, HTTP headers with 'Name:value'."""
     cfg = InputConfig()
-    (unit,) = plan_units([str(shared_data / "web/warc/small-sample-1213893279526_0.arc")], cfg)
+    arc = shared_data / "web/warc/small-sample-1213893279526_0.arc"
+    (unit,) = plan_units([str(arc)], cfg)
     rows = list(itertools.islice(read_unit(unit, cfg), 25))
+    (tmp_path / "copy.arc.gz").write_bytes(gzip.compress(arc.read_bytes()))
+    (gz_unit,) = plan_units([str(tmp_path / "copy.arc.gz")], cfg)
+    gz_rows = list(itertools.islice(read_unit(gz_unit, cfg), 5))
+    assert [r["text"] for r in gz_rows] == [r["text"] for r in rows[:5]]
     assert rows[0]["url"] == "http://cineciudad.com/pelicula/index/502"
     assert len({r["url"] for r in rows}) == 25
     kept = [r for r in rows if r["reject"] is None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -75,11 +75,16 @@ class Unit:
     format: str
     start: int = 0
     end: int | None = None
-    unit_id: str = field(init=False)
+    unit_id: str = ""  # derived; accepted back so that Unit(**asdict(unit)) == unit
 
     def __post_init__(self) -> None:
         key = f"{self.path}\x00{self.start}\x00{self.end}".encode()
-        object.__setattr__(self, "unit_id", hashlib.blake2b(key, digest_size=8).hexdigest())
+        derived = hashlib.blake2b(key, digest_size=8).hexdigest()
+        if self.unit_id and self.unit_id != derived:
+            raise ValueError(
+                f"unit_id {self.unit_id!r} does not belong to {self.path!r} [{self.start}, {self.end})"
+            )
+        object.__setattr__(self, "unit_id", derived)
 
 
 def _skip_line(f: io.BufferedReader) -> None:

@@ -14,8 +14,8 @@ io:missing_text          the text field (or configured HTML field) is absent; Pa
 io:non_string_text       the text (or HTML) field is not a string (number, list, object, null)
 io:empty                 the text is empty or whitespace only
 io:too_large             a record over max_doc_bytes (only its first bytes are read and kept)
-io:binary                binary data (NUL bytes or >10% control bytes); a unit whose head is binary
-                         is one such row instead of one per line
+io:binary                binary data (a NUL byte or >10% control bytes in a record's first 8 KB); a
+                         unit whose first 8 KB are >5% control bytes is one such row, not one per line
 io:truncated_gzip        a .gz that ends early: rows before the break, then this row at its offset
 io:truncated_zstd        the same for .zst
 io:corrupt_gzip          a .gz with bad headers, CRC or deflate data

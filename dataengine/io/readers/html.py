@@ -14,6 +14,7 @@ from typing import Any
 
 import charset_normalizer
 import trafilatura
+from lxml import etree
 
 from dataengine.io.config import InputConfig
 from dataengine.io.readers.rows import document, rejected
@@ -92,7 +93,7 @@ def html_document(
     url = url if isinstance(url, str) else None
     try:
         text, extracted_title = extract(html, url, cfg)
-    except (ValueError, TypeError, RecursionError) as exc:  # lxml/trafilatura on pathological markup
+    except (ValueError, TypeError, RecursionError, etree.LxmlError) as exc:  # pathological markup
         return rejected(source, "io:extraction_failed", f"{type(exc).__name__}: {exc}", id=id, url=url)
     title = extracted_title or title
     if not text.strip():

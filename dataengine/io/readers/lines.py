@@ -41,8 +41,9 @@ def control_fraction(data: bytes) -> float:
 
 
 def looks_binary(data: bytes) -> bool:
-    """A record that is binary, not text: a NUL byte, or more than 10% control bytes."""
-    return b"\x00" in data or control_fraction(data) > 0.1
+    """A record that is binary, not text: a NUL byte or over 10% control bytes in its first 8 KB."""
+    head = data[:_SNIFF]
+    return b"\x00" in head or control_fraction(head) > 0.1
 
 
 def head_looks_binary(head: bytes) -> bool:

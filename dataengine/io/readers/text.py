@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dataengine.io.config import InputConfig
-from dataengine.io.readers.lines import Line, head_looks_binary, iter_lines
+from dataengine.io.readers.lines import Line, iter_lines, looks_binary
 from dataengine.io.readers.rows import document, rejected
 from dataengine.io.readers.streams import DECOMPRESS_ERRORS, broken_reason, open_decompressed
 from dataengine.io.units import Unit
@@ -20,7 +20,7 @@ _KEEP = 4096  # bytes of an over-large document kept for its rejected row
 
 def _text_row(data: bytes, source: str, cfg: InputConfig) -> dict:
     """A document from raw bytes: binary and invalid UTF-8 rejected, then the shared text checks."""
-    if head_looks_binary(data[:8192]) or b"\x00" in data:
+    if looks_binary(data):
         return rejected(source, "io:binary", data)
     try:
         text = data.decode("utf-8")
@@ -37,9 +37,8 @@ def _read_file(unit: Unit, cfg: InputConfig) -> Iterator[dict]:
     with open_decompressed(unit.path) as stream:
         try:
             while size <= cfg.max_doc_bytes:
-                chunk = stream.read1(
-                    min(_CHUNK, cfg.max_doc_bytes + 1 - size)
-                )  # read1: keep all before a break
+                # read1 returns what one step decompressed, so a break loses nothing read before it
+                chunk = stream.read1(min(_CHUNK, cfg.max_doc_bytes + 1 - size))
                 if not chunk:
                     break
                 parts.append(chunk)

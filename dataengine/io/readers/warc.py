@@ -128,7 +128,8 @@ class _EndTracker:
         if self.broken:
             return b""
         try:
-            data = self._stream.read(size)
+            # read1: one decompression step at a time, so a break loses nothing decompressed before it
+            data = self._stream.read1(size)
         except DECOMPRESS_ERRORS as exc:
             self.broken = _archive_reason(exc, self._path)
             if self.broken is None:
