@@ -1,0 +1,97 @@
+"""Two processes, gloo, FSDP2 on CPU through the real command line (torchrun -m train): the same global
+sample order and (up to float reduction order) the same losses as one process; a resume of the
+2-process checkpoint in one process continues the same global order."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_train_shards import (  # noqa: F401
+    TINY_YAML,
+    tiny_config,
+    tiny_overrides,
+    torch_one_thread,
+    train_shards,
+)
+
+from dataengine.usage.ledger import UsageLedger
+from train.checkpoint import latest_checkpoint
+from train.trainer import run
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRA = ("train.max_steps=6", "checkpoint.interval=4", "train.micro_batch_size=2", "eval.interval=3")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ledger(run_dir: Path) -> list[tuple[int, int, int]]:
+    ledger = UsageLedger(run_dir / "usage.sqlite")
+    try:
+        return ledger.run_steps(str(run_dir.resolve()))
+    finally:
+        ledger.close()
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_process_gloo_fsdp_matches_one_process_and_resumes_with_one(train_shards, tmp_path):  # noqa: F811
+    two = tmp_path / "two"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        "-m", "train", str(TINY_YAML),
+    ]  # fmt: skip
+    for item in tiny_overrides(train_shards, two, *EXTRA):
+        cmd += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((latest_checkpoint(two) / "meta.json").read_text())
+    assert meta["world_size"] == 2 and len(meta["rng"]) == 2
+    assert len(list(latest_checkpoint(two).glob("*.distcp"))) == 2  # each rank wrote its shard
+
+    one = tmp_path / "one"
+    reference = {r["step"]: r for r in run(tiny_config(train_shards, one, *EXTRA))}
+    # identical global order: the same sequences at every step
+    assert _ledger(two) == [(s, sh, r) for s, sh, r in _ledger(one)]
+    logged = {r["step"]: r for r in _metrics(two) if "loss" in r}
+    assert sorted(logged) == list(range(1, 7))
+    for step, record in logged.items():
+        assert record["loss"] == pytest.approx(reference[step]["loss"], rel=1e-5, abs=1e-5)
+        assert record["grad_norm"] == pytest.approx(reference[step]["grad_norm"], rel=1e-4)
+        per_channel = {k: v for k, v in record.items() if k.startswith("loss/")}
+        assert per_channel and per_channel.keys() == {k for k in reference[step] if k.startswith("loss/")}
+        for key, value in per_channel.items():
+            assert value == pytest.approx(reference[step][key], rel=1e-5)
+    heldout = [r for r in _metrics(two) if "heldout/loss" in r]
+    assert [r["step"] for r in heldout] == [3, 6]
+
+    # resume the 2-process checkpoint (step 4) in one process: the global order continues
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(two, resumed_dir)
+    shutil.rmtree(resumed_dir / "checkpoints" / "step-0000006")
+    (resumed_dir / "usage.sqlite").unlink()
+    shutil.copy(two / "usage.sqlite", resumed_dir / "usage.sqlite")
+    ledger = UsageLedger(resumed_dir / "usage.sqlite")  # the ledger names runs by run_dir: re-key
+    ledger.db.execute("UPDATE runs SET run_id = ?", (str(resumed_dir.resolve()),))
+    ledger.db.execute("UPDATE usage SET run_id = ?", (str(resumed_dir.resolve()),))
+    ledger.db.commit()
+    ledger.close()
+    resumed = run(tiny_config(train_shards, resumed_dir, *EXTRA))
+    assert [r["step"] for r in resumed] == [5, 6]
+    assert _ledger(resumed_dir) == _ledger(two)
+    for r in resumed:
+        assert r["loss"] == pytest.approx(reference[r["step"]]["loss"], rel=1e-5, abs=1e-5)

@@ -1,0 +1,37 @@
+"""`python -m train CONFIG [--set key=value ...]` (also `torchrun --nproc_per_node N -m train CONFIG`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Train a Llama-architecture model on token shards.")
+
+
+@app.command()
+def main(
+    config: Path = typer.Argument(..., help="train YAML, e.g. configs/train/tiny.yaml"),
+    set_: list[str] = typer.Option(
+        None, "--set", help="override a config key: train.max_steps=100 (repeatable)"
+    ),
+) -> None:
+    """Train (resuming from run_dir's latest checkpoint when resume: auto); writes DESIGN §3.5 run_dir."""
+    from dataengine.configio import ConfigError
+    from train.config import load_train_config
+
+    try:
+        cfg = load_train_config(config, list(set_ or []))
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    from train.trainer import run
+
+    run(cfg)
+    typer.echo(
+        f"metrics: {Path(cfg.run_dir) / 'metrics.jsonl'}  (tensorboard --logdir {Path(cfg.run_dir) / 'tb'})"
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,213 @@
+"""Hugging Face Llama/Qwen2 directories <-> our model: config, weight names, tokenizer files.
+
+Both use the rotate-half RoPE layout, so weights map one to one by name; Qwen2 differs only by q/k/v
+biases. Import reads config.json + safetensors (single or sharded); export writes a directory that
+`transformers.AutoModelForCausalLM.from_pretrained` loads, with the tokenizer files copied.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from train.model import ModelConfig
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
+SUPPORTED_TYPES = ("llama", "qwen2")
+SHARD_BYTES = 4 << 30
+
+_BLOCK_NAMES = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "attn.wq.weight": "self_attn.q_proj.weight",
+    "attn.wq.bias": "self_attn.q_proj.bias",
+    "attn.wk.weight": "self_attn.k_proj.weight",
+    "attn.wk.bias": "self_attn.k_proj.bias",
+    "attn.wv.weight": "self_attn.v_proj.weight",
+    "attn.wv.bias": "self_attn.v_proj.bias",
+    "attn.wo.weight": "self_attn.o_proj.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "ffn.w1.weight": "mlp.gate_proj.weight",
+    "ffn.w3.weight": "mlp.up_proj.weight",
+    "ffn.w2.weight": "mlp.down_proj.weight",
+}
+_TOP_NAMES = {
+    "embed.weight": "model.embed_tokens.weight",
+    "norm.weight": "model.norm.weight",
+    "head.weight": "lm_head.weight",
+}
+
+
+def hf_name(ours: str) -> str:
+    if ours in _TOP_NAMES:
+        return _TOP_NAMES[ours]
+    _, index, rest = ours.split(".", 2)  # layers.<i>.<rest>
+    return f"model.layers.{index}.{_BLOCK_NAMES[rest]}"
+
+
+def read_hf_config(hf_dir: str | Path) -> ModelConfig:
+    path = Path(hf_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: {path} not found (expected a Hugging Face model directory)")
+    c = json.loads(path.read_text())
+    kind = c.get("model_type")
+    if kind not in SUPPORTED_TYPES:
+        raise ValueError(f"{path}: model_type {kind!r} is not supported (expected one of {SUPPORTED_TYPES})")
+    rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        raise ValueError(
+            f"{path}: rope scaling {rope.get('rope_type') or rope.get('type')!r} is not supported"
+        )
+    problems = [k for k in ("mlp_bias",) if c.get(k)] + (
+        [] if c.get("hidden_act", "silu") == "silu" else ["hidden_act"]
+    )
+    if kind == "llama" and c.get("attention_bias"):
+        problems.append("attention_bias (o_proj bias)")
+    if problems:
+        raise ValueError(f"{path}: unsupported settings {problems}")
+    return ModelConfig(
+        vocab_size=c["vocab_size"],
+        dim=c["hidden_size"],
+        n_layers=c["num_hidden_layers"],
+        n_heads=c["num_attention_heads"],
+        n_kv_heads=c.get("num_key_value_heads") or c["num_attention_heads"],
+        head_dim=c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"],
+        ffn_dim=c["intermediate_size"],
+        norm_eps=c.get("rms_norm_eps", 1e-6),
+        rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
+        max_seq_len=c.get("max_position_embeddings", 2048),
+        tie_embeddings=bool(c.get("tie_word_embeddings", False)),
+        qkv_bias=kind == "qwen2",
+    )
+
+
+def load_hf_weights(hf_dir: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
+    """Our state dict (for the parameter `names` given) from the directory's safetensors files."""
+    hf_dir = Path(hf_dir)
+    files = sorted(hf_dir.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"init_from: no *.safetensors in {hf_dir}")
+    theirs: dict[str, torch.Tensor] = {}
+    for f in files:
+        theirs.update(load_file(f))
+    out, missing = {}, []
+    for name in names:
+        key = hf_name(name)
+        if key not in theirs and name == "head.weight":
+            key = "model.embed_tokens.weight"  # tied embeddings store the matrix once
+        if key in theirs:
+            out[name] = theirs[key]
+        else:
+            missing.append(key)
+    if missing:
+        raise ValueError(
+            f"init_from {hf_dir}: tensors missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
+    return out
+
+
+def _hf_config(cfg: ModelConfig, eos_id: int | None, pad_id: int | None, dtype: torch.dtype) -> dict:
+    from transformers import LlamaConfig, Qwen2Config
+
+    common = dict(
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.dim,
+        intermediate_size=cfg.hidden_dim,
+        num_hidden_layers=cfg.n_layers,
+        num_attention_heads=cfg.n_heads,
+        num_key_value_heads=cfg.kv_heads,
+        head_dim=cfg.hdim,
+        rms_norm_eps=cfg.norm_eps,
+        rope_theta=cfg.rope_theta,
+        max_position_embeddings=cfg.max_seq_len,
+        tie_word_embeddings=cfg.tie_embeddings,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        bos_token_id=None,
+    )
+    if cfg.qkv_bias:
+        hf = Qwen2Config(**common, architectures=["Qwen2ForCausalLM"])
+    else:
+        hf = LlamaConfig(**common, attention_bias=False, mlp_bias=False, architectures=["LlamaForCausalLM"])
+    out = hf.to_dict()
+    out["dtype"] = str(dtype).removeprefix("torch.")
+    return out
+
+
+def save_hf(
+    out_dir: str | Path,
+    cfg: ModelConfig,
+    state_dict: dict[str, torch.Tensor],
+    tokenizer_dir: str | Path | None,
+    *,
+    eos_id: int | None = None,
+    pad_id: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write config.json, model safetensors (sharded above 4 GiB) and the tokenizer files."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        hf_name(k): v.detach().to(dtype).contiguous()
+        for k, v in state_dict.items()
+        if not (cfg.tie_embeddings and k == "head.weight")
+    }
+    (out / "config.json").write_text(json.dumps(_hf_config(cfg, eos_id, pad_id, dtype), indent=2) + "\n")
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, t in tensors.items():
+        nbytes = t.numel() * t.element_size()
+        if shards[-1] and size + nbytes > SHARD_BYTES:
+            shards.append({})
+            size = 0
+        shards[-1][name] = t
+        size += nbytes
+    if len(shards) == 1:
+        save_file(shards[0], out / "model.safetensors", metadata={"format": "pt"})
+    else:
+        weight_map = {}
+        for i, shard in enumerate(shards):
+            fname = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, out / fname, metadata={"format": "pt"})
+            weight_map.update(dict.fromkeys(shard, fname))
+        index = {
+            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+            "weight_map": weight_map,
+        }
+        (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    if tokenizer_dir is not None:
+        copy_tokenizer_files(tokenizer_dir, out)
+    return out
+
+
+def copy_tokenizer_files(src: str | Path, dst: str | Path) -> list[str]:
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (Path(src) / name).is_file():
+            shutil.copy2(Path(src) / name, Path(dst) / name)
+            copied.append(name)
+    return copied
+
+
+def write_tokenizer_config(tokenizer_dir: str | Path, eos_id: int | None, pad_id: int | None) -> None:
+    """A tokenizer_config.json beside a bare tokenizer.json, so AutoTokenizer loads it."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30}
+    if eos_id is not None:
+        config["eos_token"] = tok.id_to_token(eos_id)
+    if pad_id is not None:
+        config["pad_token"] = tok.id_to_token(pad_id)
+    (Path(tokenizer_dir) / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")

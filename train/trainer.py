@@ -1,0 +1,415 @@
+"""The training loop: one global batch per step from the sampler, micro-batches per process, exact
+per-token per-channel loss, clipping, AdamW, spike guard, metrics, checkpoints and the usage ledger.
+
+Loss normalisation is global: every process divides its token-loss sum by the number of target tokens
+in the whole global batch (times the world size, since FSDP averages gradients), so the update is the
+same mathematics for any number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+
+from dataengine.pack.shards import ShardReader
+from dataengine.usage.ledger import UsageLedger, dataset_fingerprint
+from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from train.config import TrainConfig
+from train.data import Batch, Sampler, SequenceSource, sequence_channels
+from train.hf import copy_tokenizer_files, load_hf_weights, read_hf_config, write_tokenizer_config
+from train.metrics import MetricsLog, flops_per_token, peak_flops
+from train.model import ModelConfig, Transformer
+from train.parallelize import all_reduce_sum, parallelize, set_gradient_sync, setup_distributed
+from train.schedule import lr_factor
+from train.spike import SpikeGuard
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.dist = setup_distributed(cfg.train.device)
+        self.device = self.dist.device
+        self._deterministic_before = torch.are_deterministic_algorithms_enabled()
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
+        self.run_dir = Path(cfg.run_dir)
+        self.run_id = str(self.run_dir.resolve())
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.reader = ShardReader(cfg.data.shards, "train")
+        self.source = SequenceSource(self.reader)
+        self.seq_len = self.reader.seq_len
+        self.heldout = self._heldout_source()
+        self.channels = self.reader.channels
+        self._check_batching()
+
+        model_cfg = self._model_config()
+        torch.manual_seed(cfg.train.seed)
+        model = Transformer(model_cfg)
+        model.init_weights(cfg.train.seed)
+        if cfg.init_from:
+            model.load_state_dict(load_hf_weights(cfg.init_from, list(model.state_dict())))
+        self.model_cfg = model_cfg
+        self.flops_per_token = flops_per_token(model, self.seq_len)
+        self.peak = peak_flops(self.device, cfg.metrics.peak_flops)
+        self.model = parallelize(
+            model,
+            self.dist,
+            activation_checkpointing=cfg.train.activation_checkpointing,
+            compile=cfg.train.compile,
+        )
+        self.optimizer = self._optimizer()
+
+        self.dataset = dataset_fingerprint(cfg.data.shards)
+        self.ledger = UsageLedger(cfg.usage.ledger or cfg.data.shards) if self.dist.is_main else None
+        self.guard = SpikeGuard(cfg.spike.window, cfg.spike.min_history, cfg.spike.z_threshold)
+        self.step, self.tokens = 0, 0
+        self.skip_steps: set[int] = set()
+        self.rollbacks = 0
+        self.pending_usage: list[tuple[int, list[tuple[int, int]]]] = []
+        self.sampler = Sampler(
+            sequence_channels(self.reader),
+            self.channels,
+            seed=cfg.train.seed,
+            channel_weights=cfg.data.channel_weights,
+            decay=cfg.usage.decay,
+            max_repeats=cfg.usage.max_repeats,
+        )
+        checkpoint = self._resume_checkpoint()
+        if checkpoint is not None:
+            self.restore(checkpoint)
+        else:
+            self.sampler.counts = self._ledger_counts()
+        self.metrics = (
+            MetricsLog(self.run_dir, cfg.metrics.tensorboard, self.step) if self.dist.is_main else None
+        )
+        if self.dist.is_main:
+            self._write_run_files()
+
+    # ---- setup -------------------------------------------------------------------------------
+    def _heldout_source(self) -> SequenceSource | None:
+        if not self.cfg.eval.interval:
+            return None
+        if "heldout" not in self.reader.manifest["splits"]:
+            raise ValueError(f"eval.interval is set but {self.cfg.data.shards} has no heldout split")
+        return SequenceSource(ShardReader(self.cfg.data.shards, "heldout"))
+
+    def _check_batching(self) -> None:
+        t = self.cfg.train
+        per_process = t.global_batch_size // self.dist.world_size
+        if t.global_batch_size % self.dist.world_size or per_process % t.micro_batch_size:
+            raise ValueError(
+                f"train.global_batch_size {t.global_batch_size} must split into {self.dist.world_size} processes "
+                f"x whole micro-batches of train.micro_batch_size {t.micro_batch_size}"
+            )
+        self.per_process = per_process
+        self.grad_accum = per_process // t.micro_batch_size
+
+    def _model_config(self) -> ModelConfig:
+        if self.cfg.init_from:
+            model_cfg = read_hf_config(self.cfg.init_from)
+        else:
+            model_cfg = self.cfg.model
+            if "vocab_size" not in self.cfg.model.model_fields_set:
+                model_cfg = model_cfg.model_copy(update={"vocab_size": self.reader.vocab_size})
+        if model_cfg.vocab_size < self.reader.vocab_size:
+            raise ValueError(
+                f"model vocab_size {model_cfg.vocab_size} < shards vocab_size {self.reader.vocab_size} "
+                f"({self.cfg.data.shards}/manifest.json)"
+            )
+        if model_cfg.max_seq_len < self.seq_len:
+            raise ValueError(f"model.max_seq_len {model_cfg.max_seq_len} < shards seq_len {self.seq_len}")
+        return model_cfg
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": t.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(
+            groups, lr=t.lr, betas=t.betas, eps=t.eps, fused=fused, foreach=None if fused else True
+        )
+
+    def _resume_checkpoint(self) -> Path | None:
+        resume = self.cfg.resume
+        if resume == "never":
+            return None
+        if resume == "auto":
+            return latest_checkpoint(self.run_dir)
+        path = Path(resume)
+        if not (path / "meta.json").is_file():
+            raise FileNotFoundError(f"resume: {path} is not a checkpoint directory (no meta.json)")
+        return path
+
+    def _ledger_counts(self) -> np.ndarray:
+        """A fresh start: forget this run's earlier records, then take every run's counts (rank 0)."""
+        counts = torch.zeros(len(self.source), dtype=torch.int64)
+        if self.ledger is not None:
+            self.ledger.register_run(self.run_id, self.dataset)
+            self.ledger.truncate(self.run_id, 0)
+            counts = torch.from_numpy(self.ledger.counts(self.dataset, self.reader.shard_sequences))
+        if dist.is_initialized():
+            dist.broadcast(counts, src=0)
+        return counts.numpy()
+
+    def _write_run_files(self) -> None:
+        (self.run_dir / "config.yaml").write_text(
+            yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False)
+        )
+        tok_dir = self.run_dir / "tokenizer"
+        tok_dir.mkdir(exist_ok=True)
+        if self.cfg.init_from and copy_tokenizer_files(self.cfg.init_from, tok_dir):
+            return
+        shards_tok = Path(self.cfg.data.shards) / "tokenizer.json"
+        if shards_tok.is_file():
+            shutil.copy2(shards_tok, tok_dir / "tokenizer.json")
+            write_tokenizer_config(tok_dir, self.reader.eos_id, self.reader.pad_id)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.cfg.model_dump_json().encode()).hexdigest()[:16]
+
+    def save(self) -> Path:
+        if self.ledger is not None:
+            self.ledger.register_run(self.run_id, self.dataset)
+            self.ledger.record(self.run_id, self.pending_usage)
+        self.pending_usage = []
+        meta = {
+            "tokens": self.tokens,
+            "seed": self.cfg.train.seed,
+            "world_size": self.dist.world_size,
+            "config_hash": self.config_hash(),
+            "model": self.model_cfg.model_dump(),
+            "dataset": self.dataset,
+            "eos_id": self.reader.eos_id,
+            "pad_id": self.reader.pad_id,
+            "spike_guard": self.guard.state_dict(),
+            "skip_steps": sorted(self.skip_steps),
+            "rollbacks": self.rollbacks,
+        }
+        return save_checkpoint(
+            self.run_dir,
+            self.step,
+            self.model,
+            self.optimizer,
+            meta,
+            self.sampler.counts,
+            self.cfg.checkpoint.keep_last,
+        )
+
+    def restore(self, path: Path) -> None:
+        """Load a checkpoint into the live trainer and cut the ledger back to its step."""
+        meta, counts = load_checkpoint(path, self.model, self.optimizer)
+        if meta.get("dataset") != self.dataset:
+            raise ValueError(f"{path}: saved on dataset {meta.get('dataset')}, data.shards is {self.dataset}")
+        self.step, self.tokens = meta["step"], meta["tokens"]
+        self.sampler.counts = counts
+        self.guard.load_state_dict(meta["spike_guard"])
+        self.skip_steps |= set(meta["skip_steps"])
+        self.rollbacks = max(self.rollbacks, meta["rollbacks"])
+        self.pending_usage = []
+        if self.ledger is not None:
+            self.ledger.register_run(self.run_id, self.dataset)
+            self.ledger.truncate(self.run_id, self.step)
+        if len(meta["rng"]) != self.dist.world_size:
+            torch.manual_seed(self.cfg.train.seed + self.step * 1000 + self.dist.rank)
+        self._log(f"resumed from {path} at step {self.step}")
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def train(self, stop_at: int | None = None) -> list[dict[str, Any]]:
+        """Train to train.max_steps (or stop, unsaved, after step `stop_at`: an interruption)."""
+        end = self.cfg.train.max_steps if stop_at is None else min(stop_at, self.cfg.train.max_steps)
+        records = []
+        while self.step < end:
+            record = self.train_step()
+            records.append(record)
+            if self.metrics is not None and (
+                record["step"] % self.cfg.train.log_interval == 0 or "spike" in record
+            ):
+                self.metrics.log(record)
+                self._log(self._summary(record))
+            if self.heldout is not None and self.step % self.cfg.eval.interval == 0:
+                evaluated = {"step": self.step, "tokens": self.tokens, **self.evaluate()}
+                if self.metrics is not None:
+                    self.metrics.log(evaluated)
+                    self._log(self._summary(evaluated))
+            if self.step % self.cfg.checkpoint.interval == 0 or self.step == self.cfg.train.max_steps:
+                self.save()
+        return records
+
+    def train_step(self) -> dict[str, Any]:
+        s = self.step
+        indices = self.sampler.draw(s, self.cfg.train.global_batch_size)
+        if s + 1 in self.skip_steps:  # the batch a rollback ruled out
+            self.step += 1
+            return {"step": self.step, "tokens": self.tokens, "skipped": True}
+        start = time.perf_counter()
+        rank = self.dist.rank
+        batch = self.fetch(indices[rank * self.per_process : (rank + 1) * self.per_process])
+        lr = self.cfg.train.lr * lr_factor(s, self.cfg.train.max_steps, self.cfg.schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        n_targets = all_reduce_sum((batch.target_channels >= 0).sum().to(self.device, torch.float64))
+        sums = torch.zeros(2, len(self.channels) + 1, dtype=torch.float64, device=self.device)
+        mb = self.cfg.train.micro_batch_size
+        for i in range(self.grad_accum):
+            micro = Batch(*(t[i * mb : (i + 1) * mb] for t in vars(batch).values())).to(self.device)
+            set_gradient_sync(self.model, i == self.grad_accum - 1)
+            token_loss = self._token_loss(micro)
+            (token_loss.sum() * self.dist.world_size / n_targets.float()).backward()
+            self._accumulate(sums, token_loss.detach(), micro.target_channels)
+        grad_norm = self._clip()
+        all_reduce_sum(sums)
+        loss = float(sums[0, 1:].sum() / n_targets)
+        record: dict[str, Any] = {
+            "step": s + 1,
+            "tokens": self.tokens + self.cfg.train.global_batch_size * self.seq_len,
+        }
+        verdict = self.guard.check(loss, grad_norm) if self.cfg.spike.enabled else None
+        if verdict is not None and verdict.spike:
+            return self._on_spike(s, indices, loss, grad_norm, verdict)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.guard.accept(loss, grad_norm)
+        self.sampler.commit(indices)
+        self.pending_usage.append((s + 1, [self.source.sequence_id(int(i)) for i in indices]))
+        self.step, self.tokens = s + 1, record["tokens"]
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        tokens_per_s = self.cfg.train.global_batch_size * self.seq_len / elapsed
+        record.update({"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s})
+        record["mfu"] = (
+            self.flops_per_token * tokens_per_s / (self.peak * self.dist.world_size) if self.peak else None
+        )
+        record.update(self._channel_losses(sums, "loss"))
+        return record
+
+    def fetch(self, indices: np.ndarray) -> Batch:
+        """This process's slice of a global batch (a seam tests use to inject a corrupted batch)."""
+        return self.source.batch(indices)
+
+    def _token_loss(self, batch: Batch) -> torch.Tensor:
+        doc_ids = batch.doc_ids if self.cfg.data.doc_mask else None
+        logits = self.model(batch.inputs, doc_ids)
+        flat = F.cross_entropy(
+            logits.float().flatten(0, 1), batch.targets.flatten(), reduction="none", ignore_index=-100
+        ).view_as(batch.targets)
+        return flat * (batch.target_channels >= 0)
+
+    def _accumulate(self, sums: torch.Tensor, token_loss: torch.Tensor, channels: torch.Tensor) -> None:
+        """Row 0: loss sum per channel, row 1: token count per channel; column 0 is padding."""
+        slot = (channels + 1).flatten()
+        sums[0].index_add_(0, slot, token_loss.flatten().double())
+        sums[1].index_add_(0, slot, torch.ones_like(slot, dtype=torch.float64))
+
+    def _channel_losses(self, sums: torch.Tensor, prefix: str) -> dict[str, float]:
+        out = {}
+        for c, name in enumerate(self.channels):
+            if sums[1, c + 1] > 0:
+                out[f"{prefix}/{name}"] = float(sums[0, c + 1] / sums[1, c + 1])
+        return out
+
+    def _clip(self) -> float:
+        max_norm = self.cfg.train.grad_clip or math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
+        if hasattr(norm, "full_tensor"):
+            norm = norm.full_tensor()
+        return float(norm)
+
+    def _on_spike(
+        self, s: int, indices: np.ndarray, loss: float, grad_norm: float, verdict
+    ) -> dict[str, Any]:
+        self.optimizer.zero_grad(set_to_none=True)
+        checkpoint = latest_checkpoint(self.run_dir) if self.cfg.spike.policy == "rollback" else None
+        action = (
+            "rollback" if checkpoint is not None and self.rollbacks < self.cfg.spike.max_rollbacks else "skip"
+        )
+        event = {
+            "step": s + 1,
+            "action": action,
+            "loss": loss,
+            "grad_norm": grad_norm,
+            "z_loss": verdict.z_loss,
+            "z_grad": verdict.z_grad,
+            "sequences": self.source.describe(indices),
+        }
+        if self.dist.is_main:
+            with (self.run_dir / "spikes.jsonl").open("a") as f:
+                f.write(json.dumps(event) + "\n")
+        self._log(
+            f"spike at step {s + 1}: loss {loss:.4f} (z {verdict.z_loss:.1f}), grad_norm {grad_norm:.3g} (z {verdict.z_grad:.1f}) -> {action}"
+        )
+        if action == "rollback":
+            self.skip_steps.add(s + 1)
+            self.rollbacks += 1
+            self.restore(checkpoint)
+        else:
+            self.step += 1
+        return {"step": s + 1, "tokens": self.tokens, "loss": loss, "grad_norm": grad_norm, "spike": action}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Held-out loss per channel on a fixed set: the first eval.sequences held-out sequences."""
+        assert self.heldout is not None
+        n = min(self.cfg.eval.sequences, len(self.heldout))
+        world, mb = self.dist.world_size, self.cfg.train.micro_batch_size
+        mine = list(range(self.dist.rank, n, world))
+        per_rank = math.ceil(math.ceil(n / world) / mb) * mb  # equal forward calls on every rank (FSDP)
+        weights = [1.0] * len(mine) + [0.0] * (per_rank - len(mine))
+        mine += [0] * (per_rank - len(mine))
+        sums = torch.zeros(2, len(self.channels) + 1, dtype=torch.float64, device=self.device)
+        for i in range(0, per_rank, mb):
+            batch = self.heldout.batch(np.array(mine[i : i + mb]))
+            keep = torch.tensor(weights[i : i + mb])[:, None].expand_as(batch.target_channels) > 0
+            batch.target_channels = torch.where(keep, batch.target_channels, -1)
+            batch = batch.to(self.device)
+            self._accumulate(sums, self._token_loss(batch), batch.target_channels)
+        all_reduce_sum(sums)
+        out = {"heldout/loss": float(sums[0, 1:].sum() / sums[1, 1:].sum().clamp(min=1))}
+        out.update(self._channel_losses(sums, "heldout/loss"))
+        return out
+
+    # ---- output ------------------------------------------------------------------------------
+    def _summary(self, record: dict[str, Any]) -> str:
+        parts = [f"step {record['step']}"]
+        for key in ("loss", "heldout/loss", "lr", "grad_norm", "tokens_per_s", "mfu", "spike"):
+            value = record.get(key)
+            if value is not None:
+                parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        return "  ".join(parts)
+
+    def _log(self, message: str) -> None:
+        if self.dist.is_main:
+            print(f"[train] {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.ledger is not None:
+            self.ledger.close()
+        torch.use_deterministic_algorithms(self._deterministic_before)
+
+
+def run(cfg: TrainConfig, stop_at: int | None = None) -> list[dict[str, Any]]:
+    """Train to completion (or `stop_at`); returns this process's step records."""
+    trainer = Trainer(cfg)
+    try:
+        return trainer.train(stop_at)
+    finally:
+        trainer.close()
