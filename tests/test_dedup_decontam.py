@@ -1,0 +1,63 @@
+"""Decontamination finds benchmark text planted in real documents (English words, Chinese characters)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import regex
+
+from dataengine.dedup.config import DecontamConfig
+from dataengine.dedup.decontam import BenchmarkIndex, benchmark_files, scan
+
+
+@pytest.fixture(scope="module")
+def web_docs(shared_data) -> list[str]:
+    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+        texts = [json.loads(line)["text"] for line in fh]
+    return [t for t in texts if len(t) >= 800][:30]
+
+
+@pytest.fixture(scope="module")
+def gsm8k_question(shared_data) -> str:
+    with open(shared_data / "eval" / "gsm8k_openai" / "test.jsonl", encoding="utf-8") as fh:
+        return json.loads(fh.readline())["question"]
+
+
+def test_folder_of_benchmarks_skips_training_splits(shared_data):
+    names = benchmark_files([shared_data / "eval"])
+    assert "gsm8k_openai.test" in names and "olmo_hf_datasets.mmlu_dev" in names
+    assert not any("train" in n for n in names)
+
+
+def test_planted_gsm8k_question_is_found_and_cut(shared_data, web_docs, gsm8k_question):
+    cfg = DecontamConfig(
+        enabled=True, benchmarks=[shared_data / "eval" / "gsm8k_openai" / "test.jsonl"], policy="cut"
+    )
+    index = BenchmarkIndex.build(cfg)
+    host = web_docs[0]
+    middle = len(host) // 2
+    planted = host[:middle] + "\n" + gsm8k_question.upper() + "\n" + host[middle:]
+    found = scan([planted] + web_docs[1:], [None] * len(web_docs), index, cfg)
+    assert found.benchmark[0] == "test"
+    assert found.ngrams[0] >= len(gsm8k_question.split()) - 12
+    assert all(b is None for b in found.benchmark[1:]), "clean web documents must not match GSM8K"
+    cut = found.cut_text[0]
+    assert "ducks" not in cut.lower() and host[:100] in cut and host[-100:] in cut
+
+
+def test_chinese_user_benchmark_matches_by_characters(tmp_path, shared_data):
+    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+        paragraphs = [json.loads(line)["text"] for line in fh][:20]
+    bench = tmp_path / "zh_quiz.jsonl"
+    sentence = paragraphs[3][:60]
+    bench.write_text(
+        json.dumps({"question": sentence, "answer": "无"}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    cfg = DecontamConfig(enabled=True, benchmarks=[bench])
+    index = BenchmarkIndex.build(cfg)
+    docs = [paragraphs[0] + sentence + paragraphs[1], paragraphs[5], paragraphs[6]]
+    found = scan(docs, ["zh", "zh", "zh"], index, cfg)
+    assert found.benchmark == ["zh_quiz", None, None]
+    units = len(regex.findall(r"[\p{L}\p{N}]", sentence))  # punctuation is not a unit
+    assert found.ngrams[0] == units - cfg.char_ngram + 1
