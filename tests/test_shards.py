@@ -147,7 +147,7 @@ def test_bad_rows_and_reader_errors(tmp_path):
         ShardReader(tmp_path, "heldout")
     with pytest.raises(IndexError):
         reader.sequence(0, 1)
-    with pytest.raises(ValueError, match="disagrees"):
+    with pytest.raises(ValueError, match="disagree"):
         ShardWriter(
             tmp_path, "heldout", 9, "uint16", vocab_size=VOCAB, pad_id=PAD, eos_id=EOS, tokenizer_sha256="x"
         ).close()

@@ -126,7 +126,8 @@ class ShardWriter:
         self._rows: list[np.ndarray] = []
         self._spans: list[dict[str, Any]] = []
         self._shard_sequences: list[int] = []
-        self._doc_ids: set[str] = set()
+        self._documents = 0
+        self._last_doc_id: str | None = None
         self._channels: set[str] = set()
         self._tokens = 0
         self._closed = False
@@ -152,7 +153,9 @@ class ShardWriter:
                 raise ValueError(f"span [{start}, {end}) overlaps, is empty or leaves the row")
             previous_end = end
             self._tokens += end - start
-            self._doc_ids.add(str(span["doc_id"]))
+            if span["doc_id"] != self._last_doc_id:  # pieces of one document are contiguous
+                self._documents += 1
+                self._last_doc_id = span["doc_id"]
             self._channels.add(str(span["channel"]))
             self._spans.append({"seq": seq, **{k: span[k] for k in SPAN_KEYS}})
         self._rows.append(row.astype(DTYPES[self.dtype], copy=False))
@@ -174,23 +177,25 @@ class ShardWriter:
         self._shard_sequences.append(len(self._rows))
         self._rows, self._spans = [], []
 
-    def close(self) -> dict[str, Any]:
-        """Flush the last shard and merge this split into the manifest; returns the split's counts."""
+    def close(self, write_manifest: bool = True) -> dict[str, Any]:
+        """Flush the last shard and (unless told not to) merge this split into the manifest;
+        returns the split's counts. ``pack`` closes all splits first and writes the manifest once."""
         self._flush()
         self._closed = True
         counts = {
-            "documents": len(self._doc_ids),
+            "documents": self._documents,
             "tokens": self._tokens,
             "sequences": sum(self._shard_sequences),
             "shard_sequences": self._shard_sequences,
             "channels": sorted(self._channels),
         }
-        self._merge_manifest(counts)
+        if write_manifest:
+            merge_manifest(self.root, self.manifest_fields(), {self.split: counts}, self.extra)
         return counts
 
-    def _merge_manifest(self, counts: dict[str, Any]) -> None:
-        path = self.root / MANIFEST
-        fixed = {
+    def manifest_fields(self) -> dict[str, Any]:
+        """The fields every split of one shard set must agree on."""
+        return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "tokenizer_sha256": self.tokenizer_sha256,
@@ -200,18 +205,6 @@ class ShardWriter:
             "pad_id": self.pad_id,
             "eos_id": self.eos_id,
         }
-        manifest: dict[str, Any] = {**fixed, "channels": [], "splits": {}}
-        if path.is_file():
-            old = json.loads(path.read_text())
-            clash = {k: (old.get(k), v) for k, v in fixed.items() if old.get(k) != v}
-            if clash:
-                raise ValueError(f"{path}: split {self.split!r} disagrees with the manifest on {clash}")
-            manifest.update(old)
-        manifest.update(self.extra)
-        manifest["splits"] = {**manifest.get("splits", {}), self.split: counts}
-        channels = set().union(*(s.get("channels", []) for s in manifest["splits"].values()))
-        manifest["channels"] = sorted(channels)
-        _atomic_write_bytes(path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -219,6 +212,31 @@ class ShardWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
+
+
+def merge_manifest(
+    root: str | Path,
+    fields: Mapping[str, Any],
+    splits: Mapping[str, dict[str, Any]],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``manifest.json`` with ``splits`` added to the ones already there (atomically);
+    ``channels`` is the sorted union of the splits' channels."""
+    path = Path(root) / MANIFEST
+    manifest: dict[str, Any] = {**fields, "channels": [], "splits": {}}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        clash = {k: (old.get(k), v) for k, v in fields.items() if old.get(k) != v}
+        if clash:
+            raise ValueError(f"{path}: splits {sorted(splits)} disagree with the manifest on {clash}")
+        manifest.update(old)
+    manifest.update(extra or {})
+    manifest["splits"] = {**manifest.get("splits", {}), **splits}
+    manifest["channels"] = sorted(set().union(*(s.get("channels", []) for s in manifest["splits"].values())))
+    _atomic_write_bytes(
+        path, (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    )
+    return manifest
 
 
 class ShardReader:
