@@ -59,14 +59,16 @@ def trim_to_last_sentence_end(line: str, end_punct: tuple[str, ...], closers: st
         cut = max(line.rfind(p, 0, cut) + len(p) for p in end_punct)
         if cut <= 0:
             return ""
-        core = line[:cut]
-        if core.endswith("..."):
-            cut = len(core.rstrip("."))
+        if line.endswith("..", 0, cut):  # an ellipsis is not a sentence end: look before it
+            cut = len(line[:cut].rstrip("."))
             continue
         stop = cut
         while stop < len(line) and line[stop] in closers:
             stop += 1
-        return line[:stop].rstrip()
+        candidate = line[:stop].rstrip()
+        if ends_sentence(candidate, end_punct, closers):
+            return candidate
+        cut -= 1
     return ""
 
 

@@ -71,6 +71,10 @@ class LanguageIdentifier(Stage):
         super().__init__()
         self.cfg = cfg or LangIdConfig()
         self.model_path = self.cfg.model_path or packaged_model_path()
+        if not Path(self.model_path).is_file():  # fail at set-up, before any document is read
+            raise FileNotFoundError(
+                f"language-ID model not found: {self.model_path} (stages.langid.model_path)"
+            )
         self.allowed = frozenset(self.cfg.languages) if self.cfg.languages is not None else None
 
     def predict(self, text: str) -> tuple[str, float]:

@@ -68,7 +68,8 @@ ELLIPSES = ("...", "…")
 
 # C4: a kept line ends in one of these (and not in "...").
 C4_END_PUNCTUATION = (".", "?", "!", '"', "'")
-C4_CJK_END_PUNCTUATION = C4_END_PUNCTUATION + ("。", "！", "？", "…", "．")
+# (for CJK, quotes are closing marks that may follow the terminal punctuation, not terminals)
+C4_CJK_END_PUNCTUATION = (".", "?", "!", "。", "！", "？", "…", "．")
 # Closing quotes and brackets that may follow a CJK sentence end: 。」 ！』 ？” …）
 CJK_CLOSING_MARKS = "」』”’）)〕】》〉\"'"
 # C4 drops lines that talk about site policies.

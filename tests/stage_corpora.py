@@ -1,0 +1,129 @@
+"""Real documents from ../shared/data for the stage tests (English web text, Chinese, junk built from real pages)."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import re
+from pathlib import Path
+
+from dataengine.stages import Document
+from dataengine.stages.c4 import C4Quality
+from dataengine.stages.fineweb import FineWebQuality
+from dataengine.stages.gopher_quality import GopherQuality
+from dataengine.stages.gopher_repetition import GopherRepetition
+from dataengine.stages.langid import LanguageIdentifier
+from dataengine.stages.normalize import Normalizer
+
+
+def read_jsonl(path: Path, field: str = "text") -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line)[field] for line in f if line.strip()]
+
+
+def english_web_docs(data: Path) -> dict[str, list[str]]:
+    """English web documents by source: C4, cc_net head, RedPajama, the Guardian, Dolma, UD EWT web docs."""
+    text = data / "web" / "text"
+    sources = {
+        "c4": sorted(text.glob("c4-sample.*.jsonl.gz")),
+        "cc_en_head": sorted(text.glob("cc_en_head*.jsonl")),
+        "redpajama": [text / "redpajama-c4-refined.jsonl", text / "redpajama-cc-2023-06-refined.jsonl"],
+        "guardian": [text / "paloma_c4_100_domains_theguardian_val.jsonl.gz"],
+        "dolma": [text / "provided_documents_000.jsonl.gz"],
+        "ewt": [text / "ewt_web_docs.jsonl"],
+    }
+    return {name: [t for p in paths for t in read_jsonl(p)] for name, paths in sources.items()}
+
+
+def cmrc_paragraphs(data: Path, min_chars: int = 200) -> list[str]:
+    """zh-Wikipedia paragraphs of CMRC 2018 longer than `min_chars`."""
+    texts = read_jsonl(data / "zh" / "cmrc2018_zhwiki_contexts.jsonl")
+    return [t for t in texts if len(t) > min_chars]
+
+
+def gutenberg_english_passages(data: Path, per_book: int = 20) -> list[str]:
+    """Long passages (blocks between triple newlines) from the English Gutenberg books."""
+    meta = [json.loads(line) for line in open(data / "reference" / "gutenberg" / "books_metadata.jsonl")]
+    out = []
+    for book in meta:
+        if book.get("language", "en") != "en":
+            continue
+        path = data / "reference" / "gutenberg" / book["file"]
+        blocks = [b for b in path.read_text(encoding="utf-8").split("\n\n\n") if len(b) > 1000]
+        out += blocks[2 : 2 + per_book]  # skip the licence header blocks
+    return out
+
+
+_WIKITEXT_DETOK = [
+    (" @-@ ", "-"),
+    (" @,@ ", ","),
+    (" @.@ ", "."),
+    (" , ", ", "),
+    (" . ", ". "),
+    (" ; ", "; "),
+    (" : ", ": "),
+    (" 's ", "'s "),
+    ("( ", "("),
+    (" )", ")"),
+]
+
+
+def wikitext_articles(data: Path) -> list[str]:
+    """WikiText-2 articles, detokenized back to running text (the file is space-tokenized)."""
+    raw = (data / "reference" / "wikitext-2_valid.txt").read_text(encoding="utf-8")
+    articles = re.split(r"\n \= [^=\n]+ \= \n", raw)
+    out = []
+    for article in articles:
+        text = "\n".join(
+            line.strip() for line in article.split("\n") if line.strip() and not line.startswith(" = ")
+        )
+        for tok, repl in _WIKITEXT_DETOK:
+            text = text.replace(tok, repl)
+        if len(text) > 1000:
+            out.append(text)
+    return out
+
+
+def full_chain() -> list:
+    return [
+        Normalizer(),
+        LanguageIdentifier(),
+        GopherQuality(),
+        GopherRepetition(),
+        C4Quality(),
+        FineWebQuality(),
+    ]
+
+
+def run_chain(stages: list, text: str) -> tuple[Document, str | None]:
+    """The document after the chain, and its reject reason `stage:rule` (None = kept)."""
+    doc = Document(text)
+    for stage in stages:
+        rule = stage(doc)
+        if rule is not None:
+            return doc, f"{stage.name}:{rule}"
+    return doc, None
+
+
+_ANCHOR = re.compile(r"<a\b[^>]*>([^<]{2,60})</a>", re.IGNORECASE)
+_META_KEYWORDS = re.compile(r"<meta[^>]+name=\"keywords\"[^>]+content=\"([^\"]{60,})\"", re.IGNORECASE)
+_COOKIE_TEXT = re.compile(r">([^<>]{30,400}\bcookies?\b[^<>]{0,400})<", re.IGNORECASE)
+
+
+def boilerplate_docs(data: Path) -> dict[str, list[str]]:
+    """Junk cut from real web pages: navigation menus (link texts), meta keyword lists, cookie banners."""
+    pages = read_jsonl(data / "web" / "trafilatura_pages.jsonl.gz", field="html")
+    menus, keywords, cookies = [], [], []
+    for page in pages:
+        links = [html.unescape(a).strip() for a in _ANCHOR.findall(page)]
+        links = [a for a in links if a]
+        if len(links) >= 15:
+            menus.append("\n".join(links[:60]))
+        if m := _META_KEYWORDS.search(page):
+            keywords.append(html.unescape(m.group(1)))
+        banners = [html.unescape(c).strip() for c in _COOKIE_TEXT.findall(page)]
+        if banners:
+            cookies.append("\n".join(banners[:3] + links[:10]))
+    return {"menus": menus, "keywords": keywords, "cookie_banners": cookies}

@@ -1,0 +1,67 @@
+"""Normalization: one Unicode form, no control characters, tidy whitespace, empty documents rejected."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from pydantic import ValidationError
+from stage_corpora import cmrc_paragraphs, english_web_docs
+
+from dataengine.stages import Document
+from dataengine.stages.normalize import NormalizeConfig, Normalizer
+
+
+def normalized(text: str, **cfg) -> str:
+    doc = Document(text)
+    Normalizer(NormalizeConfig(**cfg)).process(doc)
+    return doc.text
+
+
+def test_line_ends_are_unified():
+    assert normalized("a\r\nb\rc\u2028d\x85e") == "a\nb\nc\nd\ne"
+
+
+def test_control_and_invisible_characters_are_removed_but_tab_kept():
+    assert normalized("\ufeffa\x00b\x07c\u200bd\te") == "abcd\te"
+
+
+def test_nfc_composes_and_nfkc_folds_compatibility_forms():
+    decomposed = "Cafe\u0301"
+    assert normalized(decomposed) == "Café"
+    assert normalized("ﬁle １２３") == "ﬁle １２３"  # NFC keeps compatibility characters
+    assert normalized("ﬁle １２３", form="NFKC") == "file 123"
+
+
+def test_interior_spaces_collapse_trailing_stripped_indentation_kept():
+    assert normalized("def f():\n    return  1   \nx\u3000\u3000y") == "def f():\n    return 1\nx y"
+
+
+def test_blank_line_runs_are_limited():
+    assert normalized("a\n\n\n\n\n\nb") == "a\n\n\nb"
+    assert normalized("a\n\n\n\n\n\nb", max_blank_lines=0) == "a\nb"
+
+
+def test_nothing_left_is_rejected_as_empty_with_signals():
+    doc = Document(" \x00\u200b\n\n ")
+    assert Normalizer().process(doc) == "empty"
+    assert doc.signals["normalize.changed"] is True
+    assert doc.signals["normalize.chars_removed"] == 6
+
+
+def test_config_rejects_unknown_keys_and_forms():
+    with pytest.raises(ValidationError):
+        NormalizeConfig(form="NFD")
+    with pytest.raises(ValidationError):
+        NormalizeConfig(collapse=True)
+
+
+def test_real_documents_are_nfc_idempotent_and_keep_their_words(shared_data):
+    texts = english_web_docs(shared_data)["c4"] + cmrc_paragraphs(shared_data)[:200]
+    norm = Normalizer()
+    for text in texts:
+        once = norm.normalize(text)
+        assert norm.normalize(once) == once
+        assert unicodedata.is_normalized("NFC", once)
+        assert "\r" not in once and "  " not in once.replace("\n ", "\n")
+        assert once.split() == unicodedata.normalize("NFC", text).split()
