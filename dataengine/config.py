@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataengine.configio import load_config
 from dataengine.io.config import InputConfig
 from dataengine.stages.c4 import C4Config
+from dataengine.stages.code import CodeConfig
 from dataengine.stages.fineweb import FineWebConfig
 from dataengine.stages.gopher_quality import GopherQualityConfig
 from dataengine.stages.gopher_repetition import GopherRepetitionConfig
@@ -27,6 +28,7 @@ class StagesConfig(Strict):
     """Per-document stages, run in this order; `null` turns a stage off."""
 
     normalize: NormalizeConfig | None = Field(default_factory=NormalizeConfig)
+    code: CodeConfig | None = Field(default_factory=CodeConfig)
     langid: LangIdConfig | None = Field(default_factory=LangIdConfig)
     gopher: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
     gopher_rep: GopherRepetitionConfig | None = Field(default_factory=GopherRepetitionConfig)

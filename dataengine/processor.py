@@ -11,7 +11,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from dataengine.config import PipelineConfig
-from dataengine.stages import Document, build_stages
+from dataengine.stages import PROSE_ONLY, Document, build_stages
+from dataengine.stages.code import CODE_LANG
 from dataengine.stats import RunStats, length_bin
 
 BASE_FIELDS = [
@@ -99,7 +100,8 @@ class DocumentProcessor:
         reject = None
         for stage in self.stages:
             before = doc.text
-            rule = stage(doc)
+            skip = doc.lang == CODE_LANG and stage.name in PROSE_ONLY
+            rule = None if skip else stage(doc)
             if reject is None and rule is not None:
                 reject = f"{stage.name}:{rule}"
                 if self.early_exit:

@@ -10,13 +10,16 @@ from dataengine.stages.document import Document
 if TYPE_CHECKING:
     from dataengine.config import StagesConfig
 
-__all__ = ["Document", "Stage", "build_stages", "STAGE_ORDER"]
+__all__ = ["Document", "Stage", "build_stages", "STAGE_ORDER", "PROSE_ONLY"]
 
-STAGE_ORDER = ("normalize", "langid", "gopher", "gopher_rep", "c4", "fineweb", "toxicity", "pii")
+STAGE_ORDER = ("normalize", "code", "langid", "gopher", "gopher_rep", "c4", "fineweb", "toxicity", "pii")
+# Stages whose rules describe natural-language prose; documents detected as code skip them.
+PROSE_ONLY = frozenset({"langid", "gopher", "gopher_rep", "c4", "fineweb", "toxicity"})
 
 
 def build_stages(cfg: StagesConfig) -> list[Stage]:
     from dataengine.stages.c4 import C4Quality
+    from dataengine.stages.code import CodeFilter
     from dataengine.stages.fineweb import FineWebQuality
     from dataengine.stages.gopher_quality import GopherQuality
     from dataengine.stages.gopher_repetition import GopherRepetition
@@ -27,6 +30,7 @@ def build_stages(cfg: StagesConfig) -> list[Stage]:
 
     classes = {
         "normalize": Normalizer,
+        "code": CodeFilter,
         "langid": LanguageIdentifier,
         "gopher": GopherQuality,
         "gopher_rep": GopherRepetition,
