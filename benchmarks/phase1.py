@@ -1,0 +1,313 @@
+"""Phase-1 throughput, agreement and memory, against DataTrove on the same input in the same run.
+
+    .venv/bin/python benchmarks/phase1.py [--docs 2000] [--repeats 3]
+
+Corpus: real text from ../shared/data/web (JSONL text files, plus HTML pages extracted once with
+our reader) and ../shared/data/zh, written as JSONL shards under benchmarks/_work/. Measures:
+1. our whole chain and each stage in one process (documents/s, MB/s);
+2. `dataengine run` on Ray with 1 and 2 workers, and DataTrove's LocalPipelineExecutor
+   (JsonlReader → LanguageFilter → GopherRepetition → GopherQuality → C4Quality → FineWebQuality →
+   JsonlWriter) with 1 and 2 workers — wall time, median of --repeats;
+3. keep/reject agreement with DataTrove per rule family on English documents;
+4. peak memory (RSS of the whole process tree) of `dataengine run` at 1× and 10× the input.
+Prints a JSON summary and writes it to benchmarks/_work/phase1.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+WORK = ROOT / "benchmarks" / "_work" / "phase1"
+SHARDS = 8
+
+
+def _jsonl(path: Path):
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def build_corpus(n_docs: int) -> list[dict]:
+    """Mixed real web + Chinese documents, interleaved, deterministic."""
+    from dataengine.io.config import InputConfig
+    from dataengine.io.readers import read_unit
+    from dataengine.io.units import plan_units
+
+    web: list[str] = []
+    for path in sorted((DATA / "web" / "text").glob("*.jsonl*")):
+        web += [r["text"] for r in _jsonl(path) if isinstance(r.get("text"), str) and r["text"].strip()]
+    pages = [DATA / "web" / name for name in ("trafilatura_pages.jsonl.gz", "readability_pages.jsonl.gz")]
+    cfg = InputConfig(html_field="html")
+    for unit in plan_units([str(p) for p in pages], cfg):
+        web += [r["text"] for r in read_unit(unit, cfg) if not r.get("reject")]
+    zh = [r["text"] for r in _jsonl(DATA / "zh" / "cmrc2018_zhwiki_contexts.jsonl")]
+    docs, i = [], 0
+    while len(docs) < n_docs:
+        pool = web if i % 3 else zh
+        docs.append({"id": f"doc-{len(docs)}", "text": pool[(i // 3 if pool is zh else i) % len(pool)]})
+        i += 1
+    return docs
+
+
+def write_shards(docs: list[dict], folder: Path, copies: int = 1) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    handles = [open(folder / f"part-{k:03d}.jsonl", "w", encoding="utf-8") for k in range(SHARDS)]
+    n = 0
+    for copy in range(copies):
+        for doc in docs:
+            handles[n % SHARDS].write(
+                json.dumps({"id": f"{doc['id']}-{copy}", "text": doc["text"]}, ensure_ascii=False) + "\n"
+            )
+            n += 1
+    for fh in handles:
+        fh.close()
+
+
+def in_process(docs: list[dict]) -> dict:
+    from dataengine.config import PipelineConfig
+    from dataengine.processor import DocumentProcessor
+
+    proc = DocumentProcessor(PipelineConfig())
+    mb = sum(len(d["text"].encode()) for d in docs) / 1e6
+    start = time.perf_counter()
+    proc.process({"id": d["id"], "text": d["text"], "source": d["id"]} for d in docs)
+    total = time.perf_counter() - start
+    stats = proc.take_stats()
+    per_stage = {
+        name: {"seconds": round(s, 3), "docs_per_s": round(len(docs) / s, 1), "mb_per_s": round(mb / s, 2)}
+        for name, s in stats.stage_seconds.items()
+    }
+    return {
+        "docs": len(docs),
+        "mb": round(mb, 2),
+        "seconds": round(total, 3),
+        "docs_per_s": round(len(docs) / total, 1),
+        "mb_per_s": round(mb / total, 2),
+        "per_stage": per_stage,
+        "kept": stats.kept,
+    }
+
+
+def ours_on_ray(folder: Path, workers: int, out: Path) -> float:
+    from dataengine.config import load_pipeline_config
+    from dataengine.runner import run
+
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = load_pipeline_config(
+        ROOT / "configs" / "pipeline.yaml", [f"ray.num_workers={workers}", "write.report=false"]
+    )
+    start = time.perf_counter()
+    run(cfg, inputs=[str(folder)], output=str(out), progress=False)
+    return time.perf_counter() - start
+
+
+def _datatrove_lid_offline(lang_filter) -> None:
+    """DataTrove downloads lid.176.bin; point it at the same model file we ship instead."""
+    from fasttext.FastText import _FastText
+
+    from dataengine.stages.langid import packaged_model_path
+
+    lang_filter.model._model = _FastText(packaged_model_path())
+
+
+def datatrove_pipeline(folder: Path, workers: int, out: Path) -> float:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    shutil.rmtree(out, ignore_errors=True)
+    lang = LanguageFilter(languages=None)
+    _datatrove_lid_offline(lang)
+    pipeline = [
+        JsonlReader(str(folder), glob_pattern="*.jsonl"),
+        lang,
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(),
+        FineWebQualityFilter(),
+        JsonlWriter(str(out / "kept")),
+    ]
+    executor = LocalPipelineExecutor(
+        pipeline=pipeline, tasks=SHARDS, workers=workers, logging_dir=str(out / "logs")
+    )
+    start = time.perf_counter()
+    executor.run()
+    return time.perf_counter() - start
+
+
+def agreement(docs: list[dict]) -> dict:
+    """Per rule family, on documents our language ID calls English: same keep/reject decision?"""
+    from datatrove.data import Document as DTDocument
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+
+    from dataengine.config import StagesConfig
+    from dataengine.stages import Document, build_stages
+
+    langid = build_stages(
+        StagesConfig(
+            normalize=None, gopher=None, gopher_rep=None, c4=None, fineweb=None, toxicity=None, pii=None
+        )
+    )[0]
+    english = []
+    for d in docs:
+        doc = Document(d["text"])
+        langid.process(doc)
+        if doc.lang == "en":
+            english.append(d)
+    families = {
+        "gopher": (
+            StagesConfig(
+                normalize=None, langid=None, gopher_rep=None, c4=None, fineweb=None, toxicity=None, pii=None
+            ),
+            GopherQualityFilter(),
+        ),
+        "gopher_rep": (
+            StagesConfig(
+                normalize=None, langid=None, gopher=None, c4=None, fineweb=None, toxicity=None, pii=None
+            ),
+            GopherRepetitionFilter(),
+        ),
+        "c4": (
+            StagesConfig(
+                normalize=None,
+                langid=None,
+                gopher=None,
+                gopher_rep=None,
+                fineweb=None,
+                toxicity=None,
+                pii=None,
+            ),
+            C4QualityFilter(),
+        ),
+        "fineweb": (
+            StagesConfig(
+                normalize=None, langid=None, gopher=None, gopher_rep=None, c4=None, toxicity=None, pii=None
+            ),
+            FineWebQualityFilter(),
+        ),
+    }
+    report = {"english_docs": len(english)}
+    for name, (stages_cfg, dt_filter) in families.items():
+        (ours,) = build_stages(stages_cfg)
+        agree, disagreements = 0, Counter()
+        for i, d in enumerate(english):
+            doc = Document(d["text"], lang="en")
+            our_rule = ours.process(doc)
+            res = dt_filter.filter(DTDocument(text=d["text"], id=str(i)))
+            dt_keep, dt_reason = (res, None) if isinstance(res, bool) else res
+            if (our_rule is None) == bool(dt_keep):
+                agree += 1
+            else:
+                disagreements[f"ours={our_rule or 'keep'} datatrove={dt_reason or 'keep'}"] += 1
+        report[name] = {
+            "agreement": round(agree / max(1, len(english)), 4),
+            "disagreements": dict(disagreements.most_common(8)),
+        }
+    return report
+
+
+def peak_memory(folder: Path, out: Path) -> float:
+    """Peak RSS (MB) summed over the `dataengine run` process tree, one worker."""
+    import psutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "dataengine",
+        "run",
+        str(ROOT / "configs/pipeline.yaml"),
+        "--input",
+        str(folder),
+        "--output",
+        str(out),
+        "--quiet",
+        "--set",
+        "ray.num_workers=1",
+        "--set",
+        "write.report=false",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    if proc.returncode:
+        raise RuntimeError(f"dataengine run failed on {folder}")
+    return peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+
+    import ray
+
+    docs = build_corpus(args.docs)
+    folder = WORK / "corpus"
+    write_shards(docs, folder)
+    result: dict = {"docs": len(docs), "mb": round(sum(len(d["text"].encode()) for d in docs) / 1e6, 2)}
+    result["in_process_1_core"] = in_process(docs)
+    result["agreement_english"] = agreement(docs)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    for workers in (1, 2):
+        ours = [ours_on_ray(folder, workers, WORK / "ours") for _ in range(args.repeats)]
+        theirs = [datatrove_pipeline(folder, workers, WORK / "datatrove") for _ in range(args.repeats)]
+        o, t = statistics.median(ours), statistics.median(theirs)
+        result[f"workers_{workers}"] = {
+            "ours_s": [round(x, 2) for x in ours],
+            "datatrove_s": [round(x, 2) for x in theirs],
+            "ours_docs_per_s": round(len(docs) / o, 1),
+            "datatrove_docs_per_s": round(len(docs) / t, 1),
+            "ours_docs_per_s_per_core": round(len(docs) / o / workers, 1),
+            "datatrove_docs_per_s_per_core": round(len(docs) / t / workers, 1),
+            "ratio": round(t / o, 2),
+        }
+    ray.shutdown()
+    if not args.skip_memory:
+        big = WORK / "corpus10x"
+        write_shards(docs, big, copies=10)
+        one, ten = peak_memory(folder, WORK / "mem1"), peak_memory(big, WORK / "mem10")
+        result["peak_memory_mb"] = {"1x": round(one), "10x": round(ten), "growth": round(ten / one - 1, 3)}
+    (WORK / "phase1.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
