@@ -136,7 +136,12 @@ def test_pack_is_deterministic_across_workers_and_batches(ray_session, inputs, t
         "rows_per_shard": 64,
     }
     pack(inputs, tokenizer_path, tmp_path / "a", PackConfig(**base, num_workers=2, batch_size=64))
-    pack(inputs, tokenizer_path, tmp_path / "b", PackConfig(**base, num_workers=1, batch_size=200))
+    pack(
+        inputs,
+        tokenizer_path,
+        tmp_path / "b",
+        PackConfig(**base, num_workers=1, batch_size=200, block_bytes=1 << 16),
+    )
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
 
     pack(inputs, tokenizer_path, tmp_path / "c", PackConfig(**{**base, "seed": 8}))

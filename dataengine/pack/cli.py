@@ -158,3 +158,7 @@ def pack_command(
         for name, split in manifest["splits"].items()
     }
     typer.echo(json.dumps({"output": str(output), "documents_in": manifest["documents_in"], **summary}))
+
+
+if __name__ == "__main__":
+    tokenizer_app()

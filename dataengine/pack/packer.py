@@ -54,7 +54,10 @@ class PackConfig(BaseModel):
     dtype: Literal["auto", "uint16", "uint32"] = "auto"
     rows_per_shard: int | None = Field(None, ge=1, description="default: about 64 MiB per shard")
     batch_size: int = Field(256, ge=1, description="documents per tokenization batch")
-    num_workers: int = Field(2, ge=1, description="tokenizer actors")
+    num_workers: int = Field(2, ge=1, description="parallel tokenize tasks")
+    block_bytes: int = Field(
+        2 << 20, ge=1 << 16, description="Ray block size: small blocks spread one large file over all workers"
+    )
 
 
 def read_documents(files: Sequence[Path], batch_size: int):
@@ -218,9 +221,14 @@ def pack(
 
     ray = _init_ray()
     context = ray.data.DataContext.get_current()
-    saved = (context.execution_options.preserve_order, context.enable_progress_bars)
+    saved = (
+        context.execution_options.preserve_order,
+        context.enable_progress_bars,
+        context.target_max_block_size,
+    )
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
+    context.target_max_block_size = config.block_bytes
     documents_in = 0
     try:
         ds = order.apply(read_documents(files, config.batch_size))
@@ -234,7 +242,11 @@ def pack(
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             documents_in += _pack_batch(batch, packers)
     finally:
-        context.execution_options.preserve_order, context.enable_progress_bars = saved
+        (
+            context.execution_options.preserve_order,
+            context.enable_progress_bars,
+            context.target_max_block_size,
+        ) = saved
 
     splits = {name: packer.close() for name, packer in packers.items()}
     for name, packer in packers.items():

@@ -142,3 +142,19 @@ def write_sample_corpus(shared: Path, out_dir: Path, max_chars: int | None = Non
                     total += len(doc["text"])
         paths[channel] = path
     return paths
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the shared-data sample corpus as JSONL per channel.")
+    parser.add_argument("shared", type=Path, help="the shared data folder (../shared/data)")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--max-chars", type=int, default=None, help="per channel")
+    args = parser.parse_args()
+    for channel, path in write_sample_corpus(args.shared, args.output, args.max_chars).items():
+        print(f"{channel}\t{path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,7 @@ from dataengine.pack.inputs import document_channel, expand_inputs, read_batches
 
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
 RESERVED = "<|reserved_{}|>"
+TURN_CHARS = 1_000_000  # characters a file contributes before the next file's turn
 
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Bopomofo}"
 PRETOKENIZE_PATTERN = (
@@ -116,21 +117,28 @@ def _repeats(doc_id: str, weight: float) -> int:
     return whole + (id_fraction(doc_id, seed=1) < weight - whole)
 
 
+def _documents(path: Path) -> Iterator[dict]:
+    for table in read_batches(path):
+        yield from table.to_pylist()
+
+
 def sample_texts(
     inputs: Sequence[str | Path], config: TokenizerConfig, stats: dict[str, int]
 ) -> Iterator[str]:
-    """Texts for training: files interleaved batch by batch (so a budget smaller than the corpus
-    still sees every source), held-out ids skipped, channels repeated by their weight,
-    stopping at ``sample_chars``."""
-    readers = [read_batches(path) for path in expand_inputs(inputs)]
+    """Texts for training, stopping at ``sample_chars``: files take turns of about
+    ``TURN_CHARS`` characters each (so a budget smaller than the corpus still sees every
+    source, whatever its document sizes), held-out ids are skipped, and a channel's documents
+    are repeated by its weight."""
+    streams = [_documents(path) for path in expand_inputs(inputs)]
     budget = config.sample_chars
-    while readers and budget > 0:
-        for reader in list(readers):
-            table = next(reader, None)
-            if table is None:
-                readers.remove(reader)
-                continue
-            for doc in table.to_pylist():
+    while streams:
+        for stream in list(streams):
+            turn = 0
+            while turn < TURN_CHARS:
+                doc = next(stream, None)
+                if doc is None:
+                    streams.remove(stream)
+                    break
                 if is_heldout(doc["id"], config.heldout_fraction, config.heldout_seed):
                     stats["heldout_skipped"] += 1
                     continue
@@ -140,6 +148,7 @@ def sample_texts(
                     stats["documents"] += 1
                     stats["chars"] += len(text)
                     budget -= len(text)
+                    turn += len(text)
                     yield text
                     if budget <= 0:
                         return
