@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataengine.stages.base import Stage
 from dataengine.stages.code_text import code_features
 from dataengine.stages.document import Document
-from dataengine.stages.langid import load_model
+from dataengine.stages.fasttext_models import load_model, require_model_file
 
 CODE_LANG = "code"
 _NOT_ALNUM = regex.compile(r"[^\p{L}\p{N}]+")
@@ -55,6 +55,7 @@ class CodeFilter(Stage):
         super().__init__()
         self.cfg = cfg or CodeConfig()
         self.model_path = self.cfg.model_path or packaged_model_path()
+        require_model_file(self.model_path, "stages.code.model_path")
 
     def code_probability(self, text: str) -> float:
         labels, probs = load_model(self.model_path).predict(code_features(text), k=2)

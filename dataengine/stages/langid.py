@@ -8,16 +8,13 @@ lazily, once per process (Ray pickles the stage and ships it to each actor).
 from __future__ import annotations
 
 import importlib.resources
-import threading
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import Stage
 from dataengine.stages.document import Document
+from dataengine.stages.fasttext_models import load_model, require_model_file
 
-_MODELS: dict[str, object] = {}
-_MODELS_LOCK = threading.Lock()
 _LABEL_PREFIX = "__label__"
 
 
@@ -30,18 +27,6 @@ def packaged_model_path() -> str:
             "set stages.langid.model_path to a fastText language-ID model"
         )
     return str(path)
-
-
-def load_model(path: str):
-    """The fastText model at `path`, loaded once per process."""
-    with _MODELS_LOCK:
-        if path not in _MODELS:
-            import fasttext
-
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"language-ID model not found: {path} (stages.langid.model_path)")
-            _MODELS[path] = fasttext.load_model(path)
-        return _MODELS[path]
 
 
 class LangIdConfig(BaseModel):
@@ -71,10 +56,7 @@ class LanguageIdentifier(Stage):
         super().__init__()
         self.cfg = cfg or LangIdConfig()
         self.model_path = self.cfg.model_path or packaged_model_path()
-        if not Path(self.model_path).is_file():  # fail at set-up, before any document is read
-            raise FileNotFoundError(
-                f"language-ID model not found: {self.model_path} (stages.langid.model_path)"
-            )
+        require_model_file(self.model_path, "stages.langid.model_path")
         self.allowed = frozenset(self.cfg.languages) if self.cfg.languages is not None else None
 
     def predict(self, text: str) -> tuple[str, float]:
