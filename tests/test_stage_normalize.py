@@ -58,10 +58,31 @@ def test_config_rejects_unknown_keys_and_forms():
 
 def test_real_documents_are_nfc_idempotent_and_keep_their_words(shared_data):
     texts = english_web_docs(shared_data)["c4"] + cmrc_paragraphs(shared_data)[:200]
-    norm = Normalizer()
+    norm = Normalizer(NormalizeConfig(resolve_wiki_conversion=False))  # that one rewrites words on purpose
     for text in texts:
         once = norm.normalize(text)
         assert norm.normalize(once) == once
         assert unicodedata.is_normalized("NFC", once)
         assert "\r" not in once and "  " not in once.replace("\n ", "\n")
         assert once.split() == unicodedata.normalize("NFC", text).split()
+
+
+def test_mediawiki_conversion_markup_resolves_on_real_zh_wikipedia(shared_data):
+    import json
+
+    from dataengine.stages.c4 import C4Quality
+
+    paragraphs = [
+        json.loads(line)["text"]
+        for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
+    ]
+    marked = [p for p in paragraphs if "-{" in p]
+    assert len(marked) >= 20
+    normalizer, c4 = Normalizer(), C4Quality()
+    cleaned = [normalizer.normalize(p) for p in marked]
+    assert not any("-{" in c or "}-" in c for c in cleaned)
+    assert "又名猢狲树" in normalizer.normalize("又名-{zh-hant:猴面包树;zh-hans:猢狲树;zh-tw:猴面包树}-")
+    curly = sum(c4.process(Document(c, lang="zh")) == "curly_bracket" for c in cleaned)
+    assert curly <= 0.1 * len(marked)
+    code = "if x:\n    return {a: -{b}-}\n"
+    assert normalizer.normalize(code) == code.rstrip()  # no Han characters: code is left alone

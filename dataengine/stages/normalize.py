@@ -43,6 +43,24 @@ def _translation_table() -> dict[int, str | None]:
 
 
 _TABLE = _translation_table()
+# MediaWiki language-conversion markup, common in Chinese Wikipedia dumps:
+# -{zh-hans:计算机;zh-hant:電腦}-  or  -{T|标题}-  or  -{原文}-  (only in text with Han characters,
+# so that code is never rewritten)
+_WIKI_CONVERSION = regex.compile(r"-\{(?:[A-Za-z]\|)?([^{}]*)\}-")
+_WIKI_VARIANT = regex.compile(r"(zh(?:-[a-z]+)?)\s*:\s*([^;]*)")
+_HAN = regex.compile(r"\p{Han}")
+_PREFERRED_VARIANTS = ("zh-hans", "zh-cn", "zh", "zh-sg", "zh-hant", "zh-tw", "zh-hk")
+
+
+def _resolve_wiki_conversion(match: regex.Match) -> str:
+    """The simplified-Chinese variant of a conversion block, else its plain content."""
+    body = match.group(1)
+    variants = {k: v.strip() for k, v in _WIKI_VARIANT.findall(body)}
+    if not variants:
+        return body
+    return next((variants[k] for k in _PREFERRED_VARIANTS if k in variants), next(iter(variants.values())))
+
+
 _TRAILING_SPACE = regex.compile(r"[ \t]+$", regex.MULTILINE)
 _INTERIOR_SPACES = regex.compile(r"(?<=\S) {2,}")
 
@@ -55,6 +73,9 @@ class NormalizeConfig(BaseModel):
     form: Literal["NFC", "NFKC"] = "NFC"
     collapse_spaces: bool = True
     max_blank_lines: int = Field(2, ge=0, description="longest run of empty lines kept")
+    resolve_wiki_conversion: bool = Field(
+        True, description="replace MediaWiki -{zh-hans:…;zh-hant:…}- markup by one variant"
+    )
 
 
 class Normalizer(Stage):
@@ -70,6 +91,8 @@ class Normalizer(Stage):
 
     def normalize(self, text: str) -> str:
         text = text.replace("\r\n", "\n").translate(_TABLE)
+        if self.cfg.resolve_wiki_conversion and "-{" in text and _HAN.search(text):
+            text = _WIKI_CONVERSION.sub(_resolve_wiki_conversion, text)
         if not unicodedata.is_normalized(self.cfg.form, text):
             text = unicodedata.normalize(self.cfg.form, text)
             if self.cfg.form == "NFKC":  # NFKC maps some characters to spaces or controls again
