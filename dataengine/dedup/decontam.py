@@ -16,19 +16,20 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import regex
 
 from dataengine.dedup.config import DecontamConfig
 from dataengine.dedup.minhash import ngram_hashes
 
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".txt", ".txt.gz", ".txt.bz2")
-_UNIT_WORD = regex.compile(r"[\p{L}\p{N}]+")
-_UNIT_CHAR = regex.compile(r"[\p{L}\p{N}]")
+# The units that minhash.normalize_for_shingles keeps: words, or characters for CJK.
+_UNIT_WORD = re.compile(r"[^\W_]+")
+_UNIT_CHAR = re.compile(r"[^\W_]")
 
 
 def _strings(value: object) -> Iterator[str]:
