@@ -98,6 +98,7 @@ def main() -> None:
     texts = [json.loads(line)["text"] for path in inputs for line in open(path, encoding="utf-8")]
     chars = sum(map(len, texts))
 
+    load_before = os.getloadavg()[0]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     run_pack(inputs, tokenizer_path, work / "warmup", 2)  # worker start-up, imports
 
@@ -116,6 +117,7 @@ def main() -> None:
             tokens_seen.add(tokens)
             results[f"pack, {workers} worker{'s' if workers > 1 else ''}"].append(tokens / seconds)
     ray.shutdown()
+    load_after = os.getloadavg()[0]
     if len(tokens_seen) != 1:
         sys.exit(f"token counts differ between baseline and pack: {tokens_seen}")
 
@@ -126,8 +128,9 @@ def main() -> None:
         SECTION,
         "",
         f"Machine: {os.cpu_count()} cores ({platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}); other processes were running on the machine at the same time, so "
-        "absolute figures are noisy.",
+        f"{platform.python_version()}); other processes were running on the machine at the same time "
+        f"(1-minute load average {load_before:.1f} before, {load_after:.1f} after the runs), so the "
+        "figures are noisy and a 2-worker speed-up can only show when the two cores are otherwise idle.",
         f"Data: {len(texts)} documents, {chars:,} characters, {tokens_seen.pop():,} tokens (EOS included) of the "
         "shared English + Chinese + code sample; 32k tokenizer; seq_len 2048.",
         f"Command: `python benchmarks/pack_throughput.py --chars-per-channel {args.chars_per_channel} "
