@@ -243,6 +243,8 @@ class Trainer:
             ):
                 self.metrics.log(record)
                 self._log(self._summary(record))
+            if record.get("spike") == "rollback":  # back at a checkpointed step: nothing new to save
+                continue
             if self.heldout is not None and self.step % self.cfg.eval.interval == 0:
                 evaluated = {"step": self.step, "tokens": self.tokens, **self.evaluate()}
                 if self.metrics is not None:
