@@ -51,23 +51,28 @@ def test_ngram_counting_matches_the_plain_scan_on_real_text(shared_data):
         cumsum = doc.unit_length_cumsum
         sep = "" if doc.is_cjk else " "
         for n in (2, 3, 4, 5, 6, 8, 10, 13):
-            ids = doc.ngram_ids(n)
-            if not ids.size:
+            if len(doc.units) < n:
                 continue
+            positions, ids = doc.repeated_ngrams(n)
             char_len = cumsum[n:] - cumsum[:-n]
-            assert duplicated_ngram_chars(ids, char_len, n) == scan_duplicated_chars(doc.units, n)
+            assert duplicated_ngram_chars(positions, ids, char_len, n) == scan_duplicated_chars(doc.units, n)
             if n <= 4:
-                top = top_ngram_chars(ids, char_len + len(sep) * (n - 1))
+                top = top_ngram_chars(positions, ids, char_len + len(sep) * (n - 1))
                 assert top == scan_top_chars(doc.units, n, sep)
             checked += 1
     assert checked > 1000
 
 
-def test_ngram_ids_are_exact():
-    doc = Document("a b a b a b c a b")
-    ids = doc.ngram_ids(2).tolist()
+def test_repeated_ngram_ids_are_exact():
+    doc = Document("a b a b a b c a b c d")
     grams = doc.ngrams(2)
-    assert all((ids[i] == ids[j]) == (grams[i] == grams[j]) for i in range(len(ids)) for j in range(len(ids)))
+    positions, ids = doc.repeated_ngrams(2)
+    assert positions.tolist() == [i for i, g in enumerate(grams) if grams.count(g) > 1]
+    by_position = dict(zip(positions.tolist(), ids.tolist(), strict=True))
+    assert all(
+        (by_position[i] == by_position[j]) == (grams[i] == grams[j]) for i in by_position for j in by_position
+    )
+    assert doc.repeated_ngrams(6)[0].size == 0
 
 
 @pytest.fixture(scope="module")

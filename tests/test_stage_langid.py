@@ -95,4 +95,4 @@ def test_setting_the_language_resets_language_dependent_splits():
     assert doc.units == doc.words
     LanguageIdentifier().process(doc)
     assert doc.lang == "ja" and doc.units == list(doc.non_space_chars)
-    assert len(doc.ngram_ids(2)) == len(doc.units) - 1
+    assert len(doc.ngrams(2)) == len(doc.units) - 1

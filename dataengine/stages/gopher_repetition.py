@@ -8,7 +8,7 @@ larger n (a Chinese word averages 1.5-2 characters) and looser duplicate
 limits: encyclopedic Chinese repeats full entity names where English uses
 pronouns (limits near the 99th percentile of zh-Wikipedia paragraphs).
 
-N-grams are counted with exact integer ids (`Document.ngram_ids`) in numpy
+N-grams are counted with exact integer ids (`Document.repeated_ngrams`) in numpy
 instead of building and hashing joined strings for every n.
 """
 
@@ -68,34 +68,34 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def top_ngram_chars(ids: np.ndarray, char_len: np.ndarray) -> int:
-    """Characters covered by the most frequent n-gram (first seen wins a tie): its length times its count."""
-    _, first, counts = np.unique(ids, return_index=True, return_counts=True)
+def top_ngram_chars(positions: np.ndarray, ids: np.ndarray, char_len: np.ndarray) -> int:
+    """Characters covered by the most frequent n-gram (first seen wins a tie): its length times its count.
+
+    `positions`/`ids` are the repeated n-grams (`Document.repeated_ngrams`); with none, every
+    n-gram occurs once and the first one is the most frequent.
+    """
+    if positions.size == 0:
+        return int(char_len[0])
+    counts = np.bincount(ids)
     best = counts.max()
-    position = first[counts == best].min()
+    position = positions[counts[ids] == best].min()
     return int(char_len[position]) * int(best)
 
 
-def duplicated_ngram_chars(ids: np.ndarray, char_len: np.ndarray, n: int) -> int:
+def duplicated_ngram_chars(positions: np.ndarray, ids: np.ndarray, char_len: np.ndarray, n: int) -> int:
     """Characters of n-grams that repeat an earlier, non-overlapping n-gram.
 
     Same meaning as Gopher's scan (after a repeat, jump n units ahead; n-grams jumped
     over are not remembered), but only positions whose n-gram occurs twice or more
     can ever repeat, so only those are visited.
     """
-    counts = np.bincount(ids)
-    repeated_positions = np.flatnonzero(counts[ids] > 1)
-    if repeated_positions.size == 0:
-        return 0
     seen: set[int] = set()
     total = 0
     next_free = 0
-    id_list = ids.tolist()
     length_list = char_len.tolist()
-    for i in repeated_positions.tolist():
+    for i, key in zip(positions.tolist(), ids.tolist(), strict=True):
         if i < next_free:
             continue
-        key = id_list[i]
         if key in seen:
             total += length_list[i]
             next_free = i + n
@@ -138,14 +138,15 @@ class GopherRepetition(Stage):
         check("dup_line_char_frac", dup_chars / text_len, rules.dup_line_char_frac, "dup_line_char_frac")
 
         cumsum = doc.unit_length_cumsum
+        n_units = len(cumsum) - 1
         separator = 0 if doc.is_cjk else 1  # the top n-gram is measured with its joining spaces
         for n, limit in sorted(rules.top_n_grams.items()):
-            ids = doc.ngram_ids(n)
-            if ids.size:
+            if n_units >= n:
                 char_len = cumsum[n:] - cumsum[:-n] + separator * (n - 1)
-                check(f"top_{n}_gram", top_ngram_chars(ids, char_len) / text_len, limit, f"top_{n}_gram")
+                top = top_ngram_chars(*doc.repeated_ngrams(n), char_len)
+                check(f"top_{n}_gram", top / text_len, limit, f"top_{n}_gram")
         for n, limit in sorted(rules.dup_n_grams.items()):
-            ids = doc.ngram_ids(n)
-            value = duplicated_ngram_chars(ids, cumsum[n:] - cumsum[:-n], n) / text_len if ids.size else 0.0
+            positions, ids = doc.repeated_ngrams(n)
+            value = duplicated_ngram_chars(positions, ids, cumsum[n:] - cumsum[:-n], n) / text_len
             check(f"dup_{n}_gram", value, limit, f"duplicated_{n}_n_grams")
         return failed
