@@ -61,6 +61,20 @@ def report(output: str = typer.Argument(..., help="a run directory holding run.j
         _fail(f"{output}: no run.json here ({exc})")
 
 
+def _register_subcommands() -> None:
+    from dataengine.dedup.cli import dedup_command
+    from dataengine.pack.cli import pack_command, tokenizer_app
+    from dataengine.usage.cli import usage_app
+
+    app.add_typer(tokenizer_app, name="tokenizer")
+    app.command("pack")(pack_command)
+    app.command("dedup")(dedup_command)
+    app.add_typer(usage_app, name="usage")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app(prog_name="dataengine")
 

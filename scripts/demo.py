@@ -38,6 +38,54 @@ def main() -> None:
     )
     print(f"report: {OUT / 'phase1' / 'report.html'}")
 
+    kept = "demo_out/phase1/kept"
+    step(
+        "tokenizer: byte-level BPE on the kept documents",
+        dataengine,
+        "tokenizer",
+        "train",
+        "--input",
+        kept,
+        "--vocab-size",
+        "8000",
+        "--heldout-fraction",
+        "0.05",
+        "--output",
+        "demo_out/tokenizer/tokenizer.json",
+    )
+    step(
+        "compression per channel on held-out documents",
+        dataengine,
+        "tokenizer",
+        "report",
+        "--tokenizer",
+        "demo_out/tokenizer/tokenizer.json",
+        "--input",
+        kept,
+        "--heldout-fraction",
+        "0.05",
+    )
+    step(
+        "pack: token shards for the trainer",
+        dataengine,
+        "pack",
+        "--input",
+        kept,
+        "--tokenizer",
+        "demo_out/tokenizer/tokenizer.json",
+        "--seq-len",
+        "256",
+        "--heldout-fraction",
+        "0.05",
+        "--output",
+        "demo_out/shards",
+    )
+    manifest = json.loads((OUT / "shards" / "manifest.json").read_text())
+    print(
+        f"\nshards: {OUT / 'shards'} (channels {manifest['channels']}, "
+        f"{ {s: c['sequences'] for s, c in manifest['splits'].items()} } sequences)"
+    )
+
 
 if __name__ == "__main__":
     main()
