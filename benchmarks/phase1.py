@@ -77,10 +77,10 @@ def write_shards(docs: list[dict], folder: Path, copies: int = 1) -> None:
 
 
 def in_process(docs: list[dict]) -> dict:
-    from dataengine.config import PipelineConfig
+    from dataengine.config import load_pipeline_config
     from dataengine.processor import DocumentProcessor
 
-    proc = DocumentProcessor(PipelineConfig())
+    proc = DocumentProcessor(load_pipeline_config(ROOT / "configs" / "pipeline.yaml"))
     mb = sum(len(d["text"].encode()) for d in docs) / 1e6
     start = time.perf_counter()
     proc.process({"id": d["id"], "text": d["text"], "source": d["id"]} for d in docs)
@@ -114,13 +114,13 @@ def ours_on_ray(folder: Path, workers: int, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def _datatrove_lid_offline(lang_filter) -> None:
-    """DataTrove downloads lid.176.bin; point it at the same model file we ship instead."""
-    from fasttext.FastText import _FastText
+def _datatrove_lid_offline() -> None:
+    """DataTrove downloads lid.176.bin; point it at the lid.176.ftz we ship instead (same model, quantized)."""
+    import datatrove.utils.lid
 
     from dataengine.stages.langid import packaged_model_path
 
-    lang_filter.model._model = _FastText(packaged_model_path())
+    datatrove.utils.lid.cached_asset_path_or_download = lambda *args, **kwargs: packaged_model_path()
 
 
 def datatrove_pipeline(folder: Path, workers: int, out: Path) -> float:
@@ -136,14 +136,17 @@ def datatrove_pipeline(folder: Path, workers: int, out: Path) -> float:
     from datatrove.pipeline.writers import JsonlWriter
 
     shutil.rmtree(out, ignore_errors=True)
+    # DataTrove asks for the `fasttext-numpy2-wheel` distribution; the same `fasttext` module
+    # comes from `fasttext-numpy2` here, so only its other requirement is checked.
+    LanguageFilter._requires_dependencies = ["fasteners"]
+    _datatrove_lid_offline()
     lang = LanguageFilter(languages=None)
-    _datatrove_lid_offline(lang)
     pipeline = [
         JsonlReader(str(folder), glob_pattern="*.jsonl"),
         lang,
         GopherRepetitionFilter(),
         GopherQualityFilter(),
-        C4QualityFilter(),
+        C4QualityFilter(filter_no_terminal_punct=False),  # as configs/pipeline.yaml
         FineWebQualityFilter(),
         JsonlWriter(str(out / "kept")),
     ]
@@ -165,55 +168,29 @@ def agreement(docs: list[dict]) -> dict:
         GopherRepetitionFilter,
     )
 
-    from dataengine.config import StagesConfig
-    from dataengine.stages import Document, build_stages
+    from dataengine.stages import Document
+    from dataengine.stages.c4 import C4Quality
+    from dataengine.stages.fineweb import FineWebQuality
+    from dataengine.stages.gopher_quality import GopherQuality
+    from dataengine.stages.gopher_repetition import GopherRepetition
+    from dataengine.stages.langid import LanguageIdentifier
 
-    langid = build_stages(
-        StagesConfig(
-            normalize=None, gopher=None, gopher_rep=None, c4=None, fineweb=None, toxicity=None, pii=None
-        )
-    )[0]
+    langid = LanguageIdentifier()
     english = []
     for d in docs:
         doc = Document(d["text"])
         langid.process(doc)
         if doc.lang == "en":
             english.append(d)
+    # DataTrove's defaults on both sides (pipeline.yaml departs from two of them on purpose)
     families = {
-        "gopher": (
-            StagesConfig(
-                normalize=None, langid=None, gopher_rep=None, c4=None, fineweb=None, toxicity=None, pii=None
-            ),
-            GopherQualityFilter(),
-        ),
-        "gopher_rep": (
-            StagesConfig(
-                normalize=None, langid=None, gopher=None, c4=None, fineweb=None, toxicity=None, pii=None
-            ),
-            GopherRepetitionFilter(),
-        ),
-        "c4": (
-            StagesConfig(
-                normalize=None,
-                langid=None,
-                gopher=None,
-                gopher_rep=None,
-                fineweb=None,
-                toxicity=None,
-                pii=None,
-            ),
-            C4QualityFilter(),
-        ),
-        "fineweb": (
-            StagesConfig(
-                normalize=None, langid=None, gopher=None, gopher_rep=None, c4=None, toxicity=None, pii=None
-            ),
-            FineWebQualityFilter(),
-        ),
+        "gopher": (GopherQuality(), GopherQualityFilter()),
+        "gopher_rep": (GopherRepetition(), GopherRepetitionFilter()),
+        "c4": (C4Quality(), C4QualityFilter()),
+        "fineweb": (FineWebQuality(), FineWebQualityFilter()),
     }
     report = {"english_docs": len(english)}
-    for name, (stages_cfg, dt_filter) in families.items():
-        (ours,) = build_stages(stages_cfg)
+    for name, (ours, dt_filter) in families.items():
         agree, disagreements = 0, Counter()
         for i, d in enumerate(english):
             doc = Document(d["text"], lang="en")

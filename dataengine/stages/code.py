@@ -10,7 +10,7 @@ files that say they were generated.
 
 from __future__ import annotations
 
-import importlib.resources
+from pathlib import Path
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +32,7 @@ _GENERATED_MARKERS = (
 
 
 def packaged_model_path() -> str:
-    return str(importlib.resources.files("dataengine").joinpath("resources/models/code_vs_prose.ftz"))
+    return str(Path(__file__).resolve().parents[1] / "resources" / "models" / "code_vs_prose.ftz")
 
 
 class CodeConfig(BaseModel):
