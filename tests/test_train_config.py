@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_train_shards import torch_one_thread  # noqa: F401
 
 from dataengine.configio import ConfigError
 from train.config import load_train_config

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 from test_train_shards import (  # noqa: F401
     TINY_YAML,
     tiny_config,
@@ -41,7 +42,12 @@ def _ledger_steps(run_dir: Path) -> list[tuple[int, int, int]]:
 @pytest.fixture(scope="module")
 def uninterrupted(train_shards, tmp_path_factory):  # noqa: F811
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    records = run(tiny_config(train_shards, run_dir))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the tests' autouse fixture does (module scope runs before it)
+    try:
+        records = run(tiny_config(train_shards, run_dir))
+    finally:
+        torch.set_num_threads(threads)
     return run_dir, _losses(records)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -28,9 +29,10 @@ def main(
     from train.trainer import run
 
     run(cfg)
-    typer.echo(
-        f"metrics: {Path(cfg.run_dir) / 'metrics.jsonl'}  (tensorboard --logdir {Path(cfg.run_dir) / 'tb'})"
-    )
+    if int(os.environ.get("RANK", 0)) == 0:
+        typer.echo(
+            f"metrics: {Path(cfg.run_dir) / 'metrics.jsonl'}  (tensorboard --logdir {Path(cfg.run_dir) / 'tb'})"
+        )
 
 
 if __name__ == "__main__":
