@@ -138,3 +138,18 @@ def test_reingesting_a_batch_finds_it_all_as_duplicates(ray_session, corpus, tmp
     rejected = _read(tmp_path / "second" / "rejected")
     first_kept = {r["id"] for r in _read(tmp_path / "first" / "kept")}
     assert {r["duplicate_of"] for r in rejected} <= first_kept
+
+
+@pytest.mark.slow
+def test_semantic_phase_keeps_cluster_ids_and_conserves(ray_session, corpus, tmp_path):
+    folder, _ = corpus
+    cfg = DedupConfig(semantic={"enabled": True, "num_clusters": 4, "cosine_threshold": 0.9, "device": "cpu"})
+    run = run_dedup([folder], tmp_path / "sem", cfg)
+    kept = _read(tmp_path / "sem" / "kept")
+    rejected = _read(tmp_path / "sem" / "rejected")
+    assert run["kept"] + run["rejected"] == run["input"] == len(_read(folder))
+    assert {r["semantic_cluster"] for r in kept} <= {0, 1, 2, 3} and all(r["semantic_cluster"] is not None for r in kept)
+    semantic = [r for r in rejected if r["reject"] == "dedup:semantic"]
+    assert run["rejected_by_reason"].get("dedup:semantic", 0) == len(semantic)
+    kept_ids = {r["id"] for r in kept}
+    assert all(r["duplicate_of"] in kept_ids for r in semantic)

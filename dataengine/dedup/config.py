@@ -23,8 +23,6 @@ class ExactConfig(_Strict):
     enabled: bool = True
     # Lowercase and collapse whitespace before hashing, so trivially re-spaced copies match.
     normalize: bool = True
-    # Also drop a later document whose `url` column equals an earlier one's.
-    by_url: bool = False
 
 
 class MinHashConfig(_Strict):
@@ -105,8 +103,8 @@ class DecontamConfig(_Strict):
     char_ngram: int = Field(25, ge=1)
     policy: Literal["drop", "cut"] = "drop"
     # Under `cut`, a document left with fewer characters than this is dropped.
-    min_chars_after_cut: int = Field(200, ge=0)
-    # Benchmark strings shorter than this many units cannot produce an n-gram and are skipped.
+    min_chars_after_cut: int = Field(200, ge=1)
+    # Benchmark records shorter than one n-gram are skipped; the report lists this many example ids per benchmark.
     report_examples: int = Field(3, ge=0)
 
 
@@ -117,6 +115,5 @@ class DedupConfig(_Strict):
     semantic: SemanticConfig = SemanticConfig()
     decontam: DecontamConfig = DecontamConfig()
     survivor: SurvivorRule = "quality"
-    # Shuffle partitions for groupby/join; None = Ray's default.
+    # Minimum shuffle partitions for groupby/join (more are used when band rows would exceed ~2M per partition).
     num_partitions: int = Field(8, ge=1)
-    rows_per_output_file: int = Field(100_000, ge=1)

@@ -1,7 +1,8 @@
 """Exact duplicates: documents whose (normalized) text hashes to the same 64 bits.
 
-Grouping happens in a Ray Data groupby on the hash, so no process ever holds
-a set of all hashes; each group marks its best member by the survivor rule.
+Grouping happens in a Ray Data groupby on a partition of the hash, so no
+process ever holds a set of all hashes; each hash group marks its best member
+by the survivor rule (lowest priority, then earliest row).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-
-from dataengine.dedup import survivors
 
 
 def normalize_exact(text: str) -> str:
@@ -31,10 +30,19 @@ def text_hashes(texts: Sequence[str | None], normalize: bool = True) -> np.ndarr
     return out
 
 
-def mark_group(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """For one hash group: the best member's uid and the group size, on every row."""
-    n = len(group["_uid"])
-    i = survivors.best(group["_prio"], group["_uid"])
-    group["_exact_best"] = np.full(n, group["_uid"][i], dtype=np.int64)
-    group["_exact_size"] = np.full(n, n, dtype=np.int32)
-    return group
+def mark_partition(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """For every hash group inside a shuffle partition: the best member's uid and the group size, on every row.
+
+    Vectorized over the partition (a per-group Python call costs ~1 ms, i.e.
+    minutes per million documents).
+    """
+    order = np.lexsort((part["_uid"], part["_prio"], part["_hash"]))
+    out = {k: v[order] for k, v in part.items()}
+    h = out["_hash"]
+    if len(h) == 0:
+        return {**out, "_exact_best": np.zeros(0, np.int64), "_exact_size": np.zeros(0, np.int32)}
+    starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [len(h)]]))
+    out["_exact_best"] = np.repeat(out["_uid"][starts], sizes).astype(np.int64)
+    out["_exact_size"] = np.repeat(sizes, sizes).astype(np.int32)
+    return out

@@ -68,21 +68,32 @@ def candidate_pairs(sigs: ray.data.Dataset, cfg: MinHashConfig, parts: int) -> r
     )
 
 
+# Candidate pairs are grouped by blocks of 2^14 rows of one input file, so a group's
+# shingle sets stay small however many candidates a large file produces.
+_BLOCK_BITS = 14
+
+
+def _block(uid: np.ndarray) -> np.ndarray:
+    return np.asarray(uid, dtype=np.int64) >> _BLOCK_BITS
+
+
 def _shingles_of(uid: np.ndarray, paths: Sequence[str], cfg: MinHashConfig) -> dict[int, np.ndarray]:
-    """Shingle sets of the given rows of one input file (all uids share a file)."""
+    """Shingle sets of the given rows, read from their input files."""
     unique = np.unique(uid)
-    table = files.read_columns(paths[int(files.file_of(unique[:1])[0])], ["text", "lang"])
-    table = table.take(pa.array(files.row_of(unique)))
-    sets = shingle_sets(table.column("text").to_pylist(), table.column("lang").to_pylist(), cfg)
-    return dict(zip(unique.tolist(), sets, strict=True))
+    out: dict[int, np.ndarray] = {}
+    for f in np.unique(files.file_of(unique)).tolist():
+        mine = unique[files.file_of(unique) == f]
+        table = files.read_columns(paths[f], ["text", "lang"]).take(pa.array(files.row_of(mine)))
+        sets = shingle_sets(table.column("text").to_pylist(), table.column("lang").to_pylist(), cfg)
+        out.update(zip(mine.tolist(), sets, strict=True))
+    return out
 
 
 def _attach_a(group: pa.Table, paths: Sequence[str], cfg: MinHashConfig) -> pa.Table:
     pairs = np.unique(np.stack([group["a"].to_numpy(), group["b"].to_numpy()], axis=1), axis=0)
     sets = _shingles_of(pairs[:, 0], paths, cfg)
     sh_a = pa.array([sets[a] for a in pairs[:, 0].tolist()], type=pa.list_(pa.uint64()))
-    fb = files.file_of(pairs[:, 1])
-    return pa.table({"a": pairs[:, 0], "b": pairs[:, 1], "_fb": fb, "sh_a": sh_a})
+    return pa.table({"a": pairs[:, 0], "b": pairs[:, 1], "_gb": _block(pairs[:, 1]), "sh_a": sh_a})
 
 
 def _verify_b(group: pa.Table, paths: Sequence[str], cfg: MinHashConfig) -> dict[str, np.ndarray]:
@@ -102,10 +113,10 @@ def verified_edges(
     """Candidate pairs whose true shingle Jaccard reaches `jaccard_threshold`: rows (x, y, jaccard)."""
     kw = {"paths": list(paths), "cfg": cfg}
     with_a = (
-        pairs.map_batches(lambda t: {**t, "_fa": files.file_of(t["a"])}, batch_format="numpy")
-        .groupby("_fa", num_partitions=parts)
+        pairs.map_batches(lambda t: {**t, "_ga": _block(t["a"])}, batch_format="numpy")
+        .groupby("_ga", num_partitions=parts)
         .map_groups(_attach_a, fn_kwargs=kw, batch_format="pyarrow")
     )
-    return with_a.groupby("_fb", num_partitions=parts).map_groups(
+    return with_a.groupby("_gb", num_partitions=parts).map_groups(
         _verify_b, fn_kwargs=kw, batch_format="pyarrow"
     )

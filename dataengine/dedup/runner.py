@@ -302,8 +302,11 @@ def run_dedup(
         t = lap("meta", t)
         eligible = _select(meta, lambda b: ~b["_drop"])
         if cfg.exact.enabled:
-            marked = eligible.groupby("_hash", num_partitions=parts).map_groups(
-                exact.mark_group, batch_format="numpy"
+            marked = (
+                eligible.map_batches(lambda b: {**b, "_hpart": b["_hash"] % parts}, batch_format="numpy")
+                .groupby("_hpart", num_partitions=parts)
+                .map_groups(exact.mark_partition, batch_format="numpy")
+                .drop_columns(["_hpart"])
             )
         else:
             marked = eligible.map_batches(lambda b: {**b, "_exact_best": b["_uid"]}, batch_format="numpy")
