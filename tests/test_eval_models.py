@@ -1,0 +1,96 @@
+"""The Scorer over both backends: log-probs against direct forwards, batching, greedy decoding, and a
+trainer checkpoint loaded through the trainer's code agreeing with its Hugging Face export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_eval_support import sample_docs_text, single_thread, tiny_hf_dir, tiny_trainer_run
+
+from eval.models import load_scorer
+
+pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    threads = single_thread()
+    yield tmp_path_factory.getbasetemp()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def hf(base, shared_data):
+    return load_scorer(tiny_hf_dir(base, shared_data), device="cpu")
+
+
+def test_continuation_logprob_equals_direct_forward(hf):
+    requests = [
+        ("中国的首都是", "北京"),
+        ("The capital of France is", " Paris"),
+        ("9.9 is larger than", " 9.11"),
+    ]
+    scores = hf.score_continuations(requests)
+    for (context, continuation), score in zip(requests, scores, strict=True):
+        context_ids, cont_ids = hf.split_request(context, continuation)
+        ids = context_ids + cont_ids
+        with torch.no_grad():
+            logprobs = torch.log_softmax(hf.module(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+        expected = sum(float(logprobs[len(context_ids) + i - 1, t]) for i, t in enumerate(cont_ids))
+        assert score.n_tokens == len(cont_ids) > 0
+        assert score.logprob == pytest.approx(expected, rel=1e-5)
+        assert hf.decode(cont_ids) == continuation
+
+
+def test_trailing_space_moves_to_the_continuation(hf):
+    assert hf.split_request("Answer: ", "yes") == hf.split_request("Answer:", " yes")
+
+
+def test_batched_right_padded_scoring_equals_one_at_a_time(hf, shared_data):
+    texts = [text[:300] for _, text in sample_docs_text(shared_data)]
+    hf.token_budget = 600  # forces several batches of different widths
+    batched = hf.sequence_logprob(texts)
+    hf.token_budget = 1
+    single = hf.sequence_logprob(texts)
+    hf.token_budget = 8192
+    for a, b in zip(batched, single, strict=True):
+        assert len(a.logprobs) == len(b.logprobs)
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_greedy_matches_transformers_generate(hf):
+    ids = hf.start_ids + hf.encode("The capital of France is")
+    ours = hf.greedy(ids, max_new_tokens=6)
+    with torch.no_grad():
+        out = hf.module.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False, pad_token_id=0)
+    theirs = out[0, len(ids) :].tolist()
+    eos = hf.tokenizer.eos_token_id
+    assert ours == (theirs[: theirs.index(eos)] if eos in theirs else theirs)
+
+
+def test_trainer_checkpoint_agrees_with_its_hugging_face_export(base, shared_data, tmp_path):
+    from train.export import export
+
+    run = tiny_trainer_run(base, shared_data)
+    ours = load_scorer(run, device="cpu")  # a run dir resolves to its latest checkpoint
+    assert ours.backend == "trainer" and ours.info["step"] == 7 and ours.info["tokens"] == 1234
+    assert ours.max_length == 512
+    exported = load_scorer(export(run, tmp_path / "hf"), device="cpu")
+    assert exported.backend == "hf"
+    requests = [("中国的首都是", "北京"), ("The sky is", " blue.")]
+    a, b = ours.score_continuations(requests), exported.score_continuations(requests)
+    for x, y in zip(a, b, strict=True):
+        assert x.logprob == pytest.approx(y.logprob, abs=1e-4)
+
+
+def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_scorer(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither a checkpoint"):
+        load_scorer(tmp_path / "empty")
+
+
+def test_sequences_longer_than_the_context_are_refused(hf):
+    with pytest.raises(ValueError, match="over the model's 1024"):
+        hf.score_tokens([[1] * 1025], [1])
