@@ -79,3 +79,22 @@ def test_metrics_jsonl_tensorboard_heldout_and_mfu(train_shards, tmp_path):  # n
     assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
     assert "heldout/loss" in events.Tags()["scalars"] and "lr" in events.Tags()["scalars"]
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_in_loop_eval_hook_logs_eval_metrics(train_shards, tmp_path):  # noqa: F811
+    """eval.hook runs the eval module inside the loop: per-domain bits-per-byte and probes in metrics.jsonl."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tiny_config(
+        train_shards, tmp_path, "train.max_steps=2", "eval.interval=2", "eval.sequences=4",
+        f"eval.hook={root / 'configs' / 'eval' / 'inloop.yaml'}",
+    )  # fmt: skip
+    run(cfg)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r for r in records if "eval/bpb" in r]
+    assert [r["step"] for r in evaluated] == [2]
+    assert evaluated[0]["eval/bpb"] > 0 and "heldout/loss" in evaluated[0]
+    assert any(k.startswith("eval/bpb/") for k in evaluated[0]) and any(
+        k.startswith("probe/") for k in evaluated[0]
+    )

@@ -52,6 +52,7 @@ class Trainer:
         self.source = SequenceSource(self.reader)
         self.seq_len = self.reader.seq_len
         self.heldout = self._heldout_source()
+        self.eval_hook = None
         self.channels = self.reader.channels
         self._check_batching()
 
@@ -245,7 +246,7 @@ class Trainer:
                 self._log(self._summary(record))
             if record.get("spike") == "rollback":  # back at a checkpointed step: nothing new to save
                 continue
-            if self.heldout is not None and self.step % self.cfg.eval.interval == 0:
+            if self.cfg.eval.interval and self.step % self.cfg.eval.interval == 0:
                 evaluated = {"step": self.step, "tokens": self.tokens, **self.evaluate()}
                 if self.metrics is not None:
                     self.metrics.log(evaluated)
@@ -367,7 +368,25 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Held-out loss per channel on a fixed set: the first eval.sequences held-out sequences."""
+        """Held-out loss per channel on a fixed set (the first eval.sequences held-out sequences),
+        plus the eval module's metrics when eval.hook names an eval config."""
+        out = self._heldout_loss() if self.heldout is not None else {}
+        if self.cfg.eval.hook:
+            out.update(self._eval_hook()(self.model, self.step))
+        return out
+
+    def _eval_hook(self):
+        """The eval module's in-loop hook, built on first use (after RUN/tokenizer is written)."""
+        if self.eval_hook is None:
+            from eval.hook import InLoopEval
+
+            self.eval_hook = InLoopEval(
+                self.cfg.eval.hook, self.run_dir / "tokenizer", self.model_cfg.max_seq_len, self.device
+            )
+        return self.eval_hook
+
+    @torch.no_grad()
+    def _heldout_loss(self) -> dict[str, float]:
         assert self.heldout is not None
         n = min(self.cfg.eval.sequences, len(self.heldout))
         world, mb = self.dist.world_size, self.cfg.train.micro_batch_size
