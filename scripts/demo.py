@@ -1,8 +1,12 @@
-"""`make demo`: the main job end to end on the bundled sample; prints where the results are."""
+"""`make demo`: the main job end to end on the bundled sample; prints where the results are.
+
+phase 1 (read, annotate, decide) → tokenizer → token shards → a tiny Llama trained on CPU → eval.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -10,81 +14,61 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo_out"
+BIN = Path(sys.executable).parent
 
 
-def step(title: str, *args: str) -> None:
-    print(f"\n== {title}\n$ {' '.join(args)}", flush=True)
+def step(title: str, command: str) -> None:
+    args = shlex.split(command)
+    if args[0] == "dataengine":
+        args[0] = str(BIN / "dataengine")
+    elif args[0] == "python":
+        args[0] = sys.executable
+    print(f"\n== {title}\n$ {command}", flush=True)
     subprocess.run(args, check=True, cwd=ROOT)
 
 
 def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
-    bin_dir = Path(sys.executable).parent
-    dataengine = str(bin_dir / "dataengine")
-    samples = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "sample").iterdir() if p.name != "NOTICE")
-    inputs = [arg for path in samples for arg in ("--input", path)]
+    inputs = " ".join(
+        f"--input sample/{p.name}" for p in sorted((ROOT / "sample").iterdir()) if p.name != "NOTICE"
+    )
     step(
         "phase 1: read, annotate, decide",
-        dataengine,
-        "run",
-        "configs/pipeline.yaml",
-        *inputs,
-        "--output",
-        "demo_out/phase1",
+        f"dataengine run configs/pipeline.yaml {inputs} --output demo_out/phase1",
     )
     run = json.loads((OUT / "phase1" / "run.json").read_text())
     print(
         f"\nkept {run['kept']} of {run['input']} documents; rejected by reason: {run['rejected_by_reason']}"
     )
-    print(f"report: {OUT / 'phase1' / 'report.html'}")
 
     kept = "demo_out/phase1/kept"
+    tokenizer = "demo_out/tokenizer/tokenizer.json"
     step(
         "tokenizer: byte-level BPE on the kept documents",
-        dataengine,
-        "tokenizer",
-        "train",
-        "--input",
-        kept,
-        "--vocab-size",
-        "8000",
-        "--heldout-fraction",
-        "0.05",
-        "--output",
-        "demo_out/tokenizer/tokenizer.json",
+        f"dataengine tokenizer train --input {kept} --vocab-size 8000 --heldout-fraction 0.05 --output {tokenizer}",
     )
     step(
         "compression per channel on held-out documents",
-        dataengine,
-        "tokenizer",
-        "report",
-        "--tokenizer",
-        "demo_out/tokenizer/tokenizer.json",
-        "--input",
-        kept,
-        "--heldout-fraction",
-        "0.05",
+        f"dataengine tokenizer report --tokenizer {tokenizer} --input {kept} --heldout-fraction 0.05",
     )
     step(
         "pack: token shards for the trainer",
-        dataengine,
-        "pack",
-        "--input",
-        kept,
-        "--tokenizer",
-        "demo_out/tokenizer/tokenizer.json",
-        "--seq-len",
-        "256",
-        "--heldout-fraction",
-        "0.05",
-        "--output",
-        "demo_out/shards",
+        f"dataengine pack --input {kept} --tokenizer {tokenizer} --seq-len 256 --heldout-fraction 0.05 "
+        "--output demo_out/shards",
     )
-    manifest = json.loads((OUT / "shards" / "manifest.json").read_text())
-    print(
-        f"\nshards: {OUT / 'shards'} (channels {manifest['channels']}, "
-        f"{ {s: c['sequences'] for s, c in manifest['splits'].items()} } sequences)"
+    step(
+        "train: the tiny Llama on the demo shards (CPU)",
+        "python -m train configs/train/tiny.yaml --set data.shards=demo_out/shards --set run_dir=demo_out/train",
     )
+    step(
+        "eval: perplexity per domain, probes, needle, multiple choice",
+        "python -m eval configs/eval/quick.yaml --checkpoint demo_out/train --output demo_out/eval "
+        "--set data.heldout=[demo_out/shards]",
+    )
+    print(f"\nphase-1 report: {OUT / 'phase1' / 'report.html'}")
+    print(f"shards:         {OUT / 'shards'}")
+    print(f"train metrics:  {OUT / 'train' / 'metrics.jsonl'}  (TensorBoard: {OUT / 'train' / 'tb'})")
+    print(f"eval report:    {OUT / 'eval' / 'report.html'}  (results: {OUT / 'eval' / 'results.json'})")
 
 
 if __name__ == "__main__":
