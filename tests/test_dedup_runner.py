@@ -148,7 +148,9 @@ def test_semantic_phase_keeps_cluster_ids_and_conserves(ray_session, corpus, tmp
     kept = _read(tmp_path / "sem" / "kept")
     rejected = _read(tmp_path / "sem" / "rejected")
     assert run["kept"] + run["rejected"] == run["input"] == len(_read(folder))
-    assert {r["semantic_cluster"] for r in kept} <= {0, 1, 2, 3} and all(r["semantic_cluster"] is not None for r in kept)
+    assert {r["semantic_cluster"] for r in kept} <= {0, 1, 2, 3} and all(
+        r["semantic_cluster"] is not None for r in kept
+    )
     semantic = [r for r in rejected if r["reject"] == "dedup:semantic"]
     assert run["rejected_by_reason"].get("dedup:semantic", 0) == len(semantic)
     kept_ids = {r["id"] for r in kept}
