@@ -27,16 +27,6 @@ def priority(rule: SurvivorRule, quality: np.ndarray | None, length: np.ndarray)
     raise ValueError(f"unknown survivor rule {rule!r}; expected quality, longest or earliest")
 
 
-def best(prio: np.ndarray, uid: np.ndarray) -> int:
-    """Index of the survivor: lowest priority, then earliest row id."""
-    return int(np.lexsort((uid, prio))[0])
-
-
-def order(prio: np.ndarray, uid: np.ndarray) -> np.ndarray:
-    """Indices from best to worst."""
-    return np.lexsort((uid, prio))
-
-
 def decide_components(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Members of duplicate components -> one survivor each; the rest are exact or MinHash duplicates of it.
 
