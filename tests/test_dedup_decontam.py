@@ -39,7 +39,7 @@ def test_planted_gsm8k_question_is_found_and_cut(shared_data, web_docs, gsm8k_qu
     middle = len(host) // 2
     planted = host[:middle] + "\n" + gsm8k_question.upper() + "\n" + host[middle:]
     found = scan([planted] + web_docs[1:], [None] * len(web_docs), index, cfg)
-    assert found.benchmark[0] == "test"
+    assert found.benchmark[0] == "gsm8k_openai.test"
     assert found.ngrams[0] >= len(gsm8k_question.split()) - 12
     assert all(b is None for b in found.benchmark[1:]), "clean web documents must not match GSM8K"
     cut = found.cut_text[0]
@@ -58,6 +58,6 @@ def test_chinese_user_benchmark_matches_by_characters(tmp_path, shared_data):
     index = BenchmarkIndex.build(cfg)
     docs = [paragraphs[0] + sentence + paragraphs[1], paragraphs[5], paragraphs[6]]
     found = scan(docs, ["zh", "zh", "zh"], index, cfg)
-    assert found.benchmark == ["zh_quiz", None, None]
+    assert found.benchmark == [f"{tmp_path.name}.zh_quiz", None, None]
     units = len(regex.findall(r"[\p{L}\p{N}]", sentence))  # punctuation is not a unit
     assert found.ngrams[0] == units - cfg.char_ngram + 1

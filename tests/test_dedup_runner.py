@@ -56,7 +56,7 @@ def corpus(shared_data, tmp_path_factory) -> tuple[Path, dict[str, str]]:
         )
         expected[f"zh{i}-near"] = "dedup:minhash"
     rows.append({"id": "contaminated", "text": en[30] + "\n" + question, "lang": "en", "quality": 0.9})
-    expected["contaminated"] = "decontam:test"
+    expected["contaminated"] = "decontam:gsm8k_openai.test"
     rng.shuffle(rows)
     for i, row in enumerate(rows):
         row["source"] = f"planted.jsonl:{i}"
@@ -108,8 +108,12 @@ def test_cli_dedups_english_and_chinese_and_conserves_every_document(
     run = json.loads((out / "run.json").read_text())
     assert run["input"] == len(inputs) == run["kept"] + run["rejected"]
     assert sum(run["rejected_by_reason"].values()) == run["rejected"]
-    assert run["rejected_by_reason"] == {"decontam:test": 1, "dedup:exact": 5, "dedup:minhash": 13}
-    assert run["decontam"]["benchmarks"]["test"]["examples"] == ["contaminated"]
+    assert run["rejected_by_reason"] == {
+        "decontam:gsm8k_openai.test": 1,
+        "dedup:exact": 5,
+        "dedup:minhash": 13,
+    }
+    assert run["decontam"]["benchmarks"]["gsm8k_openai.test"]["examples"] == ["contaminated"]
 
 
 def test_bad_setting_is_reported_by_key(corpus, tmp_path):

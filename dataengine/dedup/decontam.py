@@ -69,11 +69,11 @@ def benchmark_texts(path: Path) -> Iterator[str]:
 
 
 def benchmark_files(paths: Sequence[Path]) -> dict[str, Path]:
-    """Benchmark name -> file. A folder contributes its evaluation files (names without 'train')."""
+    """Benchmark name ("<folder>.<file stem>") -> file. A folder contributes its evaluation files (no 'train')."""
     out: dict[str, Path] = {}
     for p in map(Path, paths):
         if p.is_file():
-            out[p.name.split(".")[0]] = p
+            out[f"{p.parent.name}.{p.name.split('.')[0]}"] = p
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
                 if (
