@@ -8,12 +8,9 @@ from pathlib import Path
 
 import typer
 
+from dataengine.cli_support import fail
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming pretraining data engine.")
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -28,20 +25,19 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Run phase 1: read, annotate, decide, write OUT/kept, OUT/rejected, OUT/run.json, OUT/report.html."""
-    from dataengine.configio import ConfigError, load_config
+    from dataengine.cli_support import load_config_or_exit
+    from dataengine.config import PipelineConfig
     from dataengine.runner import RunError
     from dataengine.runner import run as run_pipeline
 
     overrides = list(set_ or [])
     if ray_address:
         overrides.append(f"ray.address={ray_address}")
+    cfg = load_config_or_exit(PipelineConfig, config, overrides)
     try:
-        from dataengine.config import PipelineConfig
-
-        cfg = load_config(PipelineConfig, config, overrides)
         result = run_pipeline(cfg, inputs=list(input or []), output=output, progress=not quiet)
-    except (ConfigError, RunError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    except (RunError, FileNotFoundError) as exc:
+        fail(str(exc))
     counts = {k: result[k] for k in ("input", "kept", "rejected")}
     typer.echo(json.dumps(counts))
     out = output or cfg.output
@@ -58,7 +54,7 @@ def report(output: str = typer.Argument(..., help="a run directory holding run.j
     try:
         typer.echo(write_report(output))
     except FileNotFoundError as exc:
-        _fail(f"{output}: no run.json here ({exc})")
+        fail(f"{output}: no run.json here ({exc})")
 
 
 def _register_subcommands() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from dataengine.cli_support import fail
 from eval.config import ConfigError, load_eval_config
 from eval.run import run_eval
 
@@ -31,8 +32,7 @@ def main(
     try:
         cfg = load_eval_config(config, overrides)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     run_eval(cfg, checkpoint, output)
     typer.echo(f"wrote {output / 'results.json'}")
     typer.echo(f"report: {output / 'report.html'}")

@@ -18,14 +18,14 @@ def main(
     ),
 ) -> None:
     """Train (resuming from run_dir's latest checkpoint when resume: auto); writes DESIGN §3.5 run_dir."""
+    from dataengine.cli_support import fail
     from dataengine.configio import ConfigError
     from train.config import load_train_config
 
     try:
         cfg = load_train_config(config, list(set_ or []))
     except ConfigError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
+        fail(str(exc))
     from train.trainer import run
 
     run(cfg)

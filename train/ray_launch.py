@@ -66,13 +66,13 @@ def main(
     set_: list[str] = typer.Option(None, "--set", help="override a config key (repeatable)"),
 ) -> None:
     """Train on a Ray cluster through Ray Train's TorchTrainer."""
+    from dataengine.cli_support import fail
     from dataengine.configio import ConfigError
 
     try:
         cfg = load_train_config(config, list(set_ or []))
     except ConfigError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
+        fail(str(exc))
     launch(cfg, num_workers, use_gpu, address)
     typer.echo(f"metrics: {Path(cfg.run_dir).resolve() / 'metrics.jsonl'}")
 

@@ -4,48 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
-import yaml
-from pydantic import ValidationError
 
+from dataengine.cli_support import fail
+from dataengine.configio import ConfigError, apply_overrides, read_yaml, validate
 from dataengine.dedup.config import DedupConfig
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str) -> None:
-    if "=" not in dotted:
-        raise typer.BadParameter(f"--set {dotted!r}: expected key=value, e.g. minhash.jaccard_threshold=0.85")
-    key, raw = dotted.split("=", 1)
-    node = tree
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise typer.BadParameter(f"--set {dotted!r}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
-
-
 def load_config(config: Path | None, sets: list[str], decontam: list[Path]) -> DedupConfig:
-    """YAML file (keys at top level or under `dedup:`), then --set overrides, then --decontam files."""
-    tree: dict[str, Any] = {}
-    if config is not None:
-        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise typer.BadParameter(f"{config}: expected a mapping of dedup settings")
-        tree = loaded.get("dedup", loaded)
-    for item in sets:
-        _set_dotted(tree, item)
-    if decontam:
-        section = tree.setdefault("decontam", {})
-        section["enabled"] = True
-        section["benchmarks"] = [*section.get("benchmarks", []), *map(str, decontam)]
+    """YAML (keys at top level, or under `dedup:` as in configs/pipeline.yaml), then --set, then --decontam."""
+    origin = f"{config or '(defaults)'}" + (f" with --set {' '.join(sets)}" if sets else "")
     try:
-        return DedupConfig.model_validate(tree)
-    except ValidationError as err:
-        where = f" in {config}" if config else ""
-        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
-        raise typer.BadParameter(f"invalid dedup config{where}:\n" + "\n".join(lines)) from err
+        tree = read_yaml(config) if config is not None else {}
+        tree = tree.get("dedup", tree) or {}
+        apply_overrides(tree, sets)
+        if decontam:
+            section = tree.setdefault("decontam", {})
+            section["enabled"] = True
+            section["benchmarks"] = [*section.get("benchmarks", []), *map(str, decontam)]
+        return validate(DedupConfig, tree, origin)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def dedup_command(

@@ -11,14 +11,11 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from dataengine.cli_support import fail
+
 tokenizer_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Train, extend and measure tokenizers."
 )
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _weights(pairs: list[str] | None) -> dict[str, float]:
@@ -30,7 +27,7 @@ def _weights(pairs: list[str] | None) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or not channel:
-            _fail(f"--channel-weight {pair!r}: expected CHANNEL=NUMBER, e.g. zh=3")
+            fail(f"--channel-weight {pair!r}: expected CHANNEL=NUMBER, e.g. zh=3")
     return weights
 
 
@@ -67,7 +64,7 @@ def train(
         )
         meta = train_tokenizer(input, output, config)
     except (ValidationError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
     typer.echo(
         json.dumps({"output": str(output), "embedding_size": meta["embedding_size"], **meta["sample"]})
     )
@@ -92,7 +89,7 @@ def report(
             load_tokenizer(tokenizer), input, heldout_fraction=None if all_documents else heldout_fraction
         )
     except (ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
     if json_output:
         json_output.write_text(json.dumps(result, indent=2) + "\n")
     typer.echo(format_report(result))
@@ -122,7 +119,7 @@ def extend(
                     + format_report(compression_report(load_tokenizer(path), domain, heldout_fraction=None))
                 )
     except (ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 def pack_command(
@@ -152,7 +149,7 @@ def pack_command(
         )
         manifest = pack(input, tokenizer, output, config)
     except (ValidationError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
     summary = {
         name: {k: split[k] for k in ("documents", "tokens", "sequences")}
         for name, split in manifest["splits"].items()

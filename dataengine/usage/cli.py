@@ -7,19 +7,16 @@ from pathlib import Path
 
 import typer
 
+from dataengine.cli_support import fail
+
 usage_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Inspect the usage ledger.")
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _open(path: Path, hint: str):
     from dataengine.usage.ledger import UsageLedger, ledger_path
 
     if not ledger_path(path).is_file():
-        _fail(f"{ledger_path(path)}: no usage ledger ({hint})")
+        fail(f"{ledger_path(path)}: no usage ledger ({hint})")
     return UsageLedger(path)
 
 
