@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.configio import load_config
+from dataengine.dedup.config import DedupConfig
 from dataengine.io.config import InputConfig
 from dataengine.stages.c4 import C4Config
 from dataengine.stages.code import CodeConfig
@@ -63,6 +64,7 @@ class PipelineConfig(Strict):
     decide: DecideConfig = Field(default_factory=DecideConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     write: OutputConfig = Field(default_factory=OutputConfig)
+    dedup: DedupConfig | None = None  # phase 2 on OUT/kept after phase 1 (OUT/dedup/); null = off
 
 
 def load_pipeline_config(

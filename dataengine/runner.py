@@ -16,7 +16,9 @@ import os
 import platform
 import posixpath
 import time
+from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 
 from dataengine.config import PipelineConfig
 from dataengine.io.paths import expand_inputs
@@ -142,7 +144,7 @@ def _run_on_ray(cfg: PipelineConfig, units: list[Unit], output: str, progress: b
 
 def _plan_fingerprint(cfg: PipelineConfig, units: list[Unit]) -> str:
     """What must match for a re-run on the same OUT to resume rather than mix two runs."""
-    settings = cfg.model_dump(mode="json", exclude={"inputs", "output", "ray", "write"})
+    settings = cfg.model_dump(mode="json", exclude={"inputs", "output", "ray", "write", "dedup"})
     blob = json.dumps({"config": settings, "units": [u.unit_id for u in units]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -189,6 +191,9 @@ def run(
     todo = [u for u in units if not exists(fs, f"{root}/_units/{u.unit_id}.json")]
     errors = _run_on_ray(cfg, todo, output, progress) if todo else []
     result = summarize(cfg, units, output, skipped=len(units) - len(todo), started=started, errors=errors)
+    if cfg.dedup is not None and not errors:
+        result = _dedup_phase(cfg, output, result, rerun=bool(todo))
+        write_json_atomic(fs, f"{root}/run.json", result)
     if cfg.write.report:
         from dataengine.report import write_report
 
@@ -198,6 +203,39 @@ def run(
             f"{len(errors)} unit(s) failed; run.json has the counts of the rest. Re-run the same command "
             "to retry them:\n  " + "\n  ".join(errors[:10])
         )
+    return result
+
+
+def _dedup_phase(cfg: PipelineConfig, output: str, phase1: dict, rerun: bool) -> dict:
+    """Phase 2 on OUT/kept into OUT/dedup/; run.json's counts then cover both phases and still add up."""
+    from dataengine.dedup.runner import run_dedup
+
+    if "://" in output:
+        raise RunError(f"the dedup phase writes to a local directory; {output} is a URI (run `dataengine dedup`)")
+    previous = Path(output) / "dedup" / "run.json"
+    dedup = json.loads(previous.read_text()) if previous.is_file() else None
+    if rerun or dedup is None or dedup["config"] != cfg.dedup.model_dump(mode="json"):
+        dedup = run_dedup([str(Path(output) / "kept")], Path(output) / "dedup", cfg.dedup)
+    if dedup["input"] != phase1["kept"]:
+        raise RunError(f"{previous}: dedup saw {dedup['input']} documents, phase 1 kept {phase1['kept']}")
+    reasons = Counter(phase1["rejected_by_reason"])
+    reasons.update(dedup["rejected_by_reason"])
+    result = dict(phase1)
+    result.update(
+        {
+            "kept": dedup["kept"],
+            "rejected": sum(reasons.values()),
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "phase1": {k: phase1[k] for k in ("input", "kept", "rejected", "rejected_by_reason")},
+            "funnel_docs": {**phase1["funnel_docs"], "dedup": dedup["kept"]},
+            "dedup": {k: v for k, v in dedup.items() if k != "config"},
+            "output": {
+                "kept": posixpath.join(output, "dedup", "kept"),
+                "rejected": [posixpath.join(output, "rejected"), posixpath.join(output, "dedup", "rejected")],
+            },
+        }
+    )
+    assert result["input"] == result["kept"] + result["rejected"], "dedup broke conservation"
     return result
 
 
