@@ -19,9 +19,11 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 test: $(STAMP)
+	bash scripts/redis.sh install >/dev/null || echo "redis-server could not be installed: the Redis index test will say so"
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)
+	bash scripts/redis.sh install >/dev/null || echo "redis-server could not be installed: the Redis index test will say so"
 	$(BIN)/python -m pytest -q -m ''
 
 lint: $(STAMP)
