@@ -63,9 +63,17 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     on_disk = json.loads((out / "run.json").read_text())
     assert on_disk["input"] == on_disk["kept"] + on_disk["rejected"] == result["input"]
     assert sum(on_disk["rejected_by_reason"].values()) == on_disk["rejected"]
+    # phase 1 then the dedup phase (on in configs/pipeline.yaml): counts over both add up to the input
+    assert on_disk["phase1"]["input"] == on_disk["phase1"]["kept"] + on_disk["phase1"]["rejected"]
+    assert on_disk["dedup"]["input"] == on_disk["phase1"]["kept"]
     kept = pq.read_table(out / "kept")
     rejected = pq.read_table(out / "rejected")
-    assert kept.num_rows == on_disk["kept"] and rejected.num_rows == on_disk["rejected"]
+    assert kept.num_rows == on_disk["phase1"]["kept"] and rejected.num_rows == on_disk["phase1"]["rejected"]
+    final_kept = pq.read_table(out / "dedup" / "kept")
+    dedup_rejected = pq.read_table(out / "dedup" / "rejected")
+    assert final_kept.num_rows == on_disk["kept"]
+    assert rejected.num_rows + dedup_rejected.num_rows == on_disk["rejected"]
+    assert all(r.startswith("dedup:") for r in dedup_rejected.column("reject").to_pylist())
     # every reason is stage:rule and every rejected row carries one
     assert all(":" in r for r in rejected.column("reject").to_pylist())
     # the broken lines are rejected rows with io reasons, the file named in source
@@ -86,12 +94,14 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
 
 
 def test_second_run_on_same_output_resumes_everything(ray_session, mixed_corpus, tmp_path):
-    cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["write.report=false"])
+    cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["write.report=false", "dedup=null"])
     first = run(cfg, inputs=[str(mixed_corpus)], output=str(tmp_path / "out"), progress=False)
     again = run(cfg, inputs=[str(mixed_corpus)], output=str(tmp_path / "out"), progress=False)
     assert again["units"]["resumed_from_previous_run"] == again["units"]["total"]
     assert (again["input"], again["kept"]) == (first["input"], first["kept"])
-    changed = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["stages.langid.threshold=0.9"])
+    changed = load_pipeline_config(
+        ROOT / "configs/pipeline.yaml", ["stages.langid.threshold=0.9", "dedup=null"]
+    )
     with pytest.raises(RunError, match="other inputs or settings"):
         run(changed, inputs=[str(mixed_corpus)], output=str(tmp_path / "out"), progress=False)
 
@@ -108,7 +118,7 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, shared_data, tmp_pat
     docs += [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:600]]
     for part in range(12):
         _write_jsonl(corpus / f"part-{part:02d}.jsonl", docs[part::12])
-    overrides = ["ray.num_workers=1", "ray.batch_size=16", "write.report=false"]
+    overrides = ["ray.num_workers=1", "ray.batch_size=16", "write.report=false", "dedup=null"]
     interrupted = tmp_path / "interrupted"
     cmd = [
         sys.executable,

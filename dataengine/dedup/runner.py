@@ -389,7 +389,8 @@ def run_dedup(
         kept += int(row["kept"])
         by_reason.update(json.loads(row["counts"]))
     rejected = sum(by_reason.values())
-    if len(written) != len(inputs_) or kept + rejected != total:
+    non_empty = sum(1 for f in inputs_ if f.num_rows)  # an empty input file has no rows to group
+    if len(written) != non_empty or kept + rejected != total:
         raise RuntimeError(f"dedup conservation broken: input {total}, kept {kept}, rejected {rejected}")
     for sub in ("kept", "rejected"):
         shutil.rmtree(out / sub, ignore_errors=True)
