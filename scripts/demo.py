@@ -41,7 +41,7 @@ def main() -> None:
         f"\nkept {run['kept']} of {run['input']} documents; rejected by reason: {run['rejected_by_reason']}"
     )
 
-    kept = "demo_out/phase1/kept"
+    kept = "demo_out/phase1/dedup/kept"  # after the dedup phase of configs/pipeline.yaml
     tokenizer = "demo_out/tokenizer/tokenizer.json"
     step(
         "tokenizer: byte-level BPE on the kept documents",
