@@ -13,36 +13,19 @@ import pyarrow.parquet as pq
 
 from dataengine.io.config import InputConfig
 from dataengine.io.paths import open_random_access
-from dataengine.io.readers.html import html_document
-from dataengine.io.readers.rows import document, rejected
+from dataengine.io.readers.records import record_row
+from dataengine.io.readers.rows import rejected
 from dataengine.io.units import Unit
 
 _BATCH_ROWS = 256  # small batches: one Parquet row may hold a multi-megabyte document
 
 
-def _meta_fields(cfg: InputConfig) -> tuple[tuple[str, str], ...]:
-    return (("id", cfg.id_field), ("url", cfg.url_field), ("title", cfg.title_field))
-
-
 def _rows_of_batch(batch: pa.RecordBatch, first_row: int, unit: Unit, cfg: InputConfig) -> Iterator[dict]:
-    columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-    text_col = columns.get(cfg.text_field)
-    html_col = columns.get(cfg.html_field) if cfg.html_field else None
+    names = batch.schema.names
+    columns = [batch.column(name).to_pylist() for name in names]
     for i in range(batch.num_rows):
-        source = f"{unit.path}#row {first_row + i}"
-        meta = {key: columns[field][i] if field in columns else None for key, field in _meta_fields(cfg)}
-        html = html_col[i] if html_col is not None else None
-        if html is not None:
-            if isinstance(html, str):
-                yield html_document(html, source, cfg, **meta)
-            else:
-                yield rejected(source, "io:non_string_text", str(html), **meta)
-        elif text_col is None:
-            yield rejected(source, "io:missing_text", **meta)
-        elif not isinstance(text_col[i], str):
-            yield rejected(source, "io:non_string_text", str(text_col[i]), **meta)
-        else:
-            yield document(text_col[i], source, cfg, **meta)
+        record = {name: column[i] for name, column in zip(names, columns, strict=True)}
+        yield record_row(record, f"{unit.path}#row {first_row + i}", cfg)
 
 
 def read_parquet(unit: Unit, cfg: InputConfig) -> Iterator[dict]:
