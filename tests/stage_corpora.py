@@ -6,6 +6,7 @@ import gzip
 import html
 import json
 import re
+from itertools import islice
 from pathlib import Path
 
 from dataengine.stages import Document
@@ -17,10 +18,10 @@ from dataengine.stages.langid import LanguageIdentifier
 from dataengine.stages.normalize import Normalizer
 
 
-def read_jsonl(path: Path, field: str = "text") -> list[str]:
+def read_jsonl(path: Path, field: str = "text", limit: int | None = None) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line)[field] for line in f if line.strip()]
+        return [json.loads(line)[field] for line in islice(f, limit) if line.strip()]
 
 
 def english_web_docs(data: Path) -> dict[str, list[str]]:

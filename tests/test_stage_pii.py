@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from stage_corpora import cmrc_paragraphs, english_web_docs, read_jsonl
 
 from dataengine.stages.document import Document
 from dataengine.stages.pii import PiiConfig, PiiMasker, is_valid_cn_id, luhn_ok
@@ -27,24 +26,14 @@ CARDS = {
 CN_IDS = ["11010519491231002X", "440524199001010018", "310115200002291235"]
 
 
-def _jsonl(path: Path) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def zh_paragraphs(shared_data: Path) -> list[str]:
-    return [r["text"] for r in _jsonl(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl")]
+    return cmrc_paragraphs(shared_data, min_chars=0)
 
 
 @pytest.fixture(scope="module")
 def c4_docs(shared_data: Path) -> list[str]:
-    return [
-        r["text"]
-        for p in sorted((shared_data / "web" / "text").glob("c4-sample.*.jsonl.gz"))
-        for r in _jsonl(p)
-    ]
+    return english_web_docs(shared_data)["c4"]
 
 
 def _masked(text: str, cfg: PiiConfig | None = None) -> tuple[Document, str | None]:
@@ -155,7 +144,7 @@ def test_invalid_checksums_and_look_alikes_are_not_masked(zh_paragraphs):
 
 def test_real_contact_details_in_web_email_threads_are_masked(shared_data):
     """EWT's e-mail and newsgroup documents carry real addresses and phone numbers; none survive."""
-    docs = [r["text"] for r in _jsonl(shared_data / "web" / "text" / "ewt_web_docs.jsonl")]
+    docs = read_jsonl(shared_data / "web" / "text" / "ewt_web_docs.jsonl")
     masker = PiiMasker()
     address = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
     us_phone = re.compile(r"\(\d{3}\) ?\d{3}-\d{4}|\b\d{3}-\d{3}-\d{4}\b")
@@ -173,7 +162,7 @@ def test_real_contact_details_in_web_email_threads_are_masked(shared_data):
 
 def test_clean_real_text_gets_almost_no_masks(shared_data, zh_paragraphs):
     """500 zh-Wikipedia paragraphs and 500 Brown corpus documents: PII-free prose full of numbers and dates."""
-    brown = [r["text"] for r in _jsonl(shared_data / "reference" / "nltk" / "brown_docs.jsonl.gz")][:500]
+    brown = read_jsonl(shared_data / "reference" / "nltk" / "brown_docs.jsonl.gz")[:500]
     masker = PiiMasker()
     texts = zh_paragraphs[:500] + brown
     assert len(texts) == 1000

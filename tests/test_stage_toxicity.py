@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
-from itertools import islice
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from stage_corpora import cmrc_paragraphs, english_web_docs, read_jsonl
 
 from dataengine.stages.document import Document
 from dataengine.stages.toxicity import LIST_DIR, ToxicityConfig, ToxicityFilter, builtin_languages
-
-
-def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in islice(f, limit) if line.strip()]
 
 
 def _chunks(text: str, size: int = 3000) -> list[str]:
@@ -39,16 +31,12 @@ def tox() -> ToxicityFilter:
 
 @pytest.fixture(scope="module")
 def zh_paragraphs(shared_data: Path) -> list[str]:
-    return [r["text"] for r in _jsonl(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl")]
+    return cmrc_paragraphs(shared_data, min_chars=0)
 
 
 @pytest.fixture(scope="module")
 def c4_docs(shared_data: Path) -> list[str]:
-    return [
-        r["text"]
-        for p in sorted((shared_data / "web" / "text").glob("c4-sample.*.jsonl.gz"))
-        for r in _jsonl(p)
-    ]
+    return english_web_docs(shared_data)["c4"]
 
 
 def _kept_share(stage: ToxicityFilter, texts: list[str], lang: str) -> float:
@@ -70,7 +58,7 @@ def test_real_clean_english_text_is_kept(shared_data, tox):
 
 def test_real_clean_chinese_text_is_kept(shared_data, tox, zh_paragraphs):
     assert _kept_share(tox, zh_paragraphs, "zh") >= 0.99
-    poems = [r["text"] for r in _jsonl(shared_data / "zh" / "zh_classical_poetry.jsonl.gz", 20000)]
+    poems = read_jsonl(shared_data / "zh" / "zh_classical_poetry.jsonl.gz", limit=20000)
     assert _kept_share(tox, poems, "zh") >= 0.99
 
 
