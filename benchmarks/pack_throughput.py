@@ -5,11 +5,13 @@ written as JSONL, a 32k tokenizer is trained on it (or --tokenizer is used), the
 
 * baseline: `Tokenizer.encode_batch` over the in-memory texts, batches of 256, one thread
   (RAYON_NUM_THREADS=1), which is what one pack worker does;
-* pack: the whole `pack()` (read files, tokenize on Ray Data, pack, write shards and
-  manifest) with 1 and 2 tokenize workers, on a local Ray with 2 CPUs.
+* pack: the whole `pack()` (read files on Ray Data, tokenize in Ray tasks, pack, write shards
+  and manifest) with 1 and 2 tokenize workers, on a local Ray with 2 CPUs; the driver's own CPU
+  time is recorded too (packing and writing run there, tokenizing does not).
 
 Each figure is the median of --runs runs (runs interleaved). Results replace the section
-"## Packing throughput (issue 3)" of benchmarks/RESULTS.md.
+"## Packing throughput (issue 3)" of benchmarks/RESULTS.md, keeping its "### Earlier
+measurements" subsection (history) at the end.
 
     python benchmarks/pack_throughput.py [--chars-per-channel 3000000] [--runs 3]
 """
@@ -23,6 +25,7 @@ os.environ["RAYON_NUM_THREADS"] = "1"  # before tokenizers starts its thread poo
 import argparse
 import json
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -31,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Packing throughput (issue 3)"
+HISTORY = "### Earlier measurements"
 
 
 def bare_encode(texts: list[str], tokenizer_path: Path, batch_size: int = 256) -> tuple[int, float]:
@@ -47,12 +51,18 @@ def bare_encode(texts: list[str], tokenizer_path: Path, batch_size: int = 256) -
     return tokens, time.perf_counter() - start
 
 
-def run_pack(inputs: list[Path], tokenizer_path: Path, out: Path, workers: int) -> tuple[int, float]:
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_pack(inputs: list[Path], tokenizer_path: Path, out: Path, workers: int) -> tuple[int, float, float]:
+    """Tokens, wall seconds and the driver's CPU seconds of one `pack()`."""
     from dataengine.pack.packer import PackConfig, pack
 
-    start = time.perf_counter()
+    cpu, start = _cpu_seconds(), time.perf_counter()
     manifest = pack(inputs, tokenizer_path, out, PackConfig(seq_len=2048, num_workers=workers))
-    return manifest["tokens_in"], time.perf_counter() - start
+    return manifest["tokens_in"], time.perf_counter() - start, _cpu_seconds() - cpu
 
 
 def write_section(text: str) -> None:
@@ -61,7 +71,9 @@ def write_section(text: str) -> None:
     if SECTION in current:
         head, _, rest = current.partition(SECTION)
         nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
+        section, tail = (rest[:nxt], rest[nxt + 1 :]) if nxt >= 0 else (rest, "")
+        if HISTORY in section:
+            text += "\n" + HISTORY + section.partition(HISTORY)[2].rstrip("\n") + "\n"
         current = head + text + ("\n" + tail if tail else "")
     else:
         current = current.rstrip("\n") + "\n\n" + text
@@ -78,6 +90,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
 
     import ray
 
@@ -107,14 +120,16 @@ def main() -> None:
         "pack, 1 worker": [],
         "pack, 2 workers": [],
     }
+    driver_cpu: dict[int, list[float]] = {1: [], 2: []}
     tokens_seen = set()
     for run in range(args.runs):
         tokens, seconds = bare_encode(texts, tokenizer_path)
         tokens_seen.add(tokens)
         results["encode_batch (1 thread)"].append(tokens / seconds)
         for workers in (1, 2):
-            tokens, seconds = run_pack(inputs, tokenizer_path, work / f"shards_{run}_{workers}", workers)
+            tokens, seconds, cpu = run_pack(inputs, tokenizer_path, work / f"shards_{run}_{workers}", workers)
             tokens_seen.add(tokens)
+            driver_cpu[workers].append(cpu)
             results[f"pack, {workers} worker{'s' if workers > 1 else ''}"].append(tokens / seconds)
     ray.shutdown()
     load_after = os.getloadavg()[0]
@@ -128,14 +143,16 @@ def main() -> None:
         SECTION,
         "",
         f"Machine: {os.cpu_count()} cores ({platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}); other processes were running on the machine at the same time "
-        f"(1-minute load average {load_before:.1f} before, {load_after:.1f} after the runs), so the "
-        "figures are noisy and a 2-worker speed-up can only show when the two cores are otherwise idle.",
+        f"{platform.python_version()}); 1-minute load average {load_start:.1f} at the start, "
+        f"{load_before:.1f} before the timed runs (after tokenizer training) and {load_after:.1f} after them (this benchmark alone keeps up to 2 cores busy; a higher "
+        "figure means other jobs shared the cores and the figures are noisy).",
         f"Data: {len(texts)} documents, {chars:,} characters, {tokens_seen.pop():,} tokens (EOS included) of the "
         "shared English + Chinese + code sample; 32k tokenizer; seq_len 2048.",
         f"Command: `python benchmarks/pack_throughput.py --chars-per-channel {args.chars_per_channel} "
-        f"--runs {args.runs}` (median of {args.runs} runs; pack timed end to end: read, tokenize on Ray Data, "
-        "pack, write shards).",
+        f"--runs {args.runs}` (median of {args.runs} runs; pack timed end to end: read, tokenize in Ray tasks, "
+        "pack, write shards). Driver CPU (median): "
+        f"{statistics.median(driver_cpu[1]):.2f} s with 1 worker, {statistics.median(driver_cpu[2]):.2f} s "
+        "with 2.",
         "",
         "| what | tokens/s (median) | runs | ratio |",
         "| --- | ---: | --- | --- |",

@@ -1,4 +1,5 @@
-"""Packing on Ray Data: conservation, exact round trip, held-out rule, determinism, order plug-in, CLI."""
+"""Packing on Ray: conservation, exact round trip, held-out rule, determinism, order plug-in, CLI;
+and the block packer (rows carried across tokenize blocks) without Ray."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from typer.testing import CliRunner
 
 from dataengine.pack.cli import pack_command, tokenizer_app
 from dataengine.pack.holdout import is_heldout
+from dataengine.pack.inputs import read_batches
 from dataengine.pack.order import DocumentOrder, register_order
-from dataengine.pack.packer import PackConfig, pack
+from dataengine.pack.packer import PackConfig, SplitBlock, StreamPacker, pack, tokenize_block
 from dataengine.pack.sample_corpus import write_sample_corpus
-from dataengine.pack.shards import ShardReader
-from dataengine.pack.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
+from dataengine.pack.shards import ShardReader, ShardWriter
+from dataengine.pack.tokenizer import TokenizerConfig, load_tokenizer, special_ids, train_tokenizer
 
 SEQ_LEN = 256
 HELDOUT = 0.1
@@ -140,7 +142,7 @@ def test_pack_is_deterministic_across_workers_and_batches(ray_session, inputs, t
         inputs,
         tokenizer_path,
         tmp_path / "b",
-        PackConfig(**base, num_workers=1, batch_size=200, block_bytes=1 << 16),
+        PackConfig(**base, num_workers=1, batch_size=200, block_bytes=1 << 16, task_text_bytes=3000),
     )
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
 
@@ -150,6 +152,54 @@ def test_pack_is_deterministic_across_workers_and_batches(ray_session, inputs, t
         _digest(tmp_path / "a") != _digest(tmp_path / "c")
         or first != ShardReader(tmp_path / "c").spans(0, 0)[0]["doc_id"]
     )
+
+
+def _pack_blocks(blocks: list[SplitBlock], root: Path, writer_args: dict) -> StreamPacker:
+    packer = StreamPacker(ShardWriter(root, "train", SEQ_LEN, "uint16", **writer_args))
+    for block in blocks:
+        packer.add(block)
+    packer.close()
+    return packer
+
+
+def test_blocks_carry_rows_and_give_the_same_bytes(inputs, tokenizer_path, tmp_path):
+    """Real en/zh/code documents tokenized as one block or as many small blocks (one document,
+    blocks with no train document at all) pack to the same bytes: the partial row at a block's
+    end is carried, rows are full except the last, and the tokens are the documents' in order."""
+    tokenizer = load_tokenizer(tokenizer_path)
+    config = PackConfig(seq_len=SEQ_LEN, heldout_fraction=HELDOUT)
+    tables = [t for path in inputs for t in read_batches(path, 10_000)]
+    whole = [tokenize_block(tokenizer.to_str(), pa.concat_tables(tables), config, "uint16")["train"]]
+    documents = pa.concat_tables(tables)
+    small, start, size = [], 0, 1
+    while start < documents.num_rows:  # block sizes 1, 2, 3, 1, 2, 3, ...
+        batch = documents.slice(start, size)
+        small.append(tokenize_block(tokenizer.to_str(), batch, config, "uint16")["train"])
+        start, size = start + size, size % 3 + 1
+    assert any(len(b.lengths) == 0 for b in small), "some blocks hold only held-out documents"
+
+    ids = special_ids(tokenizer)
+    writer_args = {
+        "vocab_size": tokenizer.get_vocab_size(),
+        "pad_id": ids["pad"],
+        "eos_id": ids["eos"],
+        "tokenizer_sha256": "test",
+        "rows_per_shard": 50,
+    }
+    one = _pack_blocks(whole, tmp_path / "one", writer_args)
+    many = _pack_blocks(small, tmp_path / "many", writer_args)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "many")
+    assert (
+        (one.documents, one.tokens)
+        == (many.documents, many.tokens)
+        == (len(whole[0].lengths), len(whole[0].tokens))
+    )
+
+    rows = np.concatenate([np.load(p) for p in sorted((tmp_path / "many" / "train").glob("*.npy"))])
+    stream = np.concatenate([b.tokens for b in small])
+    assert rows.shape[0] == -(-len(stream) // (SEQ_LEN + 1)) > 10
+    assert (rows.reshape(-1)[: len(stream)] == stream).all()
+    assert (rows.reshape(-1)[len(stream) :] == ids["pad"]).all()
 
 
 class LongestFirst(DocumentOrder):

@@ -1,15 +1,20 @@
-"""``dataengine pack``: kept documents -> token shards (§3.3) on Ray Data.
+"""``dataengine pack``: kept documents -> token shards (§3.3), tokenized in parallel Ray tasks.
 
-Pipeline: read files (one Ray task per file, batches of documents) -> order (plug-in) ->
-tokenize on an actor pool (``map_batches``; each actor loads the tokenizer once and encodes
-with one thread) -> the driver consumes the batches in order and packs them.
+Pipeline: read files on Ray Data (one task per file) -> order (plug-in) -> the driver cuts the
+ordered stream into blocks of ``batch_size`` documents and keeps ``num_workers`` Ray tasks
+busy; each task does all the per-document work of its block (tokenize, EOS, channel, held-out
+split, flat token array per split in the shard dtype) -> the driver takes the results in block
+order and packs them with a handful of numpy operations per block (no Python loop over
+tokens), then writes shards.
 
 Packing is one stream per split: each document's tokens plus EOS are appended, and the stream
 is cut into rows of ``seq_len + 1``; a document that crosses a row end continues in the next
-row (one span per piece), so nothing is dropped or truncated. Only the last row of a split is
-padded. The split is decided per document by a hash of its id (``holdout``), with a fraction
-per channel (channel = category, else lang). Order is preserved end to end, so the same input
-and config give the same bytes whatever the batch layout or number of workers.
+row (one span per piece), so nothing is dropped or truncated. The partial row at the end of a
+block is carried into the next block rather than padded, so only the last row of a split is
+padded (at most ``seq_len`` pad tokens per split) and the bytes depend only on the ordered
+documents and the config: never on block size, Ray's block layout or the number of workers.
+The split is decided per document by a hash of its id (``holdout``), with a fraction per
+channel (channel = category, else lang).
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer
 
@@ -30,6 +38,7 @@ from dataengine.pack.holdout import is_heldout
 from dataengine.pack.inputs import document_channel, expand_inputs, read_batches
 from dataengine.pack.order import make_order
 from dataengine.pack.shards import (
+    DTYPES,
     MANIFEST,
     ShardWriter,
     dtype_for_vocab,
@@ -38,6 +47,7 @@ from dataengine.pack.shards import (
 from dataengine.pack.tokenizer import file_sha256, load_tokenizer, meta_path, read_meta, special_ids
 
 SPLITS = ("train", "heldout")
+META_COLUMNS = ("id", "channel", "lang", "source")
 
 
 class PackConfig(BaseModel):
@@ -53,11 +63,10 @@ class PackConfig(BaseModel):
     heldout_seed: int = 0
     dtype: Literal["auto", "uint16", "uint32"] = "auto"
     rows_per_shard: int | None = Field(None, ge=1, description="default: about 64 MiB per shard")
-    batch_size: int = Field(256, ge=1, description="documents per tokenization batch")
-    num_workers: int = Field(2, ge=1, description="parallel tokenize tasks")
-    block_bytes: int = Field(
-        2 << 20, ge=1 << 16, description="Ray block size: small blocks spread one large file over all workers"
-    )
+    batch_size: int = Field(256, ge=1, description="documents per tokenize task (a block)")
+    num_workers: int = Field(2, ge=1, description="tokenize tasks running at once")
+    task_text_bytes: int = Field(512 << 10, ge=1, description="text per tokenize task (about)")
+    block_bytes: int = Field(2 << 20, ge=1 << 16, description="Ray Data block size of the document reader")
 
 
 def read_documents(files: Sequence[Path], batch_size: int):
@@ -69,8 +78,7 @@ def read_documents(files: Sequence[Path], batch_size: int):
             yield from read_batches(path, batch_size)
 
     items = [{"path": str(p)} for p in files]
-    # a fraction of a CPU: reading is light, and a different resource request keeps Ray from
-    # fusing it with tokenization (fused, a single large file would be tokenized by one task)
+    # a fraction of a CPU: reading is light and must not wait for a tokenize task to finish
     return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         read, batch_size=1, batch_format="numpy", num_cpus=0.25
     )
@@ -85,85 +93,121 @@ def _worker_tokenizer(tokenizer_json: str) -> tuple[Tokenizer, int]:
     return tokenizer, special_ids(tokenizer)["eos"]
 
 
-class TokenizeDocuments:
-    """Ray Data map: tokens (with EOS), channel and split for a batch of documents.
+@dataclass(frozen=True)
+class SplitBlock:
+    """One block's documents of one split: their tokens (EOS included) end to end, each
+    document's length, and its span metadata (META_COLUMNS)."""
 
-    A task function rather than an actor pool: actors would hold every CPU and starve the
-    read and sort tasks on a small machine."""
+    tokens: np.ndarray
+    lengths: np.ndarray
+    meta: pa.Table
 
-    def __init__(self, tokenizer_json: str, config: dict[str, Any]) -> None:
-        self.tokenizer_json = tokenizer_json
-        self.config = PackConfig(**config)
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        tokenizer, eos = _worker_tokenizer(self.tokenizer_json)
-        encodings = tokenizer.encode_batch(batch["text"].to_pylist(), add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) + 1 for e in encodings), dtype=np.int64, count=len(encodings))
-        offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        values = np.empty(offsets[-1], dtype=np.uint32)
-        for encoding, start, end in zip(encodings, offsets[:-1], offsets[1:], strict=True):
-            values[start : end - 1] = encoding.ids
-            values[end - 1] = eos
-        channels = [
-            document_channel(c, lang)
-            for c, lang in zip(batch["category"].to_pylist(), batch["lang"].to_pylist(), strict=True)
-        ]
-        by_channel = self.config.heldout_fraction_by_channel
-        splits = [
-            "heldout"
-            if is_heldout(
-                doc_id, by_channel.get(channel, self.config.heldout_fraction), self.config.heldout_seed
-            )
-            else "train"
+def tokenize_block(
+    tokenizer_json: str, batch: pa.Table, config: PackConfig, dtype: str
+) -> dict[str, SplitBlock]:
+    """The per-document work of one block, run in a Ray task: tokens + EOS, channel, split."""
+    tokenizer, eos = _worker_tokenizer(tokenizer_json)
+    encodings = tokenizer.encode_batch(batch["text"].to_pylist(), add_special_tokens=False)
+    ids = [e.ids for e in encodings]  # each .ids builds a new list: read it once
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)) + 1
+    ends = np.cumsum(lengths)
+    tokens = np.empty(int(ends[-1]) if len(ends) else 0, dtype=DTYPES[dtype])
+    for doc_ids, end in zip(ids, ends.tolist(), strict=True):
+        tokens[end - len(doc_ids) - 1 : end - 1] = doc_ids
+    tokens[ends - 1] = eos
+    channels = [
+        document_channel(c, lang)
+        for c, lang in zip(batch["category"].to_pylist(), batch["lang"].to_pylist(), strict=True)
+    ]
+    by_channel = config.heldout_fraction_by_channel
+    heldout = np.fromiter(
+        (
+            is_heldout(doc_id, by_channel.get(channel, config.heldout_fraction), config.heldout_seed)
             for doc_id, channel in zip(batch["id"].to_pylist(), channels, strict=True)
-        ]
-        return pa.table(
-            {
-                "id": batch["id"],
-                "source": batch["source"],
-                "lang": batch["lang"],
-                "channel": pa.array(channels, pa.string()),
-                "split": pa.array(splits, pa.string()),
-                "tokens": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values)),
-            }
+        ),
+        dtype=bool,
+        count=batch.num_rows,
+    )
+    meta = pa.table(
+        {
+            "id": batch["id"],
+            "channel": pa.array(channels, pa.string()),
+            "lang": batch["lang"],
+            "source": batch["source"],
+        }
+    )
+    blocks = {}
+    for split, chosen in (("train", ~heldout), ("heldout", heldout)):
+        blocks[split] = SplitBlock(
+            tokens[np.repeat(chosen, lengths)],
+            lengths[chosen],
+            meta.filter(pa.array(chosen)),
         )
+    return blocks
 
 
-class RowPacker:
-    """Cuts one split's token stream into rows of ``seq_len + 1`` and hands them to the writer."""
+class StreamPacker:
+    """Cuts one split's token stream into rows of ``seq_len + 1`` and hands them to the writer.
+
+    Blocks arrive in order; a block's spans are computed with numpy from the document lengths
+    and the stream position, and the partial row at its end is carried into the next block."""
 
     def __init__(self, writer: ShardWriter) -> None:
         self.writer = writer
         self.width = writer.seq_len + 1
-        self.row = np.full(self.width, writer.pad_id, dtype=np.uint32)
-        self.fill = 0
-        self.spans: list[dict[str, Any]] = []
+        self.carry = np.empty(0, dtype=DTYPES[writer.dtype])  # tokens of the unfinished row
+        self.carry_spans: list[dict[str, Any]] = []  # spans of the unfinished row
         self.documents = 0
-        self.tokens = 0
+        self.tokens = 0  # = position of the next token in the split's stream
 
-    def add(self, tokens: np.ndarray, meta: dict[str, Any]) -> None:
-        self.documents += 1
-        self.tokens += len(tokens)
-        done = 0
-        while done < len(tokens):
-            take = min(self.width - self.fill, len(tokens) - done)
-            self.row[self.fill : self.fill + take] = tokens[done : done + take]
-            self.spans.append({"start": self.fill, "end": self.fill + take, **meta})
-            self.fill += take
-            done += take
-            if self.fill == self.width:
-                self._emit()
+    def add(self, block: SplitBlock) -> None:
+        if not len(block.lengths):
+            return
+        width = self.width
+        ends = self.tokens + np.cumsum(block.lengths)
+        starts = ends - block.lengths
+        first_row, last_row = starts // width, (ends - 1) // width
+        pieces = last_row - first_row + 1
+        doc = np.repeat(np.arange(len(pieces)), pieces)
+        row = first_row[doc] + np.arange(len(doc)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        row_start = row * width
+        piece_start = np.maximum(starts[doc], row_start) - row_start
+        piece_end = np.minimum(ends[doc], row_start + width) - row_start
+        meta = {name: block.meta[name].to_pylist() for name in META_COLUMNS}
 
-    def _emit(self) -> None:
-        self.writer.write_row(self.row, self.spans)
-        self.row = np.full(self.width, self.writer.pad_id, dtype=np.uint32)
-        self.fill = 0
-        self.spans = []
+        new_spans = [
+            {
+                "start": start,
+                "end": end,
+                "doc_id": meta["id"][d],
+                "channel": meta["channel"][d],
+                "lang": meta["lang"][d],
+                "source": meta["source"][d],
+            }
+            for d, start, end in zip(doc.tolist(), piece_start.tolist(), piece_end.tolist(), strict=True)
+        ]
+
+        self.documents += len(block.lengths)
+        row_base = self.tokens // width  # the carried (unfinished) row's number in the stream
+        self.tokens = int(ends[-1])
+        stream = np.concatenate([self.carry, block.tokens])
+        complete = len(stream) // width
+        # pieces are sorted by row: cuts[r] is where the pieces of the rows after row r begin
+        cuts = np.searchsorted(row, row_base + np.arange(1, complete + 1)).tolist()
+        spans, previous = self.carry_spans, 0
+        for r, cut in enumerate(cuts):
+            self.writer.write_row(stream[r * width : (r + 1) * width], spans + new_spans[previous:cut])
+            spans, previous = [], cut
+        self.carry = stream[complete * width :].copy()
+        self.carry_spans = spans + new_spans[previous:]
 
     def close(self) -> dict[str, Any]:
-        if self.fill:
-            self._emit()
+        """Pad and write the last, unfinished row; returns the writer's counts."""
+        if len(self.carry):
+            row = np.full(self.width, self.writer.pad_id, dtype=self.carry.dtype)
+            row[: len(self.carry)] = self.carry
+            self.writer.write_row(row, self.carry_spans)
         return self.writer.close(write_manifest=False)
 
 
@@ -177,6 +221,59 @@ def _init_ray():
         else:
             ray.init(include_dashboard=False, log_to_driver=False)
     return ray
+
+
+def _task_batches(tables: Iterator[pa.Table], max_rows: int, max_text_bytes: int) -> Iterator[pa.Table]:
+    """The ordered documents regrouped into tokenize tasks of at most ``max_rows`` documents
+    and about ``max_text_bytes`` of text (a longer single document is a task of its own).
+
+    A byte budget, not only a document count, keeps one block of long documents (code) from
+    becoming a serial tail; task boundaries do not change the packed bytes."""
+    pending: list[pa.Table] = []
+    rows = size = 0
+    for table in tables:
+        start = 0
+        for i, n in enumerate(pc.binary_length(table["text"]).to_pylist()):
+            if rows and (rows == max_rows or size + n > max_text_bytes):
+                pending.append(table.slice(start, i - start))
+                yield pa.concat_tables(pending)
+                pending, rows, size, start = [], 0, 0, i
+            rows += 1
+            size += n
+        if start < table.num_rows:
+            pending.append(table.slice(start))
+    if rows:
+        yield pa.concat_tables(pending)
+
+
+def _tokenized_blocks(
+    ray, batches: Iterator[pa.Table], tokenizer_json: str, config: PackConfig, dtype: str
+) -> Iterator[dict[str, SplitBlock]]:
+    """Results of ``tokenize_block`` in block order, with ``num_workers`` tasks kept running and
+    at most ``4 * num_workers`` results waiting behind a slow one (bounded memory).
+
+    A task holds a whole CPU; the reader asks for a quarter, so it still runs beside them."""
+    task = ray.remote(num_cpus=1, max_retries=0)(tokenize_block)
+    shared = ray.put(tokenizer_json)
+    workers = config.num_workers
+    in_order: deque = deque()
+    running: set = set()
+
+    def finished_in_order() -> Iterator[dict[str, SplitBlock]]:
+        while in_order and in_order[0] not in running:
+            yield ray.get(in_order.popleft())
+
+    for batch in batches:
+        while len(running) >= workers or len(in_order) >= 4 * workers:
+            if running:
+                done, _ = ray.wait(list(running), num_returns=1)
+                running.difference_update(done)
+            yield from finished_in_order()
+        ref = task.remote(shared, batch, config, dtype)
+        in_order.append(ref)
+        running.add(ref)
+    while in_order:
+        yield ray.get(in_order.popleft())
 
 
 def pack(
@@ -203,7 +300,7 @@ def pack(
         shutil.copyfile(meta_path(tokenizer_path), meta_path(output / "tokenizer.json"))
     sha = file_sha256(tokenizer_path)
     packers = {
-        split: RowPacker(
+        split: StreamPacker(
             ShardWriter(
                 output,
                 split,
@@ -232,15 +329,13 @@ def pack(
     documents_in = 0
     try:
         ds = order.apply(read_documents(files, config.batch_size))
-        ds = ds.map_batches(
-            TokenizeDocuments(tokenizer.to_str(), config.model_dump()),
-            batch_size=config.batch_size,
-            batch_format="pyarrow",
-            compute=ray.data.TaskPoolStrategy(size=config.num_workers),
-            num_cpus=1,
-        )
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            documents_in += _pack_batch(batch, packers)
+        # whole Ray blocks, regrouped here: iter_batches(batch_size=N) costs the driver a core
+        tables = ds.iter_batches(batch_format="pyarrow", batch_size=None)
+        batches = _task_batches(tables, config.batch_size, config.task_text_bytes)
+        for blocks in _tokenized_blocks(ray, batches, tokenizer.to_str(), config, dtype):
+            for split, block in blocks.items():
+                documents_in += len(block.lengths)
+                packers[split].add(block)
     finally:
         (
             context.execution_options.preserve_order,
@@ -273,19 +368,3 @@ def pack(
     }
     fields = next(iter(packers.values())).writer.manifest_fields()
     return merge_manifest(output, fields, splits, extra)
-
-
-def _pack_batch(batch: pa.Table, packers: dict[str, RowPacker]) -> int:
-    tokens = batch["tokens"].combine_chunks()
-    offsets = tokens.offsets.to_numpy()
-    values = tokens.values.to_numpy()
-    columns = {name: batch[name].to_pylist() for name in ("id", "source", "lang", "channel", "split")}
-    for i in range(batch.num_rows):
-        meta = {
-            "doc_id": columns["id"][i],
-            "channel": columns["channel"][i],
-            "lang": columns["lang"][i],
-            "source": columns["source"][i],
-        }
-        packers[columns["split"][i]].add(values[offsets[i] : offsets[i + 1]], meta)
-    return batch.num_rows
