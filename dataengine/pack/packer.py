@@ -2,11 +2,10 @@
 
 Pipeline: read files on Ray Data (one task per file) -> order (plug-in) -> the driver cuts the
 ordered stream into blocks (at most ``batch_size`` documents, about ``task_text_bytes`` of
-text) and keeps ``num_workers`` Ray tasks
-busy; each task does all the per-document work of its block (tokenize, EOS, channel, held-out
-split, flat token array per split in the shard dtype) -> the driver takes the results in block
-order and packs them with numpy (no Python loop over tokens; one small step per span piece
-and per row), then writes shards.
+text) and keeps ``num_workers`` Ray tasks busy; each task does the per-document work of its
+block (tokenize, EOS, channel, held-out split, flat token array per split in the shard dtype)
+-> the driver takes the results in block order and packs them with numpy (no Python loop
+over tokens; one small step per span piece and per row), then writes shards.
 
 Packing is one stream per split: each document's tokens plus EOS are appended, and the stream
 is cut into rows of ``seq_len + 1``; a document that crosses a row end continues in the next
