@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.configio import load_config
-from dataengine.dedup.config import DedupConfig
+from dataengine.dedup.config import DedupConfig, MinHashConfig
 from dataengine.io.config import InputConfig
 from dataengine.stages.c4 import C4Config
 from dataengine.stages.code import CodeConfig
@@ -54,6 +54,9 @@ class RayConfig(Strict):
 class OutputConfig(Strict):
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     report: bool = True  # write report.html at the end of each run
+    # `minhash: list<uint32>` on kept rows (parameters from dedup.minhash, else MinHashConfig defaults);
+    # null = exactly when the dedup phase runs MinHash, so phase 2 reuses them instead of recomputing.
+    minhash: bool | None = None
 
 
 class PipelineConfig(Strict):
@@ -65,6 +68,15 @@ class PipelineConfig(Strict):
     ray: RayConfig = Field(default_factory=RayConfig)
     write: OutputConfig = Field(default_factory=OutputConfig)
     dedup: DedupConfig | None = None  # phase 2 on OUT/kept after phase 1 (OUT/dedup/); null = off
+
+    def signature_config(self) -> MinHashConfig | None:
+        """The MinHash parameters phase 1 writes signatures with, or None when it writes none."""
+        dedup_minhash = self.dedup.minhash if self.dedup is not None and self.dedup.minhash.enabled else None
+        if self.write.minhash is None:
+            return dedup_minhash
+        if not self.write.minhash:
+            return None
+        return self.dedup.minhash if self.dedup is not None else MinHashConfig()
 
 
 def load_pipeline_config(

@@ -6,11 +6,14 @@ API (`dataengine.process`) uses the same object without Ray.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 
 from dataengine.config import PipelineConfig
+from dataengine.dedup.minhash import SIGNATURE_TYPE, minhash_signatures, signature_column, signature_metadata
 from dataengine.stages import PROSE_ONLY, Document, build_stages
 from dataengine.stages.code import CODE_LANG
 from dataengine.stats import RunStats, length_bin
@@ -47,7 +50,15 @@ class DocumentProcessor:
         self.stages = build_stages(cfg.stages)
         self.early_exit = cfg.decide.early_exit
         self.signal_fields = self._discover_signal_fields()
-        self.schema = pa.schema(BASE_FIELDS + self.signal_fields)
+        self.minhash = cfg.signature_config()
+        row_schema = pa.schema(BASE_FIELDS + self.signal_fields)
+        self._row_schema = row_schema
+        if self.minhash is None:
+            self.schema = row_schema
+        else:  # signatures on kept rows only (rejected rows never reach dedup): null on rejected rows
+            self.schema = row_schema.append(pa.field("minhash", SIGNATURE_TYPE)).with_metadata(
+                signature_metadata(self.minhash)
+            )
         self.rejected_schema = self.schema.append(REJECT_FIELD)
         self.stats = RunStats()
 
@@ -79,7 +90,17 @@ class DocumentProcessor:
         for row in rows:
             out = self.process_row(row)
             (rejected if out.get("reject") else kept).append(out)
+        if self.minhash is not None and kept:
+            self._add_signatures(kept)
         return kept, rejected
+
+    def _add_signatures(self, kept: list[dict]) -> None:
+        """One vectorized MinHash pass over the batch's kept rows, shingled by their detected language."""
+        start = time.perf_counter()
+        sig = minhash_signatures([r["text"] for r in kept], [r["lang"] for r in kept], self.minhash)
+        for row, s in zip(kept, sig, strict=True):
+            row["minhash"] = s
+        self.stats.stage_seconds["minhash"] += time.perf_counter() - start
 
     def process_row(self, row: dict) -> dict:
         stats = self.stats
@@ -140,7 +161,9 @@ class DocumentProcessor:
         return out
 
     def to_tables(self, kept: list[dict], rejected: list[dict]) -> tuple[pa.Table, pa.Table]:
-        return (
-            pa.Table.from_pylist(kept, schema=self.schema),
-            pa.Table.from_pylist(rejected, schema=self.rejected_schema),
-        )
+        kept_t = pa.Table.from_pylist(kept, schema=self._row_schema)
+        if self.minhash is not None:
+            sig = np.stack([r["minhash"] for r in kept]) if kept else np.zeros((0, self.minhash.num_perm))
+            kept_t = kept_t.append_column("minhash", signature_column(sig.astype(np.uint32, copy=False)))
+            kept_t = kept_t.replace_schema_metadata(self.schema.metadata)
+        return kept_t, pa.Table.from_pylist(rejected, schema=self.rejected_schema)

@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from dataengine.config import load_pipeline_config
+from dataengine.dedup.minhash import minhash_signatures, signatures_from_column
 from dataengine.runner import RunError, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +76,12 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     assert final_kept.num_rows == on_disk["kept"]
     assert rejected.num_rows + dedup_rejected.num_rows == on_disk["rejected"]
     assert all(r.startswith("dedup:") for r in dedup_rejected.column("reject").to_pylist())
+    # with dedup on, phase 1 wrote MinHash signatures of the kept en and zh text, and dedup reused every one
+    sig, usable = signatures_from_column(kept.column("minhash"), cfg.dedup.minhash.num_perm)
+    texts, langs = kept.column("text").to_pylist(), kept.column("lang").to_pylist()
+    assert usable.all() and {"en", "zh"} <= set(langs)
+    np.testing.assert_array_equal(sig, minhash_signatures(texts, langs, cfg.dedup.minhash))
+    assert on_disk["dedup"]["minhash_signatures"] == {"from_column": kept.num_rows, "computed": 0}
     # every reason is stage:rule and every rejected row carries one
     assert all(":" in r for r in rejected.column("reject").to_pylist())
     # the broken lines are rejected rows with io reasons, the file named in source

@@ -23,6 +23,9 @@ class ExactConfig(_Strict):
     enabled: bool = True
     # Lowercase and collapse whitespace before hashing, so trivially re-spaced copies match.
     normalize: bool = True
+    # Also one survivor per normalized `url` (exact.normalize_url); the others are rejected as dedup:url.
+    # Rows without a url are never URL duplicates.
+    url: bool = False
 
 
 class MinHashConfig(_Strict):

@@ -16,11 +16,13 @@ when it is missing, from the share of Han/kana/Hangul characters).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import pyarrow as pa
 import regex
 
 from dataengine.dedup.config import MinHashConfig
@@ -211,3 +213,56 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
         for r in range(rows):
             acc = _fmix64(acc * _P + view[:, :, r])
     return acc.view(np.int64)
+
+
+# Phase 1 stores signatures in a `minhash` column; the parameters that made them travel in the
+# Parquet schema metadata under this key, so phase 2 reuses a column only when they match its own.
+SIGNATURE_METADATA_KEY = b"dataengine.minhash"
+SIGNATURE_TYPE = pa.list_(pa.uint32())
+
+
+def signature_params(cfg: MinHashConfig) -> dict[str, int]:
+    """What determines a signature's values (banding and thresholds do not)."""
+    return {
+        "num_perm": cfg.num_perm,
+        "seed": cfg.seed,
+        "word_ngram": cfg.word_ngram,
+        "char_ngram": cfg.char_ngram,
+    }
+
+
+def signature_metadata(cfg: MinHashConfig) -> dict[bytes, bytes]:
+    return {SIGNATURE_METADATA_KEY: json.dumps(signature_params(cfg), sort_keys=True).encode()}
+
+
+def stored_signatures_match(schema: pa.Schema, cfg: MinHashConfig) -> bool:
+    """True when a file's `minhash` column was written with exactly `cfg`'s signature parameters."""
+    if "minhash" not in schema.names:
+        return False
+    raw = (schema.metadata or {}).get(SIGNATURE_METADATA_KEY)
+    try:
+        return raw is not None and json.loads(raw) == signature_params(cfg)
+    except ValueError:
+        return False
+
+
+def signature_column(sig: np.ndarray) -> pa.ListArray:
+    """uint32 [n, num_perm] -> a `list<uint32>` column without a Python object per value."""
+    n, k = sig.shape
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(sig.reshape(-1), pa.uint32()), type=SIGNATURE_TYPE)
+
+
+def signatures_from_column(col: pa.Array | pa.ChunkedArray, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint32 [n, num_perm], usable mask): rows that are null or of another length are not usable."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    sig = np.full((n, num_perm), EMPTY, dtype=np.uint32)
+    if n == 0:
+        return sig, np.zeros(0, dtype=bool)
+    offsets = arr.offsets.to_numpy()  # absolute positions into `values`, also for a sliced array
+    usable = (np.diff(offsets) == num_perm) & ~arr.is_null().to_numpy(zero_copy_only=False)
+    values = arr.values.to_numpy(zero_copy_only=False).astype(np.uint32, copy=False)
+    starts = offsets[:-1][usable]
+    sig[usable] = values[starts[:, None] + np.arange(num_perm)]
+    return sig, usable

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 import ray.data
@@ -37,7 +38,7 @@ from dataengine.dedup.config import DedupConfig
 from dataengine.dedup.decontam import BenchmarkIndex, scan
 from dataengine.dedup.incremental import IncrementalIndex, external_uid
 from dataengine.dedup.lsh import candidate_pairs, verified_edges
-from dataengine.dedup.minhash import minhash_signatures
+from dataengine.dedup.minhash import minhash_signatures, signatures_from_column, stored_signatures_match
 from dataengine.dedup.raytools import phase2_context
 
 _CHUNK = 2000
@@ -53,7 +54,13 @@ class _MetaReader:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, Any]]:
         for f in batch["file"].tolist():
-            table = files.read_columns(self.paths[f], ["id", "text", "lang", "quality"])
+            columns = ["id", "text", "lang", "quality"]
+            if self.cfg.exact.url:
+                columns.append("url")
+            schema = pq.read_schema(self.paths[f])
+            if self.cfg.minhash.enabled and stored_signatures_match(schema, self.cfg.minhash):
+                columns.append("minhash")
+            table = files.read_columns(self.paths[f], columns)
             uid_all = files.uids(f, table.num_rows)
             for lo in range(0, table.num_rows, _CHUNK):
                 yield self._chunk(table.slice(lo, _CHUNK), uid_all[lo : lo + _CHUNK])
@@ -92,11 +99,27 @@ class _MetaReader:
             _drop=drop,
             _cut_text=cut,
         )
+        if cfg.exact.url:
+            out["_url_hash"], out["_has_url"] = exact.url_hashes(t.column("url").to_pylist())
         if cfg.minhash.enabled:
-            out["_sig"] = minhash_signatures(texts, langs, cfg.minhash)
+            out["_sig"], out["_sig_stored"] = self._signatures(t, texts, langs, _is_str(cut))
         if self.embed is not None:
             out["_emb"] = self.embed(texts)
         return out
+
+    def _signatures(
+        self, t: pa.Table, texts: list[str], langs: list[str | None], changed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Phase 1's stored signatures where usable (same parameters, text not cut since); the rest computed."""
+        mcfg = self.cfg.minhash
+        if "minhash" not in t.column_names:
+            return minhash_signatures(texts, langs, mcfg), np.zeros(len(texts), dtype=bool)
+        sig, stored = signatures_from_column(t.column("minhash"), mcfg.num_perm)
+        stored &= ~changed
+        redo = np.flatnonzero(~stored)
+        if len(redo):
+            sig[redo] = minhash_signatures([texts[i] for i in redo], [langs[i] for i in redo], mcfg)
+        return sig, stored
 
 
 class _IndexQuery:
@@ -140,6 +163,18 @@ def _edges(ds: ray.data.Dataset, x: str, y: str) -> ray.data.Dataset:
     return ds.map_batches(
         lambda b: {"x": b[x].astype(np.int64), "y": b[y].astype(np.int64)}, batch_format="numpy"
     )
+
+
+def _mark_url_partition(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Best member per URL group (rows without a URL are their own best); see exact.mark_partition."""
+    has = part["_has_url"].astype(bool)
+    with_url = exact.mark_partition(
+        {k: v[has] for k, v in part.items()}, key="_url_hash", best="_url_best", size="_url_size"
+    )
+    without = {k: v[~has] for k, v in part.items()}
+    without["_url_best"] = without["_uid"].astype(np.int64)
+    without["_url_size"] = np.ones(len(without["_uid"]), dtype=np.int32)
+    return {k: np.concatenate([with_url[k], without[k]]) for k in with_url}
 
 
 def _default_decisions(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -193,10 +228,17 @@ def _write_file(
     drop_cols = [c for c in _OUTPUT_COLUMNS if c in table.column_names]
     table = table.drop_columns(drop_cols)
     cut = d["_cut_text"]
-    if _is_str(cut).any():
+    was_cut = _is_str(cut)
+    if was_cut.any():
         texts = table.column("text").to_pylist()
-        texts = [c if isinstance(c, str) else t for t, c in zip(texts, cut, strict=True)]
+        texts = [c if w else t for t, c, w in zip(texts, cut, was_cut, strict=True)]
         table = table.set_column(table.column_names.index("text"), "text", pa.array(texts, pa.string()))
+        if (
+            "minhash" in table.column_names
+        ):  # a signature of the text before the cut would mislead a later run
+            i = table.column_names.index("minhash")
+            stale = pa.array(was_cut)
+            table = table.set_column(i, table.field(i), pc.if_else(stale, None, table.column(i)))
     rejected = _is_str(d["reject"])
     kept = table.filter(pa.array(~rejected))
     kept = kept.append_column("dup_cluster", pa.array(d["dup_cluster"][~rejected], pa.string()))
@@ -300,7 +342,17 @@ def run_dedup(
             .materialize()
         )
         t = lap("meta", t)
+        signatures_stored = int(meta.sum("_sig_stored")) if cfg.minhash.enabled and total else None
         eligible = _select(meta, lambda b: ~b["_drop"])
+        if cfg.exact.url:  # a groupby on the URL hash, like the exact pass on the text hash
+            eligible = (
+                eligible.map_batches(lambda b: {**b, "_upart": b["_url_hash"] % parts}, batch_format="numpy")
+                .groupby("_upart", num_partitions=parts)
+                .map_groups(_mark_url_partition, batch_format="numpy")
+                .drop_columns(["_upart"])
+                .materialize()
+            )
+            t = lap("url", t)
         if cfg.exact.enabled:
             marked = (
                 eligible.map_batches(lambda b: {**b, "_hpart": b["_hash"] % parts}, batch_format="numpy")
@@ -313,7 +365,13 @@ def run_dedup(
         marked = marked.materialize()
         t = lap("exact", t)
         edge_sets = [_edges(_select(marked, lambda b: b["_exact_best"] != b["_uid"]), "_uid", "_exact_best")]
-        attrs = [marked.select_columns(["_uid", "id", "_prio", "_exact_best"])]
+        attr_cols = ["_uid", "id", "_prio", "_exact_best"]
+        if cfg.exact.url:
+            edge_sets.append(
+                _edges(_select(marked, lambda b: b["_url_best"] != b["_uid"]), "_uid", "_url_best")
+            )
+            attr_cols.append("_url_best")
+        attrs = [marked.select_columns(attr_cols)]
         if cfg.minhash.enabled:
             heads = _select(marked, lambda b: b["_exact_best"] == b["_uid"], ["_uid", "_sig"]).materialize()
             pairs = candidate_pairs(heads, cfg.minhash, parts)
@@ -334,34 +392,19 @@ def run_dedup(
                             "id": b["id"],
                             "_prio": np.full(len(b["y"]), -np.inf),
                             "_exact_best": b["y"],
+                            "_url_best": b["y"],
                         },
                         batch_format="numpy",
-                    )
+                    ).select_columns(attr_cols)
                 )
         edges = edge_sets[0].union(*edge_sets[1:]) if len(edge_sets) > 1 else edge_sets[0]
         edges = edges.materialize()
         t = lap("lsh_verify", t)
-        comps = connected_components(edges, parts, cfg.minhash.max_cc_rounds)
-        members = comps.join(
-            attrs[0].union(*attrs[1:]) if len(attrs) > 1 else attrs[0], "inner", parts, on=("_uid",)
-        )
-        decided = (
-            members.map_batches(lambda b: {**b, "_cpart": b["_comp"] % parts}, batch_format="numpy")
-            .groupby("_cpart", num_partitions=parts)
-            .map_groups(survivors.decide_components, batch_format="numpy")
-            .rename_columns(
-                {
-                    "_reject": "_c_reject",
-                    "duplicate_of": "_c_dup_of",
-                    "dup_cluster": "_c_cluster",
-                    "dup_cluster_size": "_c_size",
-                }
-            )
-        )
-        decisions = meta.map_batches(_default_decisions, batch_format="numpy").join(
-            decided, "left_outer", parts, on=("_uid",)
-        )
-        decisions = decisions.map_batches(_merge_components, batch_format="numpy").materialize()
+        defaults = meta.map_batches(_default_decisions, batch_format="numpy")
+        if edges.count() == 0:  # no duplicates: nothing to join (joins fail on all-empty partitions)
+            decisions = defaults.materialize()
+        else:
+            decisions = _component_decisions(defaults, edges, attrs, cfg, parts)
         t = lap("components", t)
         if cfg.semantic.enabled:
             decisions = _semantic(decisions, cfg, parts).materialize()
@@ -410,10 +453,41 @@ def run_dedup(
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "decontam": report,
     }
+    if signatures_stored is not None:
+        run["minhash_signatures"] = {"from_column": signatures_stored, "computed": total - signatures_stored}
     tmp_json = out / "run.json.tmp"
     tmp_json.write_text(json.dumps(run, indent=2, sort_keys=False))
     tmp_json.replace(out / "run.json")
     return run
+
+
+def _component_decisions(
+    defaults: ray.data.Dataset,
+    edges: ray.data.Dataset,
+    attrs: list[ray.data.Dataset],
+    cfg: DedupConfig,
+    parts: int,
+) -> ray.data.Dataset:
+    """Connected components of the duplicate edges, one survivor each, merged into the default decisions."""
+    comps = connected_components(edges, parts, cfg.minhash.max_cc_rounds)
+    members = comps.join(
+        attrs[0].union(*attrs[1:]) if len(attrs) > 1 else attrs[0], "inner", parts, on=("_uid",)
+    )
+    decided = (
+        members.map_batches(lambda b: {**b, "_cpart": b["_comp"] % parts}, batch_format="numpy")
+        .groupby("_cpart", num_partitions=parts)
+        .map_groups(survivors.decide_components, batch_format="numpy")
+        .rename_columns(
+            {
+                "_reject": "_c_reject",
+                "duplicate_of": "_c_dup_of",
+                "dup_cluster": "_c_cluster",
+                "dup_cluster_size": "_c_size",
+            }
+        )
+    )
+    decisions = defaults.join(decided, "left_outer", parts, on=("_uid",))
+    return decisions.map_batches(_merge_components, batch_format="numpy").materialize()
 
 
 def _semantic(decisions: ray.data.Dataset, cfg: DedupConfig, parts: int) -> ray.data.Dataset:

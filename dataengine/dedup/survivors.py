@@ -31,21 +31,27 @@ def decide_components(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Members of duplicate components -> one survivor each; the rest are exact or MinHash duplicates of it.
 
     Columns in: _uid, _comp, id, _prio, _exact_best (a member whose exact group
-    has a better member is an exact duplicate). External members (negative
+    has a better member is an exact duplicate), optionally _url_best (likewise
+    for its URL group; an exact duplicate is reported as exact). External members (negative
     uids: documents of earlier batches from the incremental index) rank first
     and are never written. "No value" is "" (see runner._is_str).
     """
     uid, idx = np.unique(part["_uid"], return_index=True)
     comp, ids = part["_comp"][idx], part["id"][idx]
     prio, exact_best = part["_prio"][idx], part["_exact_best"][idx]
+    url_best = part["_url_best"][idx] if "_url_best" in part else uid
     order = np.lexsort((uid, prio, comp))
-    uid, comp, ids, prio, exact_best = uid[order], comp[order], ids[order], prio[order], exact_best[order]
+    uid, comp, ids, prio = uid[order], comp[order], ids[order], prio[order]
+    exact_best, url_best = exact_best[order], url_best[order]
     starts = np.flatnonzero(np.concatenate([[True], comp[1:] != comp[:-1]]))
     sizes = np.diff(np.concatenate([starts, [len(comp)]]))
     head = np.repeat(starts, sizes)  # the best member of each component comes first
     survivor_id = ids[head]
     is_survivor = np.arange(len(uid)) == head
-    reject = np.where(is_survivor, "", np.where(exact_best != uid, "dedup:exact", "dedup:minhash"))
+    reason = np.where(
+        exact_best != uid, "dedup:exact", np.where(url_best != uid, "dedup:url", "dedup:minhash")
+    )
+    reject = np.where(is_survivor, "", reason)
     real = uid >= 0
     return {
         "_uid": uid[real],
