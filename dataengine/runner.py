@@ -145,6 +145,8 @@ def _run_on_ray(cfg: PipelineConfig, units: list[Unit], output: str, progress: b
 def _plan_fingerprint(cfg: PipelineConfig, units: list[Unit]) -> str:
     """What must match for a re-run on the same OUT to resume rather than mix two runs."""
     settings = cfg.model_dump(mode="json", exclude={"inputs", "output", "ray", "write", "dedup"})
+    signatures = cfg.signature_config()  # the minhash column is part of what kept/ holds
+    settings["minhash_signatures"] = signatures.model_dump(mode="json") if signatures is not None else None
     blob = json.dumps({"config": settings, "units": [u.unit_id for u in units]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
