@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shard_builders import write_greedy
 
 from dataengine.pack.shards import ShardReader, ShardWriter
 
@@ -44,20 +45,17 @@ def _write(root: Path, split: str, docs: list[dict], rows_per_shard: int) -> dic
         tokenizer_sha256="bytes",
         rows_per_shard=rows_per_shard,
     )
-    row, spans = [], []
-    for doc in docs:
-        ids = [b + OFFSET for b in doc["text"].encode()] + [EOS]
-        while ids:
-            take = ids[: SEQ_LEN + 1 - len(row)]
-            ids = ids[len(take) :]
-            meta = {"doc_id": doc["id"], "channel": doc["channel"], "lang": doc["lang"], "source": "test"}
-            spans.append({"start": len(row), "end": len(row) + len(take), **meta})
-            row += take
-            if len(row) == SEQ_LEN + 1:
-                writer.write_row(np.array(row), spans)
-                row, spans = [], []
-    if row:
-        writer.write_row(np.array(row + [PAD] * (SEQ_LEN + 1 - len(row))), spans)
+    write_greedy(
+        writer,
+        (
+            (
+                [b + OFFSET for b in doc["text"].encode()] + [EOS],
+                {"doc_id": doc["id"], "channel": doc["channel"], "lang": doc["lang"], "source": "test"},
+            )
+            for doc in docs
+        ),
+        PAD,
+    )
     return writer.close()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shard_builders import write_greedy
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dataengine.pack.shards import ShardReader, ShardWriter
@@ -63,21 +64,15 @@ def train_tokenizer(docs: list[dict], path: Path) -> Tokenizer:
 
 
 def pack(writer: ShardWriter, tok: Tokenizer, docs: list[dict], eos: int, pad: int) -> None:
-    row: list[int] = []
-    spans: list[dict] = []
-    for doc in docs:
-        ids = tok.encode(doc["text"]).ids + [eos]
-        meta = {"doc_id": doc["id"], "channel": doc["channel"], "lang": doc["lang"], "source": "shared/data"}
-        while ids:
-            take = ids[: SEQ_LEN + 1 - len(row)]
-            ids = ids[len(take) :]
-            spans.append({"start": len(row), "end": len(row) + len(take), **meta})
-            row += take
-            if len(row) == SEQ_LEN + 1:
-                writer.write_row(np.array(row), spans)
-                row, spans = [], []
-    if row:
-        writer.write_row(np.array(row + [pad] * (SEQ_LEN + 1 - len(row))), spans)
+    meta = {"source": "shared/data"}
+    tokenized = (
+        (
+            tok.encode(d["text"]).ids + [eos],
+            {"doc_id": d["id"], "channel": d["channel"], "lang": d["lang"], **meta},
+        )
+        for d in docs
+    )
+    write_greedy(writer, tokenized, pad)
 
 
 def build_shards(shared_data: Path, root: Path, per_channel: int = 60, rows_per_shard: int = 64) -> Path:
