@@ -28,3 +28,19 @@ def ray_session():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def zh_paragraphs(shared_data) -> list[str]:
+    """Every zh-Wikipedia paragraph of CMRC 2018."""
+    from stage_corpora import cmrc_paragraphs
+
+    return cmrc_paragraphs(shared_data, min_chars=0)
+
+
+@pytest.fixture(scope="session")
+def c4_docs(shared_data) -> list[str]:
+    """The C4 English web documents of the shared data."""
+    from stage_corpora import english_web_docs
+
+    return english_web_docs(shared_data)["c4"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from stage_corpora import cmrc_paragraphs, english_web_docs, read_jsonl
+from stage_corpora import read_jsonl
 
 from dataengine.stages.document import Document
 from dataengine.stages.pii import PiiConfig, PiiMasker, is_valid_cn_id, luhn_ok
@@ -24,16 +23,6 @@ CARDS = {
 # The sample number of the GB 11643-1999 standard, and two more with their MOD 11-2 check characters
 # (one born on a leap day).
 CN_IDS = ["11010519491231002X", "440524199001010018", "310115200002291235"]
-
-
-@pytest.fixture(scope="module")
-def zh_paragraphs(shared_data: Path) -> list[str]:
-    return cmrc_paragraphs(shared_data, min_chars=0)
-
-
-@pytest.fixture(scope="module")
-def c4_docs(shared_data: Path) -> list[str]:
-    return english_web_docs(shared_data)["c4"]
 
 
 def _masked(text: str, cfg: PiiConfig | None = None) -> tuple[Document, str | None]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from stage_corpora import cmrc_paragraphs, english_web_docs, read_jsonl
+from stage_corpora import read_jsonl
 
 from dataengine.stages.document import Document
 from dataengine.stages.toxicity import LIST_DIR, ToxicityConfig, ToxicityFilter, builtin_languages
@@ -27,16 +26,6 @@ def _chunks(text: str, size: int = 3000) -> list[str]:
 @pytest.fixture(scope="module")
 def tox() -> ToxicityFilter:
     return ToxicityFilter()
-
-
-@pytest.fixture(scope="module")
-def zh_paragraphs(shared_data: Path) -> list[str]:
-    return cmrc_paragraphs(shared_data, min_chars=0)
-
-
-@pytest.fixture(scope="module")
-def c4_docs(shared_data: Path) -> list[str]:
-    return english_web_docs(shared_data)["c4"]
 
 
 def _kept_share(stage: ToxicityFilter, texts: list[str], lang: str) -> float:
