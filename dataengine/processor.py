@@ -51,12 +51,11 @@ class DocumentProcessor:
         self.early_exit = cfg.decide.early_exit
         self.signal_fields = self._discover_signal_fields()
         self.minhash = cfg.signature_config()
-        row_schema = pa.schema(BASE_FIELDS + self.signal_fields)
-        self._row_schema = row_schema
+        self._row_schema = pa.schema(BASE_FIELDS + self.signal_fields)
         if self.minhash is None:
-            self.schema = row_schema
+            self.schema = self._row_schema
         else:  # signatures on kept rows only (rejected rows never reach dedup): null on rejected rows
-            self.schema = row_schema.append(pa.field("minhash", SIGNATURE_TYPE)).with_metadata(
+            self.schema = self._row_schema.append(pa.field("minhash", SIGNATURE_TYPE)).with_metadata(
                 signature_metadata(self.minhash)
             )
         self.rejected_schema = self.schema.append(REJECT_FIELD)
