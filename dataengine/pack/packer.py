@@ -108,7 +108,8 @@ def tokenize_block(
 ) -> dict[str, SplitBlock]:
     """The per-document work of one block, run in a Ray task: tokens + EOS, channel, split."""
     tokenizer, eos = _worker_tokenizer(tokenizer_json)
-    encodings = tokenizer.encode_batch(batch["text"].to_pylist(), add_special_tokens=False)
+    # the fast variant skips character offsets, which packing never reads (~20% less time)
+    encodings = tokenizer.encode_batch_fast(batch["text"].to_pylist(), add_special_tokens=False)
     ids = [e.ids for e in encodings]  # each .ids builds a new list: read it once
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)) + 1
     ends = np.cumsum(lengths)
