@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from dataengine.config import PipelineConfig
 from dataengine.dedup.minhash import SIGNATURE_TYPE, minhash_signatures, signature_column, signature_metadata
-from dataengine.stages import PROSE_ONLY, Document, build_stages
+from dataengine.stages import PROSE_ONLY, Document, Stage, build_stages
 from dataengine.stages.code import CODE_LANG
 from dataengine.stats import RunStats, length_bin
 
@@ -40,6 +40,23 @@ _PROBES = [
     "def f(x):\n    return {x: 1}\n",
     "",
 ]
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+class _InFlight:
+    """A document between stages: its output row, its state, and its size when last measured."""
+
+    __slots__ = ("out", "doc", "reject", "measured_text", "n_bytes")
+
+    def __init__(self, out: dict, doc: Document, n_bytes: int):
+        self.out = out
+        self.doc = doc
+        self.reject: str | None = None
+        self.measured_text = doc.text
+        self.n_bytes = n_bytes
 
 
 class DocumentProcessor:
@@ -85,10 +102,21 @@ class DocumentProcessor:
         return stats
 
     def process(self, rows: Iterable[dict]) -> tuple[list[dict], list[dict]]:
-        kept, rejected = [], []
+        """Stage by stage over the whole batch (a model is called once per batch), then kept and
+        rejected rows in input order."""
+        results: list[dict | _InFlight] = []
         for row in rows:
-            out = self.process_row(row)
-            (rejected if out.get("reject") else kept).append(out)
+            out, n_bytes = self._admit(row)
+            if out.get("reject"):  # rejected by the reader (io:*): nothing to annotate
+                results.append(self._count(out, row.get("text") or ""))
+            else:
+                results.append(_InFlight(out, Document(row.get("text") or ""), n_bytes))
+        in_flight = [r for r in results if isinstance(r, _InFlight)]
+        for stage in self.stages:
+            self._run_stage(stage, in_flight)
+        rows_out = [self._finish(r) if isinstance(r, _InFlight) else r for r in results]
+        kept = [r for r in rows_out if not r.get("reject")]
+        rejected = [r for r in rows_out if r.get("reject")]
         if self.minhash is not None and kept:
             self._add_signatures(kept)
         return kept, rejected
@@ -101,36 +129,45 @@ class DocumentProcessor:
             row["minhash"] = s
         self.stats.stage_seconds["minhash"] += time.perf_counter() - start
 
-    def process_row(self, row: dict) -> dict:
+    def _admit(self, row: dict) -> tuple[dict, int]:
+        """The output row's base fields and the text's size; counts the input and what the reader
+        let through."""
         stats = self.stats
-        text = row.get("text") or ""
-        n_bytes = len(text.encode("utf-8", "surrogatepass"))
+        n_bytes = _utf8_len(row.get("text") or "")
         stats.input += 1
         stats.input_bytes += n_bytes
         stats.funnel_docs["read"] += 1
         stats.funnel_bytes["read"] += n_bytes
         out = {f.name: row.get(f.name) for f in BASE_FIELDS}
-        if row.get("reject"):  # rejected by the reader (io:*): nothing to annotate
+        if row.get("reject"):
             out["reject"] = row["reject"]
-            return self._count(out, text)
-        stats.funnel_docs["io"] += 1
-        stats.funnel_bytes["io"] += n_bytes
+        else:
+            stats.funnel_docs["io"] += 1
+            stats.funnel_bytes["io"] += n_bytes
+        return out, n_bytes
 
-        doc = Document(text)
-        reject = None
-        for stage in self.stages:
-            before = doc.text
-            skip = doc.lang == CODE_LANG and stage.name in PROSE_ONLY
-            rule = None if skip else stage(doc)
-            if reject is None and rule is not None:
-                reject = f"{stage.name}:{rule}"
-                if self.early_exit:
-                    break
-            if reject is None:
-                if doc.text is not before:
-                    n_bytes = len(doc.text.encode("utf-8", "surrogatepass"))
+    def _run_stage(self, stage: Stage, in_flight: list[_InFlight]) -> None:
+        """One stage over the documents that meet it; the funnel counts those still kept after it."""
+        prose_only = stage.name in PROSE_ONLY
+        todo = [
+            f
+            for f in in_flight
+            if not (self.early_exit and f.reject) and not (prose_only and f.doc.lang == CODE_LANG)
+        ]
+        for f, rule in zip(todo, stage.run([f.doc for f in todo]), strict=True):
+            if f.reject is None and rule is not None:
+                f.reject = f"{stage.name}:{rule}"
+        stats = self.stats
+        for f in in_flight:
+            if f.reject is None:
+                if f.doc.text is not f.measured_text:
+                    f.measured_text = f.doc.text
+                    f.n_bytes = _utf8_len(f.doc.text)
                 stats.funnel_docs[stage.name] += 1
-                stats.funnel_bytes[stage.name] += n_bytes
+                stats.funnel_bytes[stage.name] += f.n_bytes
+
+    def _finish(self, f: _InFlight) -> dict:
+        doc, out = f.doc, f.out
         out["text"] = doc.text
         if doc.lang is not None:
             out["lang"] = doc.lang
@@ -139,11 +176,11 @@ class DocumentProcessor:
             out[field.name] = doc.signals.get(field.name)
         unknown = doc.signals.keys() - out.keys()
         for key in unknown:
-            stats.stage_counters[f"signal_without_column:{key}"] += 1
-        if reject is not None:
-            out["reject"] = reject
+            self.stats.stage_counters[f"signal_without_column:{key}"] += 1
+        if f.reject is not None:
+            out["reject"] = f.reject
         else:
-            stats.kept_bytes += n_bytes
+            self.stats.kept_bytes += f.n_bytes
         return self._count(out, doc.text)
 
     def _count(self, out: dict, text: str) -> dict:

@@ -16,6 +16,9 @@ class Stage(ABC):
     returns the name of the first failing rule (the row's reject reason becomes
     `"<name>:<rule>"`), or None to keep the document. A stage may rewrite
     `doc` through `doc.set_text`. Stages never raise on a bad document.
+
+    The processor hands a stage a whole batch (`run`): a stage whose model is
+    cheaper called once per batch overrides `process_batch`.
     """
 
     name: str = "stage"
@@ -28,13 +31,21 @@ class Stage(ABC):
     def process(self, doc: Document) -> str | None: ...
 
     def __call__(self, doc: Document) -> str | None:
+        return self.run([doc])[0]
+
+    def process_batch(self, docs: list[Document]) -> list[str | None]:
+        return [self.process(doc) for doc in docs]
+
+    def run(self, docs: list[Document]) -> list[str | None]:
+        """`process_batch` with its time and counts recorded."""
         start = time.perf_counter()
-        rule = self.process(doc)
+        rules = self.process_batch(docs)
         self.seconds += time.perf_counter() - start
-        self.stats["seen"] += 1
-        if rule is not None:
-            self.stats[f"rejected:{rule}"] += 1
-        return rule
+        self.stats["seen"] += len(docs)
+        for rule in rules:
+            if rule is not None:
+                self.stats[f"rejected:{rule}"] += 1
+        return rules
 
     def signal(self, doc: Document, key: str, value) -> None:
         doc.signals[f"{self.name}.{key}"] = value

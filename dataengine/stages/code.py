@@ -57,12 +57,25 @@ class CodeFilter(Stage):
         self.model_path = self.cfg.model_path or packaged_model_path()
         require_model_file(self.model_path, "stages.code.model_path")
 
+    def code_probabilities(self, texts: list[str]) -> list[float]:
+        """P(code) of each text, in one fastText call."""
+        all_labels, all_probs = load_model(self.model_path).predict(list(map(code_features, texts)), k=2)
+        return [
+            float(dict(zip(labels, probs, strict=True)).get("__label__code", 0.0))
+            for labels, probs in zip(all_labels, all_probs, strict=True)
+        ]
+
     def code_probability(self, text: str) -> float:
-        labels, probs = load_model(self.model_path).predict(code_features(text), k=2)
-        return float(dict(zip(labels, probs, strict=True)).get("__label__code", 0.0))
+        return self.code_probabilities([text])[0]
 
     def process(self, doc: Document) -> str | None:
-        p_code = self.code_probability(doc.text)
+        return self.process_batch([doc])[0]
+
+    def process_batch(self, docs: list[Document]) -> list[str | None]:
+        probabilities = self.code_probabilities([doc.text for doc in docs])
+        return [self._decide(doc, p_code) for doc, p_code in zip(docs, probabilities, strict=True)]
+
+    def _decide(self, doc: Document, p_code: float) -> str | None:
         self.signal(doc, "probability", p_code)
         if p_code < self.cfg.threshold:
             return None
