@@ -22,6 +22,7 @@ from test_train_shards import (  # noqa: F401
 
 from dataengine.usage.ledger import UsageLedger
 from train.checkpoint import latest_checkpoint, read_meta
+from train.config import load_train_config
 from train.trainer import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +116,16 @@ def test_sigkill_during_save_leaves_previous_checkpoint(train_shards, uninterrup
     assert _losses(resumed) == {k: ref[k] for k in range(4, 9)}
     assert _ledger_steps(run_dir) == _ledger_steps(ref_dir)  # steps 4-6 recorded once, not twice
     assert not partial.exists()  # the next save cleared the leftover
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_eager_and_resumes(train_shards, uninterrupted, tmp_path):  # noqa: F811
+    """train.compile (one graph on a single CPU process) changes no mathematics beyond float rounding,
+    and its checkpoints keep the eager parameter names: a compiled run resumes from them."""
+    _, ref = uninterrupted
+    compiled = tiny_overrides(train_shards, tmp_path, "train.compile=true")
+    first = run(load_train_config(TINY_YAML, compiled), stop_at=5)
+    resumed = run(load_train_config(TINY_YAML, compiled))
+    losses = {**_losses(first), **_losses(resumed)}
+    assert sorted(_losses(resumed)) == list(range(4, 9))  # picked up at the step-3 checkpoint
+    assert all(abs(losses[k] - ref[k]) < 1e-4 * ref[k] for k in ref), (losses, ref)

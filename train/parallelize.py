@@ -54,15 +54,23 @@ def setup_distributed(device_pref: str = "auto") -> Dist:
 def parallelize(
     model: nn.Module, dist_info: Dist, *, activation_checkpointing: bool, compile: bool
 ) -> nn.Module:
-    """Wrap `model.layers` blocks in place and shard; returns the model to train."""
+    """Wrap `model.layers` blocks in place and shard; returns the model to train.
+
+    `compile` compiles in place, so parameter names (and checkpoints) stay the same. A sharded model
+    is compiled block by block (FSDP's hooks sit between blocks); an unsharded one (a single CPU
+    process) as one graph, so that embedding, final norm and head fuse with the blocks too.
+    """
+    on_gpu = dist_info.device.type == "cuda"
+    sharded = dist_info.world_size > 1 or on_gpu
     for i, block in enumerate(model.layers):
         if activation_checkpointing:
             block = checkpoint_wrapper(block, preserve_rng_state=False)
-        if compile:
-            block.compile()  # compiles in place: parameter names (and checkpoints) stay the same
+        if compile and sharded:
+            block.compile()
         model.layers[i] = block
-    on_gpu = dist_info.device.type == "cuda"
-    if dist_info.world_size == 1 and not on_gpu:
+    if not sharded:
+        if compile:
+            model.compile()
         return model
     mesh = init_device_mesh(dist_info.device.type, (dist_info.world_size,))
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if on_gpu else None
