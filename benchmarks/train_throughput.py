@@ -1,12 +1,24 @@
-"""Training-step throughput on CPU: our model vs transformers' LlamaForCausalLM of the same shape.
+"""Training-step throughput on CPU: our trainer's step vs a transformers LlamaForCausalLM step.
 
-Both run the same step in the same process: forward, fp32 cross-entropy over the logits, backward,
-AdamW (foreach). Weights are identical (ours are exported into the HF model), batches are real token
-ids. Rounds alternate between the two so load on a shared machine hits both alike; the figure is
-the median over rounds of tokens/s (wall clock) and of tokens per CPU-second of this process (with
---threads 1 the latter is robust to other jobs sharing the machine).
+Ours is `train.trainer.Trainer.train_step()` itself: sampler draw, batch fetch from token shards,
+per-token per-channel fp32 cross-entropy, backward, gradient clipping, the trainer's AdamW (fused),
+spike guard, usage bookkeeping, and whatever `train.compile` applies through train/parallelize.py.
+The shards are written to a temporary directory: uniform random token ids (speed does not depend on
+which ids), one document per row, no document masking (transformers' model has none).
 
-    python benchmarks/train_throughput.py --sizes tiny 125M [--compile] [--json out.json]
+Theirs is what a transformers user gets by default: `LlamaForCausalLM` of the same shape with its
+default attention implementation (sdpa; `--hf-attn eager` for the other one), the loss from the model
+(`labels=`; `shift_labels=` gives it exactly our targets), and the step `transformers.Trainer` runs with
+its defaults: backward, `clip_grad_norm_` to `max_grad_norm` 1.0, `optim="adamw_torch_fused"` (the
+default for torch >= 2.8) with our lr, betas, eps and weight-decay groups so the update is the same
+mathematics. Its weights are ours, exported before the first step; the first losses are checked equal.
+
+Both run in the same process on the same batches; rounds alternate so load on a shared machine hits
+both alike. Reported: medians over rounds of tokens/s (wall clock) and tokens per CPU-second of this
+process (robust to other jobs with --threads 1). Compilation happens in the warm-up step, which is
+timed separately and excluded.
+
+    python benchmarks/train_throughput.py --sizes tiny 125M [--compile] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -15,50 +27,92 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from dataengine.configio import read_yaml
-from train.config import MODEL_DIR
+from dataengine.pack.shards import ShardWriter
+from train.config import load_train_config
 from train.hf import hf_name
-from train.model import ModelConfig, Transformer
+from train.trainer import Trainer
 
-VOCAB = {"tiny": 512, "125M": 32000, "350M": 32000}
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = {"tiny": 512}  # tiny's real vocabulary comes from its shards; 32k for the others
 
 
-def build(size: str, seq_len: int, compile_blocks: bool) -> tuple[Transformer, LlamaForCausalLM]:
-    cfg = ModelConfig(**{**read_yaml(MODEL_DIR / f"{size}.yaml"), "vocab_size": VOCAB.get(size, 32000)})
-    ours = Transformer(cfg)
-    ours.init_weights(0)
-    hf_cfg = LlamaConfig(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.hidden_dim,
-        num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.kv_heads,
-        head_dim=cfg.hdim, rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_theta,
-        max_position_embeddings=max(cfg.max_seq_len, seq_len), tie_word_embeddings=cfg.tie_embeddings,
-        attn_implementation="sdpa",
+def write_shards(root: Path, vocab: int, seq_len: int, rows: int) -> None:
+    gen = np.random.default_rng(0)
+    writer = ShardWriter(
+        root, "train", seq_len, "uint16", vocab_size=vocab, pad_id=0, eos_id=1, tokenizer_sha256="0" * 64
+    )
+    for i in range(rows):
+        span = {"start": 0, "end": seq_len + 1, "doc_id": f"doc{i}", "channel": "web", "lang": "en"}
+        writer.write_row(gen.integers(2, vocab, seq_len + 1), [{**span, "source": "random"}])
+    writer.close()
+
+
+def our_trainer(size: str, shards: Path, run_dir: Path, batch: int, compile: bool) -> Trainer:
+    """The shipped train config for `size`, with the benchmark's batch and nothing written per step."""
+    cfg = load_train_config(
+        ROOT / "configs" / "train" / f"{size}.yaml",
+        [
+            f"data.shards={shards}",
+            f"run_dir={run_dir}",
+            f"usage.ledger={run_dir}/usage.sqlite",
+            "data.doc_mask=false",
+            f"train.global_batch_size={batch}",
+            f"train.micro_batch_size={batch}",
+            "train.max_steps=1000000",
+            "train.device=cpu",
+            f"train.compile={str(compile).lower()}",
+            "eval.interval=0",
+            "checkpoint.interval=1000000",
+            "metrics.tensorboard=false",
+        ],
+    )
+    return Trainer(cfg)
+
+
+def hf_step(trainer: Trainer, attn: str) -> Callable[[], float]:
+    """transformers' model with our weights and transformers.Trainer's default step on our batches."""
+    cfg, t = trainer.model_cfg, trainer.cfg.train
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.hidden_dim,
+            num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.kv_heads,
+            head_dim=cfg.hdim, rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_theta,
+            max_position_embeddings=cfg.max_seq_len, tie_word_embeddings=cfg.tie_embeddings,
+            attn_implementation=attn,
+        )
     )  # fmt: skip
-    theirs = LlamaForCausalLM(hf_cfg)
     state = {
-        hf_name(k): v for k, v in ours.state_dict().items() if not (cfg.tie_embeddings and k == "head.weight")
+        hf_name(k): v
+        for k, v in trainer.model.state_dict().items()
+        if not (cfg.tie_embeddings and k == "head.weight")
     }
-    theirs.load_state_dict(state, strict=False)
-    if compile_blocks:
-        for block in ours.layers:
-            block.compile()
-    return ours, theirs
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    model.train()
+    params = list(model.parameters())
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": t.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=t.lr, betas=t.betas, eps=t.eps, fused=True)
 
-
-def make_step(model: torch.nn.Module, is_hf: bool):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
-
-    def step(tokens: torch.Tensor) -> float:
-        inputs, targets = tokens[:, :-1], tokens[:, 1:]
-        logits = model(input_ids=inputs).logits if is_hf else model(inputs)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+    def step() -> float:
+        # The trainer's next batch (drawn, not committed), so both see the same data.
+        batch = trainer.fetch(trainer.sampler.draw(trainer.step, t.global_batch_size))
+        targets = batch.targets.contiguous()  # `labels` is then only the switch that asks for a loss
+        loss = model(input_ids=batch.inputs, labels=targets, shift_labels=targets).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
@@ -66,37 +120,55 @@ def make_step(model: torch.nn.Module, is_hf: bool):
     return step
 
 
-def measure(size: str, batch: int, seq_len: int, steps: int, rounds: int, compile_blocks: bool) -> dict:
-    torch.manual_seed(0)
-    ours, theirs = build(size, seq_len, compile_blocks)
-    gen = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, ours.cfg.vocab_size, (batch, seq_len + 1), generator=gen)
-    steppers = {"ours": make_step(ours, False), "transformers": make_step(theirs, True)}
-    first = {name: fn(tokens) for name, fn in steppers.items()}  # warm-up (and compilation)
-    assert abs(first["ours"] - first["transformers"]) < 1e-3, first  # same weights, same loss
-    rates: dict[str, list[float]] = {name: [] for name in steppers}
-    cpu_rates: dict[str, list[float]] = {name: [] for name in steppers}
-    for _ in range(rounds):
-        for name, fn in steppers.items():
-            start, cpu_start = time.perf_counter(), time.process_time()
-            for _ in range(steps):
-                fn(tokens)
-            rates[name].append(batch * seq_len * steps / (time.perf_counter() - start))
-            cpu_rates[name].append(batch * seq_len * steps / (time.process_time() - cpu_start))
-    median = {name: statistics.median(r) for name, r in rates.items()}
-    cpu_median = {name: statistics.median(r) for name, r in cpu_rates.items()}
+def timed(fn: Callable[[], object], steps: int) -> tuple[float, float]:
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        fn()
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def measure(size: str, batch: int, steps: int, rounds: int, compile: bool, hf_attn: str, tmp: Path) -> dict:
+    shards, run_dir = tmp / f"shards-{size}", tmp / f"run-{size}-{int(compile)}"
+    seq_len = 256
+    if not shards.exists():
+        write_shards(shards, VOCAB.get(size, 32000), seq_len, rows=max(64, batch * 8))
+    trainer = our_trainer(size, shards, run_dir, batch, compile)
+    try:
+        theirs = hf_step(trainer, hf_attn)
+        first_hf = theirs()  # on the batch our trainer is about to draw, with the same weights
+        start, cpu_start = time.perf_counter(), time.process_time()
+        first_ours = trainer.train_step()["loss"]  # includes compilation
+        warmup = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start}
+        assert abs(first_ours - first_hf) < 1e-4 * max(1.0, abs(first_hf)), (first_ours, first_hf)
+        steppers = {"ours": trainer.train_step, "transformers": theirs}
+        wall: dict[str, list[float]] = {name: [] for name in steppers}
+        cpu: dict[str, list[float]] = {name: [] for name in steppers}
+        tokens = batch * seq_len * steps
+        for _ in range(rounds):
+            for name, fn in steppers.items():
+                w, c = timed(fn, steps)
+                wall[name].append(tokens / w)
+                cpu[name].append(tokens / c)
+    finally:
+        trainer.close()
+    med = {name: statistics.median(r) for name, r in wall.items()}
+    cpu_med = {name: statistics.median(r) for name, r in cpu.items()}
     return {
         "size": size,
         "batch": batch,
         "seq_len": seq_len,
-        "params": sum(p.numel() for p in ours.parameters()),
-        "compile": compile_blocks,
+        "params": sum(p.numel() for p in trainer.model.parameters()),
+        "compile": compile,
+        "hf_attn": hf_attn,
         "threads": torch.get_num_threads(),
-        "tokens_per_s": median,
-        "tokens_per_cpu_s": cpu_median,
-        "all_rounds": rates,
-        "speedup": median["ours"] / median["transformers"],
-        "speedup_cpu_time": cpu_median["ours"] / cpu_median["transformers"],
+        "first_loss": {"ours": first_ours, "transformers": first_hf},
+        "ours_warmup": warmup,
+        "tokens_per_s": med,
+        "tokens_per_cpu_s": cpu_med,
+        "rounds_tokens_per_s": wall,
+        "rounds_tokens_per_cpu_s": cpu,
+        "speedup": med["ours"] / med["transformers"],
+        "speedup_cpu_time": cpu_med["ours"] / cpu_med["transformers"],
     }
 
 
@@ -106,38 +178,46 @@ def main() -> None:
     )
     parser.add_argument("--sizes", nargs="+", default=["tiny", "125M"])
     parser.add_argument("--batch", type=int, default=None, help="default: 8 for tiny, 2 otherwise")
-    parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument(
         "--steps", type=int, default=None, help="steps per round (default: 10 tiny, 2 otherwise)"
     )
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="torch.compile our blocks (as train.compile)")
+    parser.add_argument("--compile", action="store_true", help="train.compile: true for our trainer")
+    parser.add_argument(
+        "--hf-attn", default="sdpa", choices=["sdpa", "eager"], help="transformers' attention"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = []
     print(
-        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, {torch.get_num_threads()} threads"
     )
-    print("| size | batch x seq | ours tok/s | transformers tok/s | speedup | speedup (CPU time) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for size in args.sizes:
-        tiny = size == "tiny"
-        batch = args.batch or (8 if tiny else 2)
-        steps = args.steps or (10 if tiny else 2)
-        r = measure(size, batch, args.seq_len, steps, args.rounds, args.compile)
-        results.append(r)
-        t = r["tokens_per_s"]
-        label = size + (" (compiled)" if args.compile else "")
-        print(
-            f"| {label} | {batch} x {args.seq_len} | {t['ours']:.0f} | {t['transformers']:.0f} | {r['speedup']:.2f}x | {r['speedup_cpu_time']:.2f}x |",
-            flush=True,
-        )
+    print(
+        "| size | batch x seq | ours tok/s | transformers tok/s | speedup | ours tok/CPU-s "
+        "| transformers tok/CPU-s | speedup (CPU time) | ours warm-up CPU s |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            small = size == "tiny"
+            batch = args.batch or (8 if small else 2)
+            steps = args.steps or (10 if small else 2)
+            r = measure(size, batch, steps, args.rounds, args.compile, args.hf_attn, Path(tmp))
+            results.append(r)
+            t, c = r["tokens_per_s"], r["tokens_per_cpu_s"]
+            label = size + (" (compiled)" if args.compile else "") + f", HF {args.hf_attn}"
+            print(
+                f"| {label} | {batch} x {r['seq_len']} | {t['ours']:.0f} | {t['transformers']:.0f} "
+                f"| {r['speedup']:.2f}x | {c['ours']:.0f} | {c['transformers']:.0f} "
+                f"| {r['speedup_cpu_time']:.2f}x | {r['ours_warmup']['cpu_s']:.1f} |",
+                flush=True,
+            )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
