@@ -107,12 +107,17 @@ class Document:
     @cached_property
     def unit_ids(self) -> np.ndarray:
         """Dense integer id of each unit (equal units, equal ids), for exact n-gram counting in numpy."""
+        if self.is_cjk:  # character units: their code points, densified
+            code_points = np.frombuffer(self.non_space_chars.encode("utf-32-le", "surrogatepass"), "<u4")
+            return np.unique(code_points, return_inverse=True)[1].astype(np.int64)
         vocab: dict[str, int] = {}
         return np.fromiter((vocab.setdefault(u, len(vocab)) for u in self.units), dtype=np.int64)
 
     @cached_property
     def unit_length_cumsum(self) -> np.ndarray:
         """Prefix sums of unit lengths: the characters of units[i:j] are cumsum[j] - cumsum[i]."""
+        if self.is_cjk:  # every unit is one character
+            return np.arange(len(self.units) + 1, dtype=np.int64)
         lengths = np.fromiter(map(len, self.units), dtype=np.int64, count=len(self.units))
         return np.concatenate(([0], np.cumsum(lengths)))
 

@@ -26,6 +26,7 @@ from dataengine.stages.text_constants import (
 )
 
 _HAS_LETTER = regex.compile(r"\p{L}")
+_SYMBOL_CHAR = regex.compile(SYMBOL_ONLY.pattern.removesuffix("+"))
 
 
 class GopherQualityRules(BaseModel):
@@ -123,20 +124,24 @@ class GopherQuality(Stage):
         text = doc.text
         units = doc.units
         n_units = len(units)
-        # str methods first (most tokens end in / start with a letter), the regex only for the rest
-        content = [u for u in units if u[-1].isalnum() or not SYMBOL_ONLY.fullmatch(u)]
-        n_content = len(content)
-        mean_len = _ratio(sum(map(len, content)), n_content)
+        if doc.is_cjk:  # units are single characters: count classes with one scan, no loop
+            chars = doc.non_space_chars
+            n_content = content_chars = n_units - len(_SYMBOL_CHAR.findall(chars))
+        else:  # str methods first (most tokens end in / start with a letter), the regex for the rest
+            content = [u for u in units if u[-1].isalnum() or not SYMBOL_ONLY.fullmatch(u)]
+            n_content, content_chars = len(content), sum(map(len, content))
+        mean_len = _ratio(content_chars, n_content)
         hash_ratio = _ratio(text.count("#"), n_units)
         ellipsis_ratio = _ratio(text.count("...") + text.count("…"), n_units)
         n_lines = len(doc.lines)
         bullet_ratio = _ratio(len(self._bullet_line[key].findall(text)), n_lines)
         ellipsis_lines_ratio = _ratio(len(self._ellipsis_line.findall(text)), n_lines)
-        alpha_units = (
-            doc.text.split() if rules.alpha_words_split == "whitespace" and not doc.is_cjk else units
-        )
-        n_alpha = sum(1 for u in alpha_units if u[0].isalpha() or _HAS_LETTER.search(u))
-        alpha_ratio = _ratio(n_alpha, len(alpha_units))
+        if doc.is_cjk:
+            alpha_ratio = _ratio(len(_HAS_LETTER.findall(chars)), n_units)
+        else:
+            alpha_units = doc.text.split() if rules.alpha_words_split == "whitespace" else units
+            n_alpha = sum(1 for u in alpha_units if u[0].isalpha() or _HAS_LETTER.search(u))
+            alpha_ratio = _ratio(n_alpha, len(alpha_units))
         stop_words = self._stop_words_for(key, doc.lang)
         n_stop = len(stop_words.intersection(units)) if stop_words is not None else -1
         for signal, value in (

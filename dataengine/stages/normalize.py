@@ -8,6 +8,7 @@ Leading indentation is kept (code and poetry rely on it).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Literal
 
@@ -42,7 +43,20 @@ def _translation_table() -> dict[int, str | None]:
     return table
 
 
+def _character_class(codes: list[int]) -> str:
+    """A regular-expression class matching exactly these code points (runs written as ranges)."""
+    runs: list[list[int]] = []
+    for code in sorted(codes):
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "[" + "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in runs) + "]"
+
+
 _TABLE = _translation_table()
+# Few texts hold any character of the table: a scan for one is far cheaper than `translate`.
+_NEEDS_TABLE = re.compile(_character_class(list(_TABLE)))
 # MediaWiki language-conversion markup, common in Chinese Wikipedia dumps:
 # -{zh-hans:计算机;zh-hant:電腦}-  or  -{T|标题}-  or  -{原文}-  (only in text with Han characters,
 # so that code is never rewritten)
@@ -90,7 +104,9 @@ class Normalizer(Stage):
         self._blank_repl = "\n" * (self.cfg.max_blank_lines + 1)
 
     def normalize(self, text: str) -> str:
-        text = text.replace("\r\n", "\n").translate(_TABLE)
+        text = text.replace("\r\n", "\n")
+        if _NEEDS_TABLE.search(text):
+            text = text.translate(_TABLE)
         if self.cfg.resolve_wiki_conversion and "-{" in text and _HAN.search(text):
             text = _WIKI_CONVERSION.sub(_resolve_wiki_conversion, text)
         if not unicodedata.is_normalized(self.cfg.form, text):
@@ -98,7 +114,7 @@ class Normalizer(Stage):
             if self.cfg.form == "NFKC":  # NFKC maps some characters to spaces or controls again
                 text = text.translate(_TABLE)
         text = _TRAILING_SPACE.sub("", text)
-        if self.cfg.collapse_spaces:
+        if self.cfg.collapse_spaces and "  " in text:
             text = _INTERIOR_SPACES.sub(" ", text)
         text = self._blank_run.sub(self._blank_repl, text)
         return text.lstrip("\n").rstrip()

@@ -239,7 +239,9 @@ _CN_ID_HINT = re.compile(r"[0-9]{17}")
 _CARD_HINT = re.compile(r"[0-9](?:[ \-]?[0-9]){12}")
 _IPV4_HINT = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 _IPV6_FULL_HINT = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
-_PHONE_HINT = re.compile(r"[0-9][0-9 ().\-]{5,}[0-9]")
+# every phone form without a "+" has ten digits or more (area code and number)
+_PHONE_HINT = re.compile(r"[0-9](?:[ ().\-]{0,2}[0-9]){9}")
+_INTL_PHONE_HINT = re.compile(r"\+[1-9]")
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,13 @@ _DETECTORS = (
         "phone",
         _PHONE,
         is_phone,
-        lambda text, digits: digits >= 8 and _PHONE_HINT.search(text) is not None,
+        lambda text, digits: (
+            digits >= 8
+            and (
+                _PHONE_HINT.search(text) is not None
+                or ("+" in text and _INTL_PHONE_HINT.search(text) is not None)
+            )
+        ),
     ),
 )
 
