@@ -31,6 +31,7 @@ _WORD_RE = regex.compile(
     """,
     regex.VERBOSE,
 )
+_SPLIT_ONLY_SEPARATORS = regex.compile(r"[\x1c-\x1f]")
 _HAN_KANA_HANGUL = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _PARAGRAPH_BREAK = regex.compile(r"\n{2,}")
 
@@ -85,7 +86,18 @@ class Document:
 
     @cached_property
     def words(self) -> list[str]:
-        return _WORD_RE.findall(self.text)
+        # No word crosses whitespace, so whitespace-separated tokens can be split one by one, and an
+        # all-letter token (most of them) is a word as it is: the regex only sees the rest.
+        # str.split also splits at \x1c-\x1f, which the regex's \s does not: such text goes whole.
+        if _SPLIT_ONLY_SEPARATORS.search(self.text):
+            return _WORD_RE.findall(self.text)
+        words: list[str] = []
+        for token in self.text.split():
+            if token.isalpha():
+                words.append(token)
+            else:
+                words.extend(_WORD_RE.findall(token))
+        return words
 
     @cached_property
     def chars(self) -> list[str]:
