@@ -1,13 +1,16 @@
 """Phase-1 throughput, agreement and memory, against DataTrove on the same input in the same run.
 
-    .venv/bin/python benchmarks/phase1.py [--docs 2000] [--repeats 3]
+    .venv/bin/python benchmarks/phase1.py [--docs 2000] [--repeats 3] [--scales 1 4]
 
 Corpus: real text from ../shared/data/web (JSONL text files, plus HTML pages extracted once with
 our reader) and ../shared/data/zh, written as JSONL shards under benchmarks/_work/. Measures:
 1. our whole chain and each stage in one process (documents/s, MB/s);
 2. `dataengine run` on Ray with 1 and 2 workers, and DataTrove's LocalPipelineExecutor
    (JsonlReader → LanguageFilter → GopherRepetition → GopherQuality → C4Quality → FineWebQuality →
-   JsonlWriter) with 1 and 2 workers — wall time, median of --repeats;
+   JsonlWriter) with 1 and 2 workers — wall time, median of --repeats, the two systems alternating
+   run by run (DataTrove in a child process, so that its workers fork before any Ray thread);
+   at each of --scales: the corpus written that many times over (fresh ids), so that fixed
+   start-up costs (Ray's actor start, DataTrove's process start) weigh less;
 3. keep/reject agreement with DataTrove per rule family on English documents;
 4. peak memory (RSS of the whole process tree) of `dataengine run` at 1× and 10× the input.
 Prints a JSON summary and writes it to benchmarks/_work/phase1.json.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -166,6 +170,19 @@ def _datatrove_tasks(folder: Path, out: Path, first: int, count: int) -> None:
     ).run()
 
 
+def datatrove_in_child(folder: Path, workers: int, out: Path) -> float:
+    """`datatrove_pipeline` in a fresh Python process (timed there, from before its forks to after
+    their joins): this process already runs Ray, which must not be forked."""
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); from pathlib import Path; import phase1; "
+        f"print(phase1.datatrove_pipeline(Path({str(folder)!r}), {workers}, Path({str(out)!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"DataTrove failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def datatrove_pipeline(folder: Path, workers: int, out: Path) -> float:
     """Wall time of DataTrove on `workers` processes (forked here, so the offline model shim holds)."""
     import multiprocessing
@@ -278,6 +295,9 @@ def main() -> None:
     )
     parser.add_argument("--docs", type=int, default=None, help="default: the whole corpus")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--scales", type=int, nargs="+", default=[1, 4], help="corpus copies for the Ray/DataTrove runs"
+    )
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
 
@@ -289,31 +309,41 @@ def main() -> None:
     result: dict = {"docs": len(docs), "mb": round(sum(len(d["text"].encode()) for d in docs) / 1e6, 2)}
     result["in_process_1_core"] = in_process(docs)
     result["agreement_english"] = agreement(docs)
+    result["load_average_before"] = os.getloadavg()
 
-    # DataTrove first: its workers are forked, which must happen before Ray starts threads here
-    theirs_by_workers = {
-        w: [datatrove_pipeline(folder, w, WORK / "datatrove") for _ in range(args.repeats)] for w in (1, 2)
-    }
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    for workers in (1, 2):
-        ours = [ours_on_ray(folder, workers, WORK / "ours") for _ in range(args.repeats)]
-        # DataTrove's own behaviour: stop at the first failing rule (fewer signals on rejected rows)
-        early = [ours_on_ray(folder, workers, WORK / "ours", early_exit=True) for _ in range(args.repeats)]
-        theirs = theirs_by_workers[workers]
-        o, e, t = statistics.median(ours), statistics.median(early), statistics.median(theirs)
-        result[f"workers_{workers}"] = {
-            "ours_s": [round(x, 2) for x in ours],
-            "ours_early_exit_s": [round(x, 2) for x in early],
-            "datatrove_s": [round(x, 2) for x in theirs],
-            "ours_docs_per_s": round(len(docs) / o, 1),
-            "datatrove_docs_per_s": round(len(docs) / t, 1),
-            "ours_docs_per_s_per_core": round(len(docs) / o / workers, 1),
-            "ours_early_exit_docs_per_s_per_core": round(len(docs) / e / workers, 1),
-            "datatrove_docs_per_s_per_core": round(len(docs) / t / workers, 1),
-            "ratio": round(t / o, 2),
-            "ratio_early_exit": round(t / e, 2),
-        }
+    ours_on_ray(folder, 2, WORK / "ours")  # warm-up: Ray Data's first pipeline in this process
+    for scale in args.scales:
+        scaled = folder if scale == 1 else WORK / f"corpus{scale}x"
+        if scale != 1:
+            write_shards(docs, scaled, copies=scale)
+        n_docs = len(docs) * scale
+        for workers in (1, 2):
+            ours, early, theirs = [], [], []
+            for _ in range(args.repeats):
+                ours.append(ours_on_ray(scaled, workers, WORK / "ours"))
+                # DataTrove's own behaviour: stop at the first failing rule (fewer signals on rejected rows)
+                early.append(ours_on_ray(scaled, workers, WORK / "ours", early_exit=True))
+                theirs.append(datatrove_in_child(scaled, workers, WORK / "datatrove"))
+            o, e, t = statistics.median(ours), statistics.median(early), statistics.median(theirs)
+            result[f"scale_{scale}_workers_{workers}"] = {
+                "docs": n_docs,
+                "ours_s": [round(x, 2) for x in ours],
+                "ours_early_exit_s": [round(x, 2) for x in early],
+                "datatrove_s": [round(x, 2) for x in theirs],
+                "ours_docs_per_s": round(n_docs / o, 1),
+                "datatrove_docs_per_s": round(n_docs / t, 1),
+                "ours_docs_per_s_per_core": round(n_docs / o / workers, 1),
+                "ours_early_exit_docs_per_s_per_core": round(n_docs / e / workers, 1),
+                "datatrove_docs_per_s_per_core": round(n_docs / t / workers, 1),
+                "ratio": round(t / o, 2),
+                "ratio_early_exit": round(t / e, 2),
+            }
+            print(
+                json.dumps({f"scale_{scale}_workers_{workers}": result[f"scale_{scale}_workers_{workers}"]})
+            )
     ray.shutdown()
+    result["load_average_after"] = os.getloadavg()
     if not args.skip_memory:
         big = WORK / "corpus10x"
         write_shards(docs, big, copies=10)
