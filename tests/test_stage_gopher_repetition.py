@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 from stage_corpora import cmrc_paragraphs, english_web_docs
 
@@ -12,9 +13,8 @@ from dataengine.stages.gopher_repetition import (
     GopherRepetition,
     GopherRepetitionConfig,
     GopherRepetitionRules,
-    duplicated_ngram_chars,
-    top_ngram_chars,
 )
+from dataengine.stages.ngram_repeats import BatchRepeats
 
 
 def scan_duplicated_chars(units: list[str], n: int) -> int:
@@ -46,19 +46,20 @@ def real_docs(data) -> list[Document]:
 
 
 def test_ngram_counting_matches_the_plain_scan_on_real_text(shared_data):
+    """English and Chinese documents in one batch: each one's measures equal a plain scan of it alone."""
+    docs = real_docs(shared_data)
+    repeats = BatchRepeats([d.unit_ids for d in docs], [d.unit_length_cumsum for d in docs])
+    every = np.ones(len(docs), dtype=bool)
+    separators = np.array([0 if d.is_cjk else 1 for d in docs])
     checked = 0
-    for doc in real_docs(shared_data):
-        cumsum = doc.unit_length_cumsum
-        sep = "" if doc.is_cjk else " "
-        for n in (2, 3, 4, 5, 6, 8, 10, 13):
+    for n in (2, 3, 4, 5, 6, 8, 10, 13):
+        dup = repeats.duplicated_ngram_chars(n, every)
+        top = repeats.top_ngram_chars(n, every, separators)
+        for i, doc in enumerate(docs):
             if len(doc.units) < n:
                 continue
-            positions, ids = doc.repeated_ngrams(n)
-            char_len = cumsum[n:] - cumsum[:-n]
-            assert duplicated_ngram_chars(positions, ids, char_len, n) == scan_duplicated_chars(doc.units, n)
-            if n <= 4:
-                top = top_ngram_chars(positions, ids, char_len + len(sep) * (n - 1))
-                assert top == scan_top_chars(doc.units, n, sep)
+            assert dup[i] == scan_duplicated_chars(doc.units, n)
+            assert top[i] == scan_top_chars(doc.units, n, "" if doc.is_cjk else " ")
             checked += 1
     assert checked > 1000
 
@@ -66,13 +67,13 @@ def test_ngram_counting_matches_the_plain_scan_on_real_text(shared_data):
 def test_repeated_ngram_ids_are_exact():
     doc = Document("a b a b a b c a b c d")
     grams = doc.ngrams(2)
-    positions, ids = doc.repeated_ngrams(2)
+    positions, ids = BatchRepeats([doc.unit_ids], [doc.unit_length_cumsum]).level(2)
     assert positions.tolist() == [i for i, g in enumerate(grams) if grams.count(g) > 1]
     by_position = dict(zip(positions.tolist(), ids.tolist(), strict=True))
     assert all(
         (by_position[i] == by_position[j]) == (grams[i] == grams[j]) for i in by_position for j in by_position
     )
-    assert doc.repeated_ngrams(6)[0].size == 0
+    assert BatchRepeats([doc.unit_ids], [doc.unit_length_cumsum]).level(6)[0].size == 0
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ _PARAGRAPH_BREAK = regex.compile(r"\n{2,}")
 # Attributes that are state, not caches: everything else in __dict__ is a cached split.
 _STATE = frozenset({"text", "lang", "lang_score", "signals"})
 # Caches that depend on the language (through `is_cjk`), dropped by `set_lang`.
-_LANG_DEPENDENT = ("units", "unit_ids", "unit_length_cumsum", "_ngram_cache", "_repeat_cache")
+_LANG_DEPENDENT = ("units", "unit_ids", "unit_length_cumsum", "_ngram_cache")
 
 
 class Document:
@@ -140,35 +140,4 @@ class Document:
             units = self.units
             sep = "" if self.is_cjk else " "
             cache[n] = [sep.join(units[i : i + n]) for i in range(len(units) - n + 1)]
-        return cache[n]
-
-    def repeated_ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Start positions of the n-grams of `units` that occur twice or more, and their ids.
-
-        Equal n-grams get equal ids, exactly (integer pairs densified by `np.unique`, no hashing).
-        An n-gram can repeat only if both (n-1)-grams inside it repeat, so n is built from the
-        candidates of n-1: once repeats die out, longer n-grams cost nothing.
-        """
-        cache = self.__dict__.setdefault("_repeat_cache", {})
-        if n not in cache:
-            units = self.unit_ids
-            empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
-            if n < 1 or len(units) < n:
-                cache[n] = empty
-            elif n == 1:
-                positions = np.flatnonzero(np.bincount(units)[units] > 1)
-                cache[n] = (positions, units[positions])
-            else:
-                prev_positions, prev_ids = self.repeated_ngrams(n - 1)
-                if prev_positions.size == 0:
-                    cache[n] = empty
-                    return empty
-                id_at = np.full(len(units) + 1, -1, dtype=np.int64)
-                id_at[prev_positions] = prev_ids
-                starts = prev_positions[prev_positions <= len(units) - n]
-                starts = starts[id_at[starts + 1] >= 0]
-                pairs = id_at[starts] * (len(units) + 1) + units[starts + n - 1]
-                _, ids, counts = np.unique(pairs, return_inverse=True, return_counts=True)
-                keep = counts[ids] > 1
-                cache[n] = (starts[keep], ids[keep])
         return cache[n]

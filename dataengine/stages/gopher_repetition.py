@@ -8,8 +8,8 @@ larger n (a Chinese word averages 1.5-2 characters) and looser duplicate
 limits: encyclopedic Chinese repeats full entity names where English uses
 pronouns (limits near the 99th percentile of zh-Wikipedia paragraphs).
 
-N-grams are counted with exact integer ids (`Document.repeated_ngrams`) in numpy
-instead of building and hashing joined strings for every n.
+N-grams are counted with exact integer ids in numpy, for the whole batch at once
+(`ngram_repeats.BatchRepeats`), instead of building and hashing joined strings for every n.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import Stage
 from dataengine.stages.document import Document
+from dataengine.stages.ngram_repeats import BatchRepeats
 
 
 class GopherRepetitionRules(BaseModel):
@@ -68,42 +69,6 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def top_ngram_chars(positions: np.ndarray, ids: np.ndarray, char_len: np.ndarray) -> int:
-    """Characters covered by the most frequent n-gram (first seen wins a tie): its length times its count.
-
-    `positions`/`ids` are the repeated n-grams (`Document.repeated_ngrams`); with none, every
-    n-gram occurs once and the first one is the most frequent.
-    """
-    if positions.size == 0:
-        return int(char_len[0])
-    counts = np.bincount(ids)
-    best = counts.max()
-    position = positions[counts[ids] == best].min()
-    return int(char_len[position]) * int(best)
-
-
-def duplicated_ngram_chars(positions: np.ndarray, ids: np.ndarray, char_len: np.ndarray, n: int) -> int:
-    """Characters of n-grams that repeat an earlier, non-overlapping n-gram.
-
-    Same meaning as Gopher's scan (after a repeat, jump n units ahead; n-grams jumped
-    over are not remembered), but only positions whose n-gram occurs twice or more
-    can ever repeat, so only those are visited.
-    """
-    seen: set[int] = set()
-    total = 0
-    next_free = 0
-    length_list = char_len.tolist()
-    for i, key in zip(positions.tolist(), ids.tolist(), strict=True):
-        if i < next_free:
-            continue
-        if key in seen:
-            total += length_list[i]
-            next_free = i + n
-        else:
-            seen.add(key)
-    return total
-
-
 class GopherRepetition(Stage):
     """Signals: dup_para_frac, dup_para_char_frac, dup_line_frac, dup_line_char_frac,
     top_<n>_gram, dup_<n>_gram. Rules (in this order): dup_para_frac, dup_para_char_frac,
@@ -116,7 +81,29 @@ class GopherRepetition(Stage):
         self.cfg = cfg or GopherRepetitionConfig()
 
     def process(self, doc: Document) -> str | None:
-        rules: GopherRepetitionRules = self.cfg.cjk if doc.is_cjk else self.cfg.default
+        return self.process_batch([doc])[0]
+
+    def process_batch(self, docs: list[Document]) -> list[str | None]:
+        """The n-gram measures of the whole batch at once (`BatchRepeats`), then each document's rules."""
+        rules = [self.cfg.cjk if doc.is_cjk else self.cfg.default for doc in docs]
+        repeats = BatchRepeats([doc.unit_ids for doc in docs], [doc.unit_length_cumsum for doc in docs])
+        separators = np.array([0 if doc.is_cjk else 1 for doc in docs])  # top n-grams count joining spaces
+        top = {
+            n: repeats.top_ngram_chars(n, np.array([n in r.top_n_grams for r in rules]), separators)
+            for n in sorted({n for r in rules for n in r.top_n_grams})
+        }
+        dup = {
+            n: repeats.duplicated_ngram_chars(n, np.array([n in r.dup_n_grams for r in rules]))
+            for n in sorted({n for r in rules for n in r.dup_n_grams})
+        }
+        return [
+            self._decide(doc, doc_rules, {n: v[i] for n, v in top.items()}, {n: v[i] for n, v in dup.items()})
+            for i, (doc, doc_rules) in enumerate(zip(docs, rules, strict=True))
+        ]
+
+    def _decide(
+        self, doc: Document, rules: GopherRepetitionRules, top: dict[int, int], dup: dict[int, int]
+    ) -> str | None:
         text_len = len(doc.text)
         if not text_len:
             return "empty"
@@ -137,16 +124,10 @@ class GopherRepetition(Stage):
         check("dup_line_frac", n_dup / len(lines), rules.dup_line_frac, "dup_line_frac")
         check("dup_line_char_frac", dup_chars / text_len, rules.dup_line_char_frac, "dup_line_char_frac")
 
-        cumsum = doc.unit_length_cumsum
-        n_units = len(cumsum) - 1
-        separator = 0 if doc.is_cjk else 1  # the top n-gram is measured with its joining spaces
+        n_units = len(doc.unit_ids)
         for n, limit in sorted(rules.top_n_grams.items()):
             if n_units >= n:
-                char_len = cumsum[n:] - cumsum[:-n] + separator * (n - 1)
-                top = top_ngram_chars(*doc.repeated_ngrams(n), char_len)
-                check(f"top_{n}_gram", top / text_len, limit, f"top_{n}_gram")
+                check(f"top_{n}_gram", int(top[n]) / text_len, limit, f"top_{n}_gram")
         for n, limit in sorted(rules.dup_n_grams.items()):
-            positions, ids = doc.repeated_ngrams(n)
-            value = duplicated_ngram_chars(positions, ids, cumsum[n:] - cumsum[:-n], n) / text_len
-            check(f"dup_{n}_gram", value, limit, f"duplicated_{n}_n_grams")
+            check(f"dup_{n}_gram", int(dup[n]) / text_len, limit, f"duplicated_{n}_n_grams")
         return failed
