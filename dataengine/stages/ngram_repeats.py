@@ -47,7 +47,7 @@ class BatchRepeats:
     def __init__(self, unit_ids: list[np.ndarray], length_cumsums: list[np.ndarray]):
         sizes = np.array([len(u) for u in unit_ids], dtype=np.int64)
         vocab = np.array([int(u.max()) + 1 if len(u) else 0 for u in unit_ids], dtype=np.int64)
-        id_offset = np.concatenate(([0], np.cumsum(vocab)[:-1]))
+        id_offset = np.cumsum(vocab) - vocab
         sentinels = int(vocab.sum()) + np.arange(len(unit_ids))
         parts, lengths = [], []
         for ids, offset, sentinel, cumsum in zip(unit_ids, id_offset, sentinels, length_cumsums, strict=True):
@@ -56,7 +56,7 @@ class BatchRepeats:
         self.units = np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
         self.cumsum = np.concatenate(([0], np.cumsum(np.concatenate(lengths)))) if lengths else np.zeros(1)
         self.sizes = sizes
-        self.starts = np.concatenate(([0], np.cumsum(sizes + 1)[:-1])) if len(sizes) else sizes
+        self.starts = np.cumsum(sizes + 1) - (sizes + 1)
         self._levels: dict[int, Level] = {1: first_level(self.units)}
 
     def level(self, n: int) -> Level:
