@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,12 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRA = ("train.max_steps=6", "checkpoint.interval=4", "train.micro_batch_size=2", "eval.interval=3")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ledger(run_dir: Path) -> list[tuple[int, int, int]]:
     ledger = UsageLedger(run_dir / "usage.sqlite")
     try:
@@ -51,7 +44,7 @@ def test_two_process_gloo_fsdp_matches_one_process_and_resumes_with_one(train_sh
     two = tmp_path / "two"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        "--standalone",  # torchrun binds a free port itself: no race with other jobs for one
         "-m", "train", str(TINY_YAML),
     ]  # fmt: skip
     for item in tiny_overrides(train_shards, two, *EXTRA):
