@@ -79,11 +79,13 @@ def test_line_with_a_huge_word_is_dropped():
 def test_sentence_counting():
     assert (
         count_sentences(
-            "Mr. Smith met Dr. Jones at 9 a.m. in the U.S. office. They talked. Why? Nobody knows!"
+            ["Mr. Smith met Dr. Jones at 9 a.m. in the U.S. office. They talked. Why? Nobody knows!"]
         )
         == 4
     )
-    assert count_sentences("It was late... we left.") == 1
+    assert count_sentences(["It was late... we left."]) == 1
+    # lines are counted apart: a break never spans two lines, trailing space or not
+    assert count_sentences(["One line ends.", "Next line [1] ", "", "Last! Done."]) == 4
     assert count_cjk_sentences("今天下雨了。我们没有出门！你呢？还在家") == 4
 
 

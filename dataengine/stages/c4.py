@@ -25,6 +25,7 @@ from dataengine.stages.text_constants import (
     C4_END_PUNCTUATION,
     C4_POLICY_PHRASES,
     CJK_CLOSING_MARKS,
+    LINE_SPACES,
 )
 
 # Abbreviations whose period does not end a sentence (a short stand-in for Punkt's learned list).
@@ -72,9 +73,12 @@ def trim_to_last_sentence_end(line: str, end_punct: tuple[str, ...], closers: st
     return ""
 
 
-def count_sentences(line: str) -> int:
-    """Sentences in a line of spaced text: breaks after . ? ! followed by space, except after abbreviations."""
-    return 1 + len(_SENTENCE_BREAK.findall(line)) if line else 0
+def count_sentences(lines: list[str]) -> int:
+    """Sentences in lines of spaced text: each non-empty line is one, plus one per break after . ? !
+    followed by space (not after an abbreviation). One scan for all lines: a break needs space and
+    then a non-space, so with trailing space cut, no break can span the NUL that joins two lines."""
+    joined = "\x00".join(line.rstrip(LINE_SPACES) for line in lines)
+    return sum(1 for line in lines if line) + len(_SENTENCE_BREAK.findall(joined))
 
 
 def count_cjk_sentences(line: str) -> int:
@@ -150,12 +154,11 @@ class C4Quality(Stage):
         policy = tuple(rules.policy_phrases)
         closers = rules.closing_marks
         long_word = self._long_word[cjk] if rules.max_word_length != -1 else None
-        sentences_in = count_cjk_sentences if cjk else count_sentences
         dropped = dict.fromkeys(
             ("long_word", "no_terminal_punct", "too_few_words", "javascript", "policy"), 0
         )
         kept: list[str] = []
-        n_sentences = trimmed = 0
+        trimmed = 0
         rule: str | None = None
         lines = doc.text.splitlines()
         for raw in lines:
@@ -189,10 +192,11 @@ class C4Quality(Stage):
             if rules.filter_policy and any(p in lower for p in policy):
                 dropped["policy"] += 1
                 continue
-            if rules.min_sentences != -1:
-                n_sentences += sentences_in(line)
             kept.append(line)
 
+        n_sentences = 0
+        if rules.min_sentences != -1:
+            n_sentences = sum(map(count_cjk_sentences, kept)) if cjk else count_sentences(kept)
         self.signal(doc, "lines", len(lines))
         self.signal(doc, "lines_kept", len(kept))
         self.signal(doc, "sentences", n_sentences)

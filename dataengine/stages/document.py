@@ -31,6 +31,7 @@ _WORD_RE = regex.compile(
     """,
     regex.VERBOSE,
 )
+_TRAILING_MARKS = frozenset(",.;:!?)")
 _SPLIT_ONLY_SEPARATORS = regex.compile(r"[\x1c-\x1f]")
 _HAN_KANA_HANGUL = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _PARAGRAPH_BREAK = regex.compile(r"\n{2,}")
@@ -95,6 +96,8 @@ class Document:
         for token in self.text.split():
             if token.isalpha():
                 words.append(token)
+            elif token[-1] in _TRAILING_MARKS and token[:-1].isalpha():  # "word," "word." -> 2 tokens
+                words += (token[:-1], token[-1])
             else:
                 words.extend(_WORD_RE.findall(token))
         return words

@@ -21,6 +21,7 @@ from dataengine.stages.text_constants import (
     BULLETS,
     CJK_BULLETS,
     ELLIPSES,
+    LINE_SPACES,
     STOP_WORDS,
     SYMBOL_ONLY,
 )
@@ -100,15 +101,7 @@ class GopherQuality(Stage):
             key: frozenset(rules.stop_words) if rules.stop_words is not None else None
             for key, rules in (("default", self.cfg.default), ("cjk", self.cfg.cjk))
         }
-        self._bullet_line = {
-            key: regex.compile(
-                r"^[^\S\n]*(?:" + "|".join(map(regex.escape, rules.bullets)) + ")", regex.MULTILINE
-            )
-            for key, rules in (("default", self.cfg.default), ("cjk", self.cfg.cjk))
-        }
-        self._ellipsis_line = regex.compile(
-            "(?:" + "|".join(map(regex.escape, ELLIPSES)) + r")[^\S\n]*$", regex.MULTILINE
-        )
+        self._bullets = {"default": tuple(self.cfg.default.bullets), "cjk": tuple(self.cfg.cjk.bullets)}
 
     def _stop_words_for(self, key: str, lang: str | None) -> frozenset[str] | None:
         """The configured list, else the language's own, else None (the rule cannot judge)."""
@@ -134,8 +127,11 @@ class GopherQuality(Stage):
         hash_ratio = _ratio(text.count("#"), n_units)
         ellipsis_ratio = _ratio(text.count("...") + text.count("…"), n_units)
         n_lines = len(doc.lines)
-        bullet_ratio = _ratio(len(self._bullet_line[key].findall(text)), n_lines)
-        ellipsis_lines_ratio = _ratio(len(self._ellipsis_line.findall(text)), n_lines)
+        bullets = self._bullets[key]
+        n_bullet = sum(1 for line in doc.lines if line.lstrip(LINE_SPACES).startswith(bullets))
+        n_ellipsis = sum(1 for line in doc.lines if line.rstrip(LINE_SPACES).endswith(ELLIPSES))
+        bullet_ratio = _ratio(n_bullet, n_lines)
+        ellipsis_lines_ratio = _ratio(n_ellipsis, n_lines)
         if doc.is_cjk:
             alpha_ratio = _ratio(len(_HAS_LETTER.findall(chars)), n_units)
         else:

@@ -63,6 +63,9 @@ ALL_CJK_STOP_CHARS = tuple(sorted({c for lang in ("zh", "ja", "ko") for c in STO
 BULLETS = ("•", "-")
 CJK_BULLETS = ("•", "-", "·", "・", "●", "○", "■", "□", "◆", "◇", "★", "☆", "※")
 
+# Whitespace inside a line: Unicode White_Space (regex's \s) except the line break.
+LINE_SPACES = "".join(c for c in map(chr, range(0x3001)) if c != "\n" and regex.match(r"\s", c))
+
 # Ellipses: a line ending in one is usually a truncated teaser.
 ELLIPSES = ("...", "…")
 
