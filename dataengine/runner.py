@@ -213,7 +213,9 @@ def _dedup_phase(cfg: PipelineConfig, output: str, phase1: dict, rerun: bool) ->
     from dataengine.dedup.runner import run_dedup
 
     if "://" in output:
-        raise RunError(f"the dedup phase writes to a local directory; {output} is a URI (run `dataengine dedup`)")
+        raise RunError(
+            f"the dedup phase writes to a local directory; {output} is a URI (run `dataengine dedup`)"
+        )
     previous = Path(output) / "dedup" / "run.json"
     dedup = json.loads(previous.read_text()) if previous.is_file() else None
     if rerun or dedup is None or dedup["config"] != cfg.dedup.model_dump(mode="json"):

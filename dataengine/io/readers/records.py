@@ -20,7 +20,11 @@ def _shown(value: Any) -> str:
 
 
 def record_row(record: Mapping[str, Any], source: str, cfg: InputConfig) -> dict:
-    meta = {"id": record.get(cfg.id_field), "url": record.get(cfg.url_field), "title": record.get(cfg.title_field)}
+    meta = {
+        "id": record.get(cfg.id_field),
+        "url": record.get(cfg.url_field),
+        "title": record.get(cfg.title_field),
+    }
     if cfg.html_field is not None and record.get(cfg.html_field) is not None:
         html = record[cfg.html_field]
         if not isinstance(html, str):
