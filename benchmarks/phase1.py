@@ -81,10 +81,15 @@ def in_process(docs: list[dict]) -> dict:
     from dataengine.config import load_pipeline_config
     from dataengine.processor import DocumentProcessor
 
-    proc = DocumentProcessor(load_pipeline_config(ROOT / "configs" / "pipeline.yaml"))
+    # the chain as the Ray runs have it (no dedup phase, so no MinHash signatures), in its batches
+    cfg = load_pipeline_config(ROOT / "configs" / "pipeline.yaml", ["dedup=null"])
+    proc = DocumentProcessor(cfg)
     mb = sum(len(d["text"].encode()) for d in docs) / 1e6
+    rows = [{"id": d["id"], "text": d["text"], "source": d["id"]} for d in docs]
+    size = cfg.ray.batch_size
     start = time.perf_counter()
-    proc.process({"id": d["id"], "text": d["text"], "source": d["id"]} for d in docs)
+    for i in range(0, len(rows), size):
+        proc.process(rows[i : i + size])
     total = time.perf_counter() - start
     stats = proc.take_stats()
     per_stage = {
