@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 import pyarrow as pa
 
@@ -37,6 +38,13 @@ def process(
         if not isinstance(config, PipelineConfig):
             config = PipelineConfig.model_validate(config or {})
         processor = DocumentProcessor(config)
-    kept, rejected = processor.process(_rows(docs, processor.cfg.input))
+    # in batches of ray.batch_size, as the runner does: a batch's documents (and their splits) are
+    # held together while the stages run over it
+    kept, rejected = [], []
+    rows = _rows(docs, processor.cfg.input)
+    while batch := list(islice(rows, processor.cfg.ray.batch_size)):
+        batch_kept, batch_rejected = processor.process(batch)
+        kept += batch_kept
+        rejected += batch_rejected
     kept_t, rejected_t = processor.to_tables(kept, rejected)
     return ProcessResult(kept_t, rejected_t, processor.take_stats())
