@@ -54,7 +54,9 @@ class BatchRepeats:
             parts += [ids + offset, [sentinel]]
             lengths += [np.diff(cumsum), [0]]
         self.units = np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
-        self.cumsum = np.concatenate(([0], np.cumsum(np.concatenate(lengths)))) if lengths else np.zeros(1, np.int64)
+        self.cumsum = (
+            np.concatenate(([0], np.cumsum(np.concatenate(lengths)))) if lengths else np.zeros(1, np.int64)
+        )
         self.sizes = sizes
         self.starts = np.cumsum(sizes + 1) - (sizes + 1)
         self._levels: dict[int, Level] = {1: first_level(self.units)}
