@@ -23,11 +23,11 @@ from dataengine.stages.text_constants import (
     ELLIPSES,
     LINE_SPACES,
     STOP_WORDS,
+    SYMBOL_CHAR,
     SYMBOL_ONLY,
 )
 
 _HAS_LETTER = regex.compile(r"\p{L}")
-_SYMBOL_CHAR = regex.compile(SYMBOL_ONLY.pattern.removesuffix("+"))
 
 
 class GopherQualityRules(BaseModel):
@@ -119,7 +119,7 @@ class GopherQuality(Stage):
         n_units = len(units)
         if doc.is_cjk:  # units are single characters: count classes with one scan, no loop
             chars = doc.non_space_chars
-            n_content = content_chars = n_units - len(_SYMBOL_CHAR.findall(chars))
+            n_content = content_chars = n_units - len(SYMBOL_CHAR.findall(chars))
         else:  # str methods first (most tokens end in / start with a letter), the regex for the rest
             content = [u for u in units if u[-1].isalnum() or not SYMBOL_ONLY.fullmatch(u)]
             n_content, content_chars = len(content), sum(map(len, content))

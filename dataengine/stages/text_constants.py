@@ -10,7 +10,8 @@ import regex
 
 # A token made only of these characters is a symbol, not a word (Gopher's
 # "non-symbol words"): all Unicode punctuation, symbols and control characters.
-SYMBOL_ONLY = regex.compile(r"[\p{P}\p{S}\p{Cc}]+")
+SYMBOL_CHAR = regex.compile(r"[\p{P}\p{S}\p{Cc}]")
+SYMBOL_ONLY = regex.compile(SYMBOL_CHAR.pattern + "+")
 
 # Sentence-final punctuation in every script (Unicode Sentence_Terminal: . ! ? 。 ！ ？ । ۔ ...),
 # anchored at a line end: counts lines that end a sentence without splitting the text.
