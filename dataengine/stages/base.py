@@ -17,8 +17,8 @@ class Stage(ABC):
     `"<name>:<rule>"`), or None to keep the document. A stage may rewrite
     `doc` through `doc.set_text`. Stages never raise on a bad document.
 
-    The processor hands a stage a whole batch (`run`): a stage whose model is
-    cheaper called once per batch overrides `process_batch`.
+    The processor hands a stage a whole batch (`run`); a stage whose work is
+    cheaper per batch derives from `BatchStage` instead.
     """
 
     name: str = "stage"
@@ -49,3 +49,14 @@ class Stage(ABC):
 
     def signal(self, doc: Document, key: str, value) -> None:
         doc.signals[f"{self.name}.{key}"] = value
+
+
+class BatchStage(Stage):
+    """A stage whose work is cheaper over a whole batch (one model call, one numpy pass): it
+    writes `process_batch`; a single document is a batch of one."""
+
+    @abstractmethod
+    def process_batch(self, docs: list[Document]) -> list[str | None]: ...
+
+    def process(self, doc: Document) -> str | None:
+        return self.process_batch([doc])[0]

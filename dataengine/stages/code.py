@@ -15,7 +15,7 @@ from pathlib import Path
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import BatchStage
 from dataengine.stages.code_text import code_features
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
@@ -48,7 +48,7 @@ class CodeConfig(BaseModel):
     reject_generated: bool = Field(True, description="reject files whose first lines say they are generated")
 
 
-class CodeFilter(Stage):
+class CodeFilter(BatchStage):
     name = "code"
 
     def __init__(self, cfg: CodeConfig | None = None):
@@ -67,9 +67,6 @@ class CodeFilter(Stage):
 
     def code_probability(self, text: str) -> float:
         return self.code_probabilities([text])[0]
-
-    def process(self, doc: Document) -> str | None:
-        return self.process_batch([doc])[0]
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         probabilities = self.code_probabilities([doc.text for doc in docs])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import BatchStage
 from dataengine.stages.document import Document
 from dataengine.stages.ngram_repeats import BatchRepeats
 
@@ -69,7 +69,7 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-class GopherRepetition(Stage):
+class GopherRepetition(BatchStage):
     """Signals: dup_para_frac, dup_para_char_frac, dup_line_frac, dup_line_char_frac,
     top_<n>_gram, dup_<n>_gram. Rules (in this order): dup_para_frac, dup_para_char_frac,
     dup_line_frac, dup_line_char_frac, top_<n>_gram, duplicated_<n>_grams."""
@@ -79,9 +79,6 @@ class GopherRepetition(Stage):
     def __init__(self, cfg: GopherRepetitionConfig | None = None):
         super().__init__()
         self.cfg = cfg or GopherRepetitionConfig()
-
-    def process(self, doc: Document) -> str | None:
-        return self.process_batch([doc])[0]
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         """The n-gram measures of the whole batch at once (`BatchRepeats`), then each document's rules."""

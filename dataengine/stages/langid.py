@@ -11,7 +11,7 @@ import importlib.resources
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import BatchStage
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
 
@@ -52,7 +52,7 @@ class LangIdConfig(BaseModel):
     )
 
 
-class LanguageIdentifier(Stage):
+class LanguageIdentifier(BatchStage):
     """Sets `doc.lang` / `doc.lang_score`; rejects "below_threshold" or "not_allowed"."""
 
     name = "langid"
@@ -79,9 +79,6 @@ class LanguageIdentifier(Stage):
 
     def predict(self, text: str) -> tuple[str, float]:
         return self.predict_many([text])[0]
-
-    def process(self, doc: Document) -> str | None:
-        return self.process_batch([doc])[0]
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         predictions = self.predict_many([doc.text for doc in docs])
