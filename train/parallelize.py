@@ -42,10 +42,12 @@ def setup_distributed(device_pref: str = "auto") -> Dist:
         device = torch.device("cuda", local_rank)
     else:
         device = torch.device("cpu")
+    # On GPUs, NCCL for CUDA tensors and gloo beside it for the few CPU ones (ledger counts, barriers).
+    backend = "cpu:gloo,cuda:nccl" if use_cuda else "gloo"
     if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=30))
+        dist.init_process_group(backend, timeout=timedelta(minutes=30))
     elif not dist.is_initialized() and use_cuda:  # one GPU: a group of one, so FSDP's bf16 policy applies
-        dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1)
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
     if dist.is_initialized():
         return Dist(dist.get_rank(), dist.get_world_size(), local_rank, device)
     return Dist(0, 1, 0, device)
