@@ -10,6 +10,9 @@ usage bookkeeping. Compilation happens in the warm-up steps, which are timed sep
 MFU = FLOPs per token (train/metrics.py: 6N + 12·L·H·Dh·T) x tokens/s / the GPU's dense bf16 peak.
 
     python benchmarks/train_mfu.py [--runs 125M 350M "125M,train.micro_batch_size=16,sdpa=flash"]
+
+The first run in a process is 10-25% slower than the same run repeated (seen in every call on an
+H100); RESULTS.md's figures put a short throwaway run first.
 """
 
 from __future__ import annotations
@@ -24,30 +27,9 @@ from pathlib import Path
 import torch
 import torch._functorch.config
 import torch._inductor.config
-from train_throughput import write_shards
+from train_throughput import build_trainer, write_shards
 
-from train.config import load_train_config
 from train.trainer import Trainer
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def build_trainer(size: str, overrides: list[str], shards: Path, run_dir: Path) -> Trainer:
-    cfg = load_train_config(
-        ROOT / "configs" / "train" / f"{size}.yaml",
-        [
-            f"data.shards={shards}",
-            f"run_dir={run_dir}",
-            f"usage.ledger={run_dir}/usage.sqlite",
-            "train.max_steps=1000000",
-            "train.device=cuda",
-            "eval.interval=0",
-            "checkpoint.interval=1000000",
-            "metrics.tensorboard=false",
-            *overrides,
-        ],
-    )
-    return Trainer(cfg)
 
 
 def profile(trainer: Trainer, path: Path, steps: int = 2) -> None:
@@ -78,7 +60,7 @@ def timed_window(trainer: Trainer, steps: int) -> tuple[float, list[dict]]:
     return time.perf_counter() - start, records
 
 
-def measure(spec: str, args: argparse.Namespace, tmp: Path) -> dict:
+def measure(index: int, spec: str, args: argparse.Namespace, tmp: Path) -> dict:
     """SPEC = SIZE[,key=value...][,sdpa=BACKEND]; the median of `windows` timed windows of `steps`."""
     size, *rest = spec.split(",")
     overrides = [o for o in rest if not o.startswith("sdpa=")]
@@ -90,15 +72,13 @@ def measure(spec: str, args: argparse.Namespace, tmp: Path) -> dict:
     torch._dynamo.reset()  # each run compiles afresh (no recompile limit carried across runs)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    trainer = build_trainer(size, overrides, shards, tmp / f"run-{abs(hash(spec))}")
+    trainer = build_trainer(size, shards, tmp / f"run-{index}", ["train.device=cuda", *overrides])
     try:
         t = trainer.cfg.train
         warmup_s, _ = timed_window(trainer, args.warmup)
         windows = [timed_window(trainer, args.steps) for _ in range(args.windows)]
         if args.profile_dir:
-            profile(
-                trainer, Path(args.profile_dir) / f"profile-{len(list(Path(args.profile_dir).glob('*')))}.txt"
-            )
+            profile(trainer, Path(args.profile_dir) / f"profile-{index}-{size}.txt")
     finally:
         trainer.close()
     tokens = args.steps * t.global_batch_size * args.seq_len
@@ -159,9 +139,9 @@ def main() -> None:
     print("| --- | ---: | --- | ---: | ---: | --- | ---: | ---: |")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in args.runs:
+        for index, spec in enumerate(args.runs):
             try:
-                r = measure(spec, args, Path(tmp))
+                r = measure(index, spec, args, Path(tmp))
             except torch.OutOfMemoryError:
                 print(f"| {spec} | out of GPU memory | | | | | | |", flush=True)
                 continue

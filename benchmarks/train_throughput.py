@@ -57,26 +57,39 @@ def write_shards(root: Path, vocab: int, seq_len: int, rows: int) -> None:
     writer.close()
 
 
-def our_trainer(size: str, shards: Path, run_dir: Path, batch: int, compile: bool) -> Trainer:
-    """The shipped train config for `size`, with the benchmark's batch and nothing written per step."""
+def build_trainer(size: str, shards: Path, run_dir: Path, overrides: list[str]) -> Trainer:
+    """The shipped train config for `size` on `shards`, with nothing written per step (no eval,
+    checkpoints or TensorBoard), then `overrides` (--set style)."""
     cfg = load_train_config(
         ROOT / "configs" / "train" / f"{size}.yaml",
         [
             f"data.shards={shards}",
             f"run_dir={run_dir}",
             f"usage.ledger={run_dir}/usage.sqlite",
-            "data.doc_mask=false",
-            f"train.global_batch_size={batch}",
-            f"train.micro_batch_size={batch}",
             "train.max_steps=1000000",
-            "train.device=cpu",
-            f"train.compile={str(compile).lower()}",
             "eval.interval=0",
             "checkpoint.interval=1000000",
             "metrics.tensorboard=false",
+            *overrides,
         ],
     )
     return Trainer(cfg)
+
+
+def our_trainer(size: str, shards: Path, run_dir: Path, batch: int, compile: bool) -> Trainer:
+    """The benchmark's batch on one CPU process, no document masking (transformers has none)."""
+    return build_trainer(
+        size,
+        shards,
+        run_dir,
+        [
+            "data.doc_mask=false",
+            f"train.global_batch_size={batch}",
+            f"train.micro_batch_size={batch}",
+            "train.device=cpu",
+            f"train.compile={str(compile).lower()}",
+        ],
+    )
 
 
 def hf_step(trainer: Trainer, attn: str) -> Callable[[], float]:
