@@ -11,8 +11,8 @@ MFU = FLOPs per token (train/metrics.py: 6N + 12·L·H·Dh·T) x tokens/s / the 
 
     python benchmarks/train_mfu.py [--runs 125M 350M "125M,train.micro_batch_size=16,sdpa=flash"]
 
-The first run in a process is 10-25% slower than the same run repeated (seen in every call on an
-H100); RESULTS.md's figures put a short throwaway run first.
+The first run in a process was 4-7% slower than the same run repeated on an H100; RESULTS.md's
+figures put a short throwaway run first.
 """
 
 from __future__ import annotations
