@@ -47,6 +47,7 @@ from dataengine.pack.shards import (
 from dataengine.pack.tokenizer import file_sha256, load_tokenizer, meta_path, read_meta, special_ids
 
 SPLITS = ("train", "heldout")
+READ_AHEAD_BLOCKS = 8  # Ray Data blocks the driver holds ahead of packing (8 x block_bytes)
 META_COLUMNS = ("id", "channel", "lang", "source")
 
 
@@ -331,8 +332,11 @@ def pack(
     documents_in = 0
     try:
         ds = order.apply(read_documents(files, config.batch_size))
-        # whole Ray blocks, regrouped here: iter_batches(batch_size=N) costs the driver a core
-        tables = ds.iter_batches(batch_format="pyarrow", batch_size=None)
+        # Whole Ray blocks, regrouped here: iter_batches(batch_size=N) costs the driver a core.
+        # Blocks are fetched READ_AHEAD_BLOCKS ahead: with one, Ray Data's scheduling loop spins
+        # once its read tasks are done but their blocks wait for the driver (0.9 s of driver CPU
+        # over a 2.3 s read of 17M characters, against 0.12 s with 8).
+        tables = ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=READ_AHEAD_BLOCKS)
         batches = _task_batches(tables, config.batch_size, config.task_text_bytes)
         for blocks in _tokenized_blocks(ray, batches, tokenizer.to_str(), config, dtype):
             for split, block in blocks.items():
