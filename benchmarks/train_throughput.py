@@ -121,7 +121,7 @@ def hf_step(trainer: Trainer, attn: str) -> Callable[[], float]:
 
     def step() -> float:
         # The trainer's next batch (drawn, not committed), so both see the same data.
-        batch = trainer.fetch(trainer.sampler.draw(trainer.step, t.global_batch_size))
+        batch = trainer.fetch(trainer.sampler.draw(trainer.step, t.global_batch_size), trainer.step)
         targets = batch.targets.contiguous()  # `labels` is then only the switch that asks for a loss
         loss = model(input_ids=batch.inputs, labels=targets, shift_labels=targets).loss
         loss.backward()

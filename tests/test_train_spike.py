@@ -28,9 +28,9 @@ def _corrupt_at(trainer: Trainer, step: int) -> None:
     tokenizer or a run of garbage bytes would produce."""
     fetch = trainer.fetch
 
-    def fetch_with_corruption(indices: np.ndarray):
-        batch = fetch(indices)
-        if trainer.step + 1 == step:
+    def fetch_with_corruption(indices: np.ndarray, step_index: int):
+        batch = fetch(indices, step_index)
+        if step_index + 1 == step:
             batch.targets = torch.full_like(batch.targets, int(batch.targets.max()))
         return batch
 

@@ -98,6 +98,10 @@ class Sampler:
     def commit(self, indices: np.ndarray) -> None:
         np.add.at(self.counts, indices, 1)
 
+    def uncommit(self, indices: np.ndarray) -> None:
+        """Take back a commit (the trainer commits before it knows whether a step is accepted)."""
+        np.subtract.at(self.counts, indices, 1)
+
 
 @dataclass
 class Batch:

@@ -27,7 +27,7 @@ from dataengine.pack.shards import ShardReader
 from dataengine.usage.ledger import UsageLedger, dataset_fingerprint
 from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from train.config import TrainConfig
-from train.data import Batch, Sampler, SequenceSource, sequence_channels
+from train.data import Batch, DataExhaustedError, Sampler, SequenceSource, sequence_channels
 from train.hf import copy_tokenizer_files, load_hf_weights, read_hf_config, write_tokenizer_config
 from train.metrics import MetricsLog, flops_per_token, peak_flops
 from train.model import ModelConfig, Transformer
@@ -81,6 +81,7 @@ class Trainer:
         self.guard = SpikeGuard(cfg.spike.window, cfg.spike.min_history, cfg.spike.z_threshold)
         self.step, self.tokens = 0, 0
         self.skip_steps: set[int] = set()
+        self.prepared: tuple[int, np.ndarray, Batch] | None = None  # (step, indices, this rank's batch)
         self.rollbacks = 0
         self.pending_usage: list[tuple[int, list[tuple[int, int]]]] = []
         self.sampler = Sampler(
@@ -226,6 +227,7 @@ class Trainer:
         self.skip_steps |= set(meta["skip_steps"])
         self.rollbacks = max(self.rollbacks, meta["rollbacks"])
         self.pending_usage = []
+        self.prepared = None
         if self.ledger is not None:
             self.ledger.register_run(self.run_id, self.dataset)
             self.ledger.truncate(self.run_id, self.step)
@@ -259,13 +261,13 @@ class Trainer:
 
     def train_step(self) -> dict[str, Any]:
         s = self.step
-        indices = self.sampler.draw(s, self.cfg.train.global_batch_size)
+        indices, batch = self._take_prepared(s)
         if s + 1 in self.skip_steps:  # the batch a rollback ruled out
             self.step += 1
             return {"step": self.step, "tokens": self.tokens, "skipped": True}
         start = time.perf_counter()
-        rank = self.dist.rank
-        batch = self.fetch(indices[rank * self.per_process : (rank + 1) * self.per_process])
+        if batch is None:
+            batch = self.fetch(self._mine(indices), s)
         lr = self.cfg.train.lr * lr_factor(s, self.cfg.train.max_steps, self.cfg.schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -278,6 +280,10 @@ class Trainer:
             token_loss = self._token_loss(micro)
             (token_loss.sum() * self.dist.world_size / n_targets.float()).backward()
             self._accumulate(sums, token_loss.detach(), micro.target_channels)
+        # The device is still running this step's backward: draw and fetch the next step's batch
+        # meanwhile, as if this step is accepted (the commit is taken back below if it is not).
+        self.sampler.commit(indices)
+        self._prepare(s + 1)
         grad_norm = self._clip()
         all_reduce_sum(sums)
         loss = float(sums[0, 1:].sum() / n_targets)
@@ -287,11 +293,12 @@ class Trainer:
         }
         verdict = self.guard.check(loss, grad_norm) if self.cfg.spike.enabled else None
         if verdict is not None and verdict.spike:
+            self.sampler.uncommit(indices)
+            self.prepared = None
             return self._on_spike(s, indices, loss, grad_norm, verdict)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.guard.accept(loss, grad_norm)
-        self.sampler.commit(indices)
         self.pending_usage.append((s + 1, [self.source.sequence_id(int(i)) for i in indices]))
         self.step, self.tokens = s + 1, record["tokens"]
         if self.device.type == "cuda":
@@ -305,9 +312,33 @@ class Trainer:
         record.update(self._channel_losses(sums, "loss"))
         return record
 
-    def fetch(self, indices: np.ndarray) -> Batch:
-        """This process's slice of a global batch (a seam tests use to inject a corrupted batch)."""
+    def fetch(self, indices: np.ndarray, step: int) -> Batch:
+        """This process's slice of the global batch of (0-based) `step`; a seam tests use to inject a
+        corrupted batch."""
         return self.source.batch(indices)
+
+    def _mine(self, indices: np.ndarray) -> np.ndarray:
+        rank = self.dist.rank
+        return indices[rank * self.per_process : (rank + 1) * self.per_process]
+
+    def _take_prepared(self, step: int) -> tuple[np.ndarray, Batch | None]:
+        """The global batch indices of `step` and, when drawn during the previous step, its batch."""
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None and prepared[0] == step:
+            return prepared[1], prepared[2]
+        return self.sampler.draw(step, self.cfg.train.global_batch_size), None
+
+    def _prepare(self, step: int) -> None:
+        """Draw and fetch `step`'s batch ahead. The draw is the same pure function of (seed, step, use
+        counts) as drawing at the start of that step, so the order does not change; it only stops
+        the device from waiting on a draw that costs O(sequences in the shards)."""
+        if step >= self.cfg.train.max_steps:
+            return
+        try:
+            indices = self.sampler.draw(step, self.cfg.train.global_batch_size)
+        except DataExhaustedError:
+            return  # raised again when that step draws for itself
+        self.prepared = (step, indices, self.fetch(self._mine(indices), step))
 
     def _token_loss(self, batch: Batch) -> torch.Tensor:
         doc_ids = batch.doc_ids if self.cfg.data.doc_mask else None
