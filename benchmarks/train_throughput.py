@@ -18,6 +18,11 @@ both alike. Reported: medians over rounds of tokens/s (wall clock) and tokens pe
 process (robust to other jobs with --threads 1). Compilation happens in the warm-up step, which is
 timed separately and excluded.
 
+Our trainer runs its CPU linear layers on oneDNN's GEMM by default (`train.cpu_linear`, see
+train/cpu_linear.py); `--cpu-linear aten` measures it on torch's default GEMM instead, and
+`--hf-onednn` gives transformers' model the same oneDNN linears, to separate the kernel's share of the
+speed-up from the rest of the step.
+
     python benchmarks/train_throughput.py --sizes tiny 125M [--compile] [--threads 1] [--json out.json]
 """
 
@@ -39,6 +44,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from dataengine.pack.shards import ShardWriter
 from train.config import load_train_config
+from train.cpu_linear import use_onednn_linears
 from train.hf import hf_name
 from train.trainer import Trainer
 
@@ -76,7 +82,9 @@ def build_trainer(size: str, shards: Path, run_dir: Path, overrides: list[str]) 
     return Trainer(cfg)
 
 
-def our_trainer(size: str, shards: Path, run_dir: Path, batch: int, compile: bool) -> Trainer:
+def our_trainer(
+    size: str, shards: Path, run_dir: Path, batch: int, compile: bool, cpu_linear: str
+) -> Trainer:
     """The benchmark's batch on one CPU process, no document masking (transformers has none)."""
     return build_trainer(
         size,
@@ -84,15 +92,17 @@ def our_trainer(size: str, shards: Path, run_dir: Path, batch: int, compile: boo
         run_dir,
         [
             "data.doc_mask=false",
+            "spike.z_threshold=1e9",  # measured every step, but no skipped update on random tokens
             f"train.global_batch_size={batch}",
             f"train.micro_batch_size={batch}",
             "train.device=cpu",
             f"train.compile={str(compile).lower()}",
+            f"train.cpu_linear={cpu_linear}",
         ],
     )
 
 
-def hf_step(trainer: Trainer, attn: str) -> Callable[[], float]:
+def hf_step(trainer: Trainer, attn: str, onednn: bool) -> Callable[[], float]:
     """transformers' model with our weights and transformers.Trainer's default step on our batches."""
     cfg, t = trainer.model_cfg, trainer.cfg.train
     model = LlamaForCausalLM(
@@ -111,6 +121,8 @@ def hf_step(trainer: Trainer, attn: str) -> Callable[[], float]:
     }
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    if onednn:
+        use_onednn_linears(model, "onednn")
     model.train()
     params = list(model.parameters())
     groups = [
@@ -140,14 +152,14 @@ def timed(fn: Callable[[], object], steps: int) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu_start
 
 
-def measure(size: str, batch: int, steps: int, rounds: int, compile: bool, hf_attn: str, tmp: Path) -> dict:
-    shards, run_dir = tmp / f"shards-{size}", tmp / f"run-{size}-{int(compile)}"
+def measure(size: str, batch: int, steps: int, rounds: int, args: argparse.Namespace, tmp: Path) -> dict:
+    shards, run_dir = tmp / f"shards-{size}", tmp / f"run-{size}-{int(args.compile)}"
     seq_len = 256
     if not shards.exists():
         write_shards(shards, VOCAB.get(size, 32000), seq_len, rows=max(64, batch * 8))
-    trainer = our_trainer(size, shards, run_dir, batch, compile)
+    trainer = our_trainer(size, shards, run_dir, batch, args.compile, args.cpu_linear)
     try:
-        theirs = hf_step(trainer, hf_attn)
+        theirs = hf_step(trainer, args.hf_attn, args.hf_onednn)
         first_hf = theirs()  # on the batch our trainer is about to draw, with the same weights
         start, cpu_start = time.perf_counter(), time.process_time()
         first_ours = trainer.train_step()["loss"]  # includes compilation
@@ -171,8 +183,10 @@ def measure(size: str, batch: int, steps: int, rounds: int, compile: bool, hf_at
         "batch": batch,
         "seq_len": seq_len,
         "params": sum(p.numel() for p in trainer.model.parameters()),
-        "compile": compile,
-        "hf_attn": hf_attn,
+        "compile": args.compile,
+        "cpu_linear": args.cpu_linear,
+        "hf_attn": args.hf_attn,
+        "hf_onednn": args.hf_onednn,
         "threads": torch.get_num_threads(),
         "first_loss": {"ours": first_ours, "transformers": first_hf},
         "ours_warmup": warmup,
@@ -199,6 +213,12 @@ def main() -> None:
     parser.add_argument(
         "--hf-attn", default="sdpa", choices=["sdpa", "eager"], help="transformers' attention"
     )
+    parser.add_argument(
+        "--cpu-linear", default="auto", choices=["auto", "onednn", "aten"], help="our train.cpu_linear"
+    )
+    parser.add_argument(
+        "--hf-onednn", action="store_true", help="give transformers' model the same oneDNN linears"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
@@ -219,10 +239,15 @@ def main() -> None:
             small = size == "tiny"
             batch = args.batch or (8 if small else 2)
             steps = args.steps or (10 if small else 2)
-            r = measure(size, batch, steps, args.rounds, args.compile, args.hf_attn, Path(tmp))
+            r = measure(size, batch, steps, args.rounds, args, Path(tmp))
             results.append(r)
             t, c = r["tokens_per_s"], r["tokens_per_cpu_s"]
-            label = size + (" (compiled)" if args.compile else "") + f", HF {args.hf_attn}"
+            label = (
+                size
+                + (" (compiled)" if args.compile else "")
+                + f", linear {args.cpu_linear}, HF {args.hf_attn}"
+                + (" + oneDNN linears" if args.hf_onednn else "")
+            )
             print(
                 f"| {label} | {batch} x {r['seq_len']} | {t['ours']:.0f} | {t['transformers']:.0f} "
                 f"| {r['speedup']:.2f}x | {c['ours']:.0f} | {c['transformers']:.0f} "

@@ -1,6 +1,6 @@
 """Process group setup and the wrappers applied to the model from outside (as torchtitan does).
 
-Order per block: activation checkpointing, then torch.compile, then FSDP2 `fully_shard`; the root is
+On CPU, linear layers first move to oneDNN's GEMM (train/cpu_linear.py). Order per block: activation checkpointing, then torch.compile, then FSDP2 `fully_shard`; the root is
 sharded last so embeddings, final norm and head (tied or not) form one unit. bf16 parameters with
 fp32 gradient reduction on GPU, fp32 throughout on CPU. A single CPU process skips sharding.
 """
@@ -17,6 +17,8 @@ from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+from train.cpu_linear import CpuLinear, use_onednn_linears
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,12 @@ def setup_distributed(device_pref: str = "auto") -> Dist:
 
 
 def parallelize(
-    model: nn.Module, dist_info: Dist, *, activation_checkpointing: bool, compile: bool
+    model: nn.Module,
+    dist_info: Dist,
+    *,
+    activation_checkpointing: bool,
+    compile: bool,
+    cpu_linear: CpuLinear = "auto",
 ) -> nn.Module:
     """Wrap `model.layers` blocks in place and shard; returns the model to train.
 
@@ -63,6 +70,8 @@ def parallelize(
     process) as one graph, so that embedding, final norm and head fuse with the blocks too.
     """
     on_gpu = dist_info.device.type == "cuda"
+    if not on_gpu:
+        use_onednn_linears(model, cpu_linear)
     sharded = dist_info.world_size > 1 or on_gpu
     for i, block in enumerate(model.layers):
         if activation_checkpointing:

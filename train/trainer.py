@@ -70,6 +70,7 @@ class Trainer:
             self.dist,
             activation_checkpointing=cfg.train.activation_checkpointing,
             compile=cfg.train.compile,
+            cpu_linear=cfg.train.cpu_linear,
         )
         # Compiled, the fp32 upcast, log-softmax and gather fuse into two passes over the [tokens, vocab]
         # logits instead of materialising fp32 copies of them (gigabytes per micro-batch at 32k vocab).
