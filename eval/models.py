@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from train.cpu_linear import use_onednn_linears
+
 Forward = Callable[[torch.Tensor], Any]
 
 
@@ -51,6 +53,15 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def place(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Move to device and dtype in eval mode; on CPU, fp32 linear layers score through oneDNN's GEMM
+    as in training (train/cpu_linear.py: about twice MKL's on AMD CPUs)."""
+    model.to(device=device, dtype=dtype).eval()
+    if device.type == "cpu":
+        use_onednn_linears(model, "auto")
+    return model
 
 
 @dataclass
@@ -193,7 +204,7 @@ def load_hf(path: str | Path, device: str = "auto", dtype: str = "float32") -> S
     torch_device = pick_device(device)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), local_files_only=True)
-    model.to(torch_device).eval()
+    place(model, torch_device, torch_dtype(dtype))
     max_length = int(getattr(model.config, "max_position_embeddings", 2048))
 
     def forward(ids: torch.Tensor) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.models import Scorer, module_scorer, pick_device, torch_dtype
+from eval.models import Scorer, module_scorer, pick_device, place, torch_dtype
 
 
 def load_tokenizer(tokenizer_dir: str | Path):
@@ -27,7 +27,7 @@ def load_trainer_checkpoint(path: str | Path, device: str = "auto", dtype: str =
     model, meta = load_model(checkpoint)
     tokenizer = load_tokenizer(checkpoint.parent.parent / "tokenizer")
     torch_device = pick_device(device)
-    model.to(device=torch_device, dtype=torch_dtype(dtype)).eval()
+    place(model, torch_device, torch_dtype(dtype))
     info = {"step": meta.get("step"), "tokens": meta.get("tokens"), "params": num_params(model)}
     return module_scorer(
         model, tokenizer, model.cfg.max_seq_len, torch_device, str(checkpoint), "trainer", info

@@ -3,11 +3,14 @@ trainer checkpoint loaded through the trainer's code agreeing with its Hugging F
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 from test_eval_support import sample_docs_text, single_thread, tiny_hf_dir, tiny_trainer_run
 
 from eval.models import load_scorer
+from train.cpu_linear import OneDNNLinear
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 
@@ -77,6 +80,10 @@ def test_trainer_checkpoint_agrees_with_its_hugging_face_export(base, shared_dat
     assert ours.max_length == 512
     exported = load_scorer(export(run, tmp_path / "hf"), device="cpu")
     assert exported.backend == "hf"
+    # both score on CPU through the trainer's oneDNN linears (x86-64), and still agree to 1e-4
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        for scorer in (ours, exported):
+            assert any(isinstance(m, OneDNNLinear) for m in scorer.module.modules())
     requests = [("中国的首都是", "北京"), ("The sky is", " blue.")]
     a, b = ours.score_continuations(requests), exported.score_continuations(requests)
     for x, y in zip(a, b, strict=True):
