@@ -9,9 +9,14 @@
               write) on N documents of random real sentences (5% edited
               copies, 2% exact copies) on local Ray: wall time and the peak
               summed RSS of the driver and all its Ray processes.
+  embeddings  documents/s on one core through semantic dedup's embedder
+              (the packaged all-MiniLM-L6-v2) on the same real documents,
+              with its linear layers on oneDNN (`semantic.cpu_linear: auto`)
+              and on torch's default GEMM (`aten`), alternating.
 
 Run:  python benchmarks/dedup_speed.py signatures [--repeats 3]
       python benchmarks/dedup_speed.py phase --docs 100000 [--workdir /tmp/dedup_speed]
+      python benchmarks/dedup_speed.py embeddings [--docs 600] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dedup_quality import build_corpus, chinese_pool, english_pool  # noqa: E402
 
-from dataengine.dedup.config import DedupConfig, MinHashConfig  # noqa: E402
+from dataengine.dedup.config import DedupConfig, MinHashConfig, SemanticConfig  # noqa: E402
 from dataengine.dedup.minhash import is_cjk, minhash_signatures, normalize_for_shingles  # noqa: E402
 
 
@@ -220,6 +225,37 @@ def phase(n: int, workdir: Path) -> dict:
     return result
 
 
+def embeddings(n_docs: int, repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    from dataengine.dedup.semantic import SentenceTransformerEmbedder
+
+    torch.set_num_threads(1)
+    rows, _ = build_corpus(600, seed=1)
+    random.Random(0).shuffle(rows)
+    texts = [r["text"] for r in rows[:n_docs]]
+    embedders = {c: SentenceTransformerEmbedder(SemanticConfig(cpu_linear=c)) for c in ("auto", "aten")}
+    out_emb = {c: e(texts[:64]) for c, e in embedders.items()}  # warm-up
+    times: dict[str, list[float]] = {c: [] for c in embedders}
+    for _ in range(repeats):
+        for c, e in embedders.items():
+            t0 = time.process_time()
+            out_emb[c] = e(texts)
+            times[c].append(time.process_time() - t0)
+    rate = {c: len(texts) / statistics.median(t) for c, t in times.items()}
+    out = {
+        "documents": len(texts),
+        "mean_chars": round(sum(len(t) for t in texts) / len(texts)),
+        "docs_per_cpu_s_onednn": round(rate["auto"], 1),
+        "docs_per_cpu_s_aten": round(rate["aten"], 1),
+        "speedup": round(rate["auto"] / rate["aten"], 2),
+        "min_cosine_between_the_two": float(np.min(np.sum(out_emb["auto"] * out_emb["aten"], axis=1))),
+    }
+    print(json.dumps(out, indent=2))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -228,9 +264,14 @@ def main() -> None:
     p = sub.add_parser("phase")
     p.add_argument("--docs", type=int, default=100_000)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/dedup_speed"))
+    e = sub.add_parser("embeddings")
+    e.add_argument("--docs", type=int, default=600)
+    e.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if args.cmd == "signatures":
         signatures(args.repeats)
+    elif args.cmd == "embeddings":
+        embeddings(args.docs, args.repeats)
     else:
         phase(args.docs, args.workdir)
 

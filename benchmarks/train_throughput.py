@@ -19,7 +19,7 @@ process (robust to other jobs with --threads 1). Compilation happens in the warm
 timed separately and excluded.
 
 Our trainer runs its CPU linear layers on oneDNN's GEMM by default (`train.cpu_linear`, see
-train/cpu_linear.py); `--cpu-linear aten` measures it on torch's default GEMM instead, and
+dataengine/cpu_linear.py); `--cpu-linear aten` measures it on torch's default GEMM instead, and
 `--hf-onednn` gives transformers' model the same oneDNN linears, to separate the kernel's share of the
 speed-up from the rest of the step.
 
@@ -42,9 +42,9 @@ import torch
 import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from dataengine.cpu_linear import use_onednn_linears
 from dataengine.pack.shards import ShardWriter
 from train.config import load_train_config
-from train.cpu_linear import use_onednn_linears
 from train.hf import hf_name
 from train.trainer import Trainer
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.cpu_linear import use_onednn_linears
+from dataengine.cpu_linear import use_onednn_linears
 
 Forward = Callable[[torch.Tensor], Any]
 
@@ -57,7 +57,7 @@ def pick_device(name: str) -> torch.device:
 
 def place(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """Move to device and dtype in eval mode; on CPU, fp32 linear layers score through oneDNN's GEMM
-    as in training (train/cpu_linear.py: about twice MKL's on AMD CPUs)."""
+    as in training (dataengine/cpu_linear.py: about twice MKL's on AMD CPUs)."""
     model.to(device=device, dtype=dtype).eval()
     if device.type == "cpu":
         use_onednn_linears(model, "auto")

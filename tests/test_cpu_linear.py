@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from test_train_shards import tiny_config, torch_one_thread, train_shards  # noqa: F401
 from torch import nn
 
-from train.cpu_linear import OneDNNLinear, onednn_available, onednn_linear, use_onednn_linears
+from dataengine.cpu_linear import OneDNNLinear, onednn_available, onednn_linear, use_onednn_linears
 from train.model import ModelConfig, Transformer
 from train.trainer import Trainer
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
 
+from dataengine.cpu_linear import OneDNNLinear, onednn_available
 from dataengine.dedup.config import SemanticConfig
 from dataengine.dedup.semantic import (
     SentenceTransformerEmbedder,
@@ -54,3 +56,18 @@ def test_reworded_copies_are_dropped_and_clusters_kept(shared_data, embedder):
     assert not any(u < 12 for u in dropped), "distinct real documents must all stay"
     sizes = dict(zip(out["_uid"].tolist(), out["_sem_size"].tolist(), strict=True))
     assert all(sizes[int(dropped[u][1:])] >= 2 for u in dropped)
+
+
+def test_onednn_linears_embed_like_torch_default(shared_data, embedder):
+    """The default CPU embedder runs its linear layers on oneDNN (x86-64); the embeddings of real en and
+    zh text are those of torch's default GEMM to fp32 rounding."""
+    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+        texts = [json.loads(line)["text"] for line, _ in zip(fh, range(6), strict=False)]
+    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+        texts += [json.loads(line)["text"] for line, _ in zip(fh, range(6), strict=False)]
+    if platform.machine().lower() in ("x86_64", "amd64") and onednn_available():
+        assert any(isinstance(m, OneDNNLinear) for m in embedder.model.modules())
+    plain = SentenceTransformerEmbedder(SemanticConfig(enabled=True, device="cpu", cpu_linear="aten"))
+    assert not any(isinstance(m, OneDNNLinear) for m in plain.model.modules())
+    cosine = np.sum(embedder(texts) * plain(texts), axis=1)
+    assert cosine.shape == (12,) and cosine.min() > 0.99999

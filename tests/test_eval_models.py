@@ -9,8 +9,8 @@ import pytest
 import torch
 from test_eval_support import sample_docs_text, single_thread, tiny_hf_dir, tiny_trainer_run
 
+from dataengine.cpu_linear import OneDNNLinear
 from eval.models import load_scorer
-from train.cpu_linear import OneDNNLinear
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 

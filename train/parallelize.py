@@ -1,8 +1,9 @@
 """Process group setup and the wrappers applied to the model from outside (as torchtitan does).
 
-On CPU, linear layers first move to oneDNN's GEMM (train/cpu_linear.py). Order per block: activation checkpointing, then torch.compile, then FSDP2 `fully_shard`; the root is
-sharded last so embeddings, final norm and head (tied or not) form one unit. bf16 parameters with
-fp32 gradient reduction on GPU, fp32 throughout on CPU. A single CPU process skips sharding.
+On CPU, linear layers first move to oneDNN's GEMM (dataengine/cpu_linear.py). Order per block:
+activation checkpointing, then torch.compile, then FSDP2 `fully_shard`; the root is sharded last so
+embeddings, final norm and head (tied or not) form one unit. bf16 parameters with fp32 gradient
+reduction on GPU, fp32 throughout on CPU. A single CPU process skips sharding.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoi
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from train.cpu_linear import CpuLinear, use_onednn_linears
+from dataengine.cpu_linear import CpuLinear, use_onednn_linears
 
 
 @dataclass(frozen=True)

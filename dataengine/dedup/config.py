@@ -91,6 +91,9 @@ class SemanticConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     max_chars: int = Field(2000, ge=16, description="characters of each document fed to the embedder")
     device: str | None = None
+    cpu_linear: Literal["auto", "onednn", "aten"] = Field(
+        "auto", description="on CPU, the embedder's linear layers on oneDNN's GEMM (dataengine/cpu_linear.py)"
+    )
     num_clusters: int = Field(16, ge=1)
     kmeans_sample: int = Field(20000, ge=1)
     kmeans_iters: int = Field(20, ge=1)

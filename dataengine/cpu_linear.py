@@ -1,10 +1,11 @@
-"""fp32 linear layers on oneDNN's GEMM for CPU training, swapped in from outside the model.
+"""fp32 linear layers on oneDNN's GEMM on CPU, swapped in from outside a model: the trainer's model,
+the eval scorers and the semantic-dedup embedder.
 
 Why: torch sends a CPU fp32 `mm` to MKL's sgemm, which on AMD CPUs takes its AVX2 path (about
 90 GFLOP/s a core on a Zen 5 EPYC), while oneDNN, also inside every x86 torch build, runs the same
 IEEE fp32 GEMM with AVX-512 at about 200 GFLOP/s. The three products of a linear layer (forward,
 input gradient, weight gradient) all go through oneDNN; the arithmetic stays fp32, only the kernel
-changes. The model keeps its `nn.Linear` parameters and names, so checkpoints and export are unchanged.
+changes. A model keeps its `nn.Linear` parameters and names, so checkpoints and export are unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 CpuLinear = Literal["auto", "onednn", "aten"]
 
 
-@torch.library.custom_op("train::gemm_nt", mutates_args=())
+@torch.library.custom_op("dataengine::gemm_nt", mutates_args=())
 def _gemm_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """a @ b.T (+ bias) for 2-D fp32 tensors, strided views allowed. A custom op so that Inductor
     calls it as it is (its own oneDNN lowering wants weights frozen as constants)."""
@@ -84,7 +85,7 @@ def use_onednn_linears(model: nn.Module, choice: CpuLinear) -> int:
     if choice == "aten" or (choice == "auto" and not _auto_picks_onednn()):
         return 0
     if not onednn_available():
-        raise RuntimeError("train.cpu_linear: onednn requested but this torch build has no oneDNN")
+        raise RuntimeError("cpu_linear: onednn requested but this torch build has no oneDNN")
     swapped = 0
     for module in model.modules():
         if type(module) is nn.Linear:
