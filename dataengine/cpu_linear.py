@@ -63,7 +63,9 @@ class OneDNNLinear(nn.Linear):
     """An `nn.Linear` whose products run on oneDNN; same parameters, same state dict."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32 or x.device.type != "cpu":
+        # oneDNN takes no empty products; other dtypes and devices keep torch's kernels
+        fp32_cpu = x.dtype == self.weight.dtype == torch.float32 and x.device.type == "cpu"
+        if not fp32_cpu or x.numel() == 0:
             return F.linear(x, self.weight, self.bias)
         return onednn_linear(x, self.weight, self.bias)
 

@@ -86,6 +86,16 @@ def test_compiled_matches_eager_and_repeats_bitwise() -> None:
     _close(compiled, eager[0])
 
 
+def test_empty_and_non_fp32_inputs_fall_back_to_torch() -> None:
+    layer = _tiny(False, False).layers[0].ffn.w1
+    use_onednn_linears(layer, "onednn")
+    assert isinstance(layer, OneDNNLinear)
+    empty = torch.zeros(2, 0, 64, requires_grad=True)
+    assert layer(empty).shape == (2, 0, 160)
+    half = layer.to(torch.bfloat16)(torch.randn(3, 64, dtype=torch.bfloat16))
+    assert half.dtype == torch.bfloat16 and half.shape == (3, 160)
+
+
 def test_aten_choice_keeps_nn_linear() -> None:
     model = _tiny(False, False)
     assert use_onednn_linears(model, "aten") == 0
