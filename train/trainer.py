@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 
+from dataengine.cpu_linear import OneDNNLinear
 from dataengine.pack.shards import ShardReader
 from dataengine.usage.ledger import UsageLedger, dataset_fingerprint
 from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -72,6 +73,10 @@ class Trainer:
             compile=cfg.train.compile,
             cpu_linear=cfg.train.cpu_linear,
         )
+        if swapped := sum(isinstance(m, OneDNNLinear) for m in self.model.modules()):
+            self._log(
+                f"{swapped} linear layers on oneDNN's CPU GEMM (train.cpu_linear: {cfg.train.cpu_linear})"
+            )
         # Compiled, the fp32 upcast, log-softmax and gather fuse into two passes over the [tokens, vocab]
         # logits instead of materialising fp32 copies of them (gigabytes per micro-batch at 32k vocab).
         self.token_losses = torch.compile(token_losses) if cfg.train.compile else token_losses
