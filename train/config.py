@@ -43,7 +43,7 @@ class OptimConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False  # torch.compile each block (applied in train/parallelize.py)
     activation_checkpointing: bool = False
-    # CPU fp32 linear layers: oneDNN's AVX-512 GEMM (auto: when torch has oneDNN) or aten's (MKL).
+    # CPU fp32 linear layers on oneDNN's GEMM (auto: on x86-64 when torch has oneDNN) or aten's (MKL).
     cpu_linear: Literal["auto", "onednn", "aten"] = "auto"
     deterministic: bool = True  # torch.use_deterministic_algorithms: bitwise resume on CPU
     log_interval: int = Field(1, ge=1)
