@@ -6,13 +6,13 @@ import gzip
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -114,6 +114,30 @@ def test_second_run_on_same_output_resumes_everything(ray_session, mixed_corpus,
         run(changed, inputs=[str(mixed_corpus)], output=str(tmp_path / "out"), progress=False)
 
 
+def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL the job and every Ray process it started, as a lost node would.
+
+    Ray workers put themselves in their own process group, so killing the driver's group
+    alone leaves a worker to finish its unit after the count is taken.
+    """
+    session = os.getsid(proc.pid)
+    members = [p for p in psutil.process_iter() if _in_session(p, session)]
+    for p in members:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    proc.wait()
+    psutil.wait_procs(members, timeout=10)
+
+
+def _in_session(p: psutil.Process, session: int) -> bool:
+    try:
+        return os.getsid(p.pid) == session
+    except (ProcessLookupError, psutil.Error):
+        return False
+
+
 def test_resume_after_kill_gives_the_same_rows(ray_session, shared_data, tmp_path):
     """kill -9 a running job, run it again on the same OUT: same kept set, nothing twice."""
     corpus = tmp_path / "corpus"
@@ -146,8 +170,7 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, shared_data, tmp_pat
     deadline = time.time() + 120
     while time.time() < deadline and len(list((interrupted / "_units").glob("*.json"))) < 4:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_session(proc)
     finished_before = len(list((interrupted / "_units").glob("*.json"))) - 1  # minus plan.json
     assert 0 < finished_before < 12, "the kill should land mid-run"
 
