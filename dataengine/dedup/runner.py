@@ -337,7 +337,9 @@ def run_dedup(
                 fn_constructor_kwargs={"paths": paths, "cfg": cfg, "bench": bench},
                 batch_size=1,
                 batch_format="numpy",
-                concurrency=(1, max(1, int(ray.available_resources().get("CPU", 1)))),
+                compute=ray.data.ActorPoolStrategy(
+                    min_size=1, max_size=max(1, int(ray.available_resources().get("CPU", 1)))
+                ),
             )
             .materialize()
         )
@@ -382,7 +384,7 @@ def run_dedup(
                     _IndexQuery,
                     fn_constructor_kwargs={"cfg": cfg},
                     batch_format="numpy",
-                    concurrency=1 if local else 2,
+                    compute=ray.data.ActorPoolStrategy(size=1 if local else 2),
                 ).materialize()
                 edge_sets.append(hits.select_columns(["x", "y"]))
                 attrs.append(
