@@ -2,7 +2,9 @@
 
 A unit (a file, or a line-aligned byte range of a large plain file) is the grain of work,
 of atomic output and of resume: its two Parquet files are renamed into place and then its
-marker `_units/<unit_id>.json` (holding its statistics) is written. A re-run skips units
+marker `_units/<unit_id>.json` (holding its statistics) is written. The files are named
+`part-<position>-<unit_id>.parquet`, position in the plan (sorted inputs) first, so that readers
+listing them by name see the input order wherever the corpus lives. A re-run skips units
 with a marker and redoes the others from scratch under the same file names, so nothing is
 written twice and nothing is missed; run.json sums the markers.
 """
@@ -35,12 +37,12 @@ class RunError(RuntimeError):
     """The run cannot start or did not complete; the message says what to do."""
 
 
-def process_unit(unit: Unit, processor: DocumentProcessor, output: str) -> dict:
+def process_unit(unit: Unit, position: int, processor: DocumentProcessor, output: str) -> dict:
     """Read, process and write one unit; return its marker (statistics included)."""
     cfg = processor.cfg
     fs, root = resolve(output)
     start = time.perf_counter()
-    name = f"part-{unit.unit_id}.parquet"
+    name = f"part-{position:05d}-{unit.unit_id}.parquet"
     kept_w = AtomicParquetWriter(fs, f"{root}/kept/{name}", processor.schema, cfg.write.compression)
     rej_w = AtomicParquetWriter(
         fs, f"{root}/rejected/{name}", processor.rejected_schema, cfg.write.compression
@@ -63,6 +65,7 @@ def process_unit(unit: Unit, processor: DocumentProcessor, output: str) -> dict:
     stats = processor.take_stats()
     marker = {
         "unit": asdict(unit),
+        "position": position,
         "seconds": round(time.perf_counter() - start, 4),
         "stats": stats.to_dict(),
     }
@@ -86,10 +89,10 @@ class UnitWorker:
 
     def __call__(self, batch: dict) -> dict:
         done = {"unit_id": [], "input": [], "error": []}
-        for item in batch["unit"]:
+        for item, position in zip(batch["unit"], batch["position"], strict=True):
             unit = Unit(**json.loads(item))
             try:
-                marker = process_unit(unit, self.processor, self.output)
+                marker = process_unit(unit, int(position), self.processor, self.output)
                 done["input"].append(marker["stats"]["input"])
                 done["error"].append("")
             except Exception as exc:  # one broken unit must not stop the others
@@ -113,7 +116,7 @@ def _init_ray(cfg: PipelineConfig):
     return ray
 
 
-def _run_on_ray(cfg: PipelineConfig, units: list[Unit], output: str, progress: bool) -> list[str]:
+def _run_on_ray(cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str, progress: bool) -> list[str]:
     ray = _init_ray(cfg)
     from tqdm import tqdm
 
@@ -122,7 +125,7 @@ def _run_on_ray(cfg: PipelineConfig, units: list[Unit], output: str, progress: b
     ctx.print_on_execution_start = False
     workers = cfg.ray.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = max(1, min(workers, len(units)))
-    items = [{"unit": json.dumps(asdict(u))} for u in units]
+    items = [{"unit": json.dumps(asdict(u)), "position": i} for i, u in units]
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         UnitWorker,
         batch_size=1,
@@ -190,7 +193,7 @@ def run(
     else:
         write_json_atomic(fs, plan_path, {"fingerprint": fingerprint, "units": len(units)})
 
-    todo = [u for u in units if not exists(fs, f"{root}/_units/{u.unit_id}.json")]
+    todo = [(i, u) for i, u in enumerate(units) if not exists(fs, f"{root}/_units/{u.unit_id}.json")]
     errors = _run_on_ray(cfg, todo, output, progress) if todo else []
     result = summarize(cfg, units, output, skipped=len(units) - len(todo), started=started, errors=errors)
     if cfg.dedup is not None and not errors:

@@ -101,6 +101,31 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     )
 
 
+def test_output_order_does_not_depend_on_where_the_corpus_lives(ray_session, shared_data, tmp_path):
+    """Parts are named by plan position: a copy of the corpus elsewhere gives the same documents in the
+    same order, so dedup and pack downstream produce the same shards."""
+    zh = [
+        json.loads(line) for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
+    ]
+    ewt = [json.loads(line) for line in open(shared_data / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
+    docs = [{"id": d["id"], "text": d["text"]} for d in zh[:60]]
+    docs += [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:60]]
+    cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["write.report=false", "dedup=null"])
+    ordered = []
+    for home in ("a", "b/deeper/still"):
+        corpus = tmp_path / home / "corpus"
+        corpus.mkdir(parents=True)
+        for part in range(6):
+            _write_jsonl(corpus / f"part-{part}.jsonl", docs[part::6])
+        out = tmp_path / home / "out"
+        run(cfg, inputs=[str(corpus)], output=str(out), progress=False)
+        names = sorted(p.name for p in (out / "kept").glob("*.parquet"))
+        assert [n[:10] for n in names] == [f"part-{i:05d}" for i in range(6)]
+        ordered.append([i for n in names for i in pq.read_table(out / "kept" / n).column("id").to_pylist()])
+    assert ordered[0] == ordered[1]
+    assert len(ordered[0]) > 60, "both languages kept"
+
+
 def test_second_run_on_same_output_resumes_everything(ray_session, mixed_corpus, tmp_path):
     cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["write.report=false", "dedup=null"])
     first = run(cfg, inputs=[str(mixed_corpus)], output=str(tmp_path / "out"), progress=False)
