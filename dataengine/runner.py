@@ -65,7 +65,6 @@ def process_unit(unit: Unit, position: int, processor: DocumentProcessor, output
     stats = processor.take_stats()
     marker = {
         "unit": asdict(unit),
-        "position": position,
         "seconds": round(time.perf_counter() - start, 4),
         "stats": stats.to_dict(),
     }

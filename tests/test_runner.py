@@ -101,15 +101,21 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     )
 
 
+def _zh_and_en_docs(shared_data: Path, n: int) -> list[dict]:
+    """The first n Chinese Wikipedia contexts, then the first n English web documents."""
+    with open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+        zh = [json.loads(line) for line in fh][:n]
+    with open(shared_data / "web/text/ewt_web_docs.jsonl", encoding="utf-8") as fh:
+        en = [json.loads(line) for line in fh][:n]
+    return [{"id": d["id"], "text": d["text"]} for d in zh] + [
+        {"id": d["doc_id"], "text": d["text"]} for d in en
+    ]
+
+
 def test_output_order_does_not_depend_on_where_the_corpus_lives(ray_session, shared_data, tmp_path):
     """Parts are named by plan position: a copy of the corpus elsewhere gives the same documents in the
     same order, so dedup and pack downstream produce the same shards."""
-    zh = [
-        json.loads(line) for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
-    ]
-    ewt = [json.loads(line) for line in open(shared_data / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
-    docs = [{"id": d["id"], "text": d["text"]} for d in zh[:60]]
-    docs += [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:60]]
+    docs = _zh_and_en_docs(shared_data, 60)
     cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["write.report=false", "dedup=null"])
     ordered = []
     for home in ("a", "b/deeper/still"):
@@ -167,12 +173,7 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, shared_data, tmp_pat
     """kill -9 a running job, run it again on the same OUT: same kept set, nothing twice."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    zh = [
-        json.loads(line) for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
-    ]
-    ewt = [json.loads(line) for line in open(shared_data / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
-    docs = [{"id": d["id"], "text": d["text"]} for d in zh[:600]]
-    docs += [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:600]]
+    docs = _zh_and_en_docs(shared_data, 600)
     for part in range(12):
         _write_jsonl(corpus / f"part-{part:02d}.jsonl", docs[part::12])
     overrides = ["ray.num_workers=1", "ray.batch_size=16", "write.report=false", "dedup=null"]
