@@ -14,6 +14,10 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
+# The shipped configs: the project's configs/ folder, reached through the dataengine/configs link in a
+# checkout and packaged as dataengine/configs/ in the wheel.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
 
 class ConfigError(ValueError):
     """An unusable config: raised before any work starts."""
@@ -47,10 +51,29 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     return data
 
 
-def read_yaml(path: str | Path) -> dict:
+def resolve_config_path(path: str | Path) -> Path:
+    """A config file as given; else, for a relative path, the shipped config of that name.
+
+    `configs/pipeline.yaml`, `pipeline.yaml` and `pipeline` all name the shipped pipeline config when no
+    such file exists under the current directory, so the README's commands work from any directory and
+    after a wheel install.
+    """
     path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return path
+    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+    shipped = CONFIG_DIR.joinpath(*parts) if parts else CONFIG_DIR
+    for candidate in (shipped, shipped.with_name(shipped.name + ".yaml")):
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def read_yaml(path: str | Path) -> dict:
+    given = path
+    path = resolve_config_path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{given}: config file not found (nor a shipped config of that name under {CONFIG_DIR})")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

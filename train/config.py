@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataengine.configio import ConfigError, apply_overrides, read_yaml, validate
+from dataengine.configio import CONFIG_DIR, ConfigError, apply_overrides, read_yaml, resolve_config_path, validate
 from train.model import ModelConfig
 from train.schedule import ScheduleConfig
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
+MODEL_DIR = CONFIG_DIR / "model"
 
 
 class Strict(BaseModel):
@@ -122,7 +122,7 @@ def _resolve_model(value: object, config_path: Path | None) -> object:
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Read the YAML, expand `model:`, apply `--set` overrides, validate (errors name file and key)."""
-    config_path = Path(path) if path is not None else None
+    config_path = resolve_config_path(path) if path is not None else None
     data = read_yaml(config_path) if config_path is not None else {}
     data["model"] = _resolve_model(data.get("model", {}), config_path)
     model_override = [o for o in overrides or [] if o.partition("=")[0].strip() == "model"]
