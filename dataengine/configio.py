@@ -73,7 +73,9 @@ def read_yaml(path: str | Path) -> dict:
     given = path
     path = resolve_config_path(path)
     if not path.is_file():
-        raise ConfigError(f"{given}: config file not found (nor a shipped config of that name under {CONFIG_DIR})")
+        raise ConfigError(
+            f"{given}: config file not found (nor a shipped config of that name under {CONFIG_DIR})"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

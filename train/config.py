@@ -11,7 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataengine.configio import CONFIG_DIR, ConfigError, apply_overrides, read_yaml, resolve_config_path, validate
+from dataengine.configio import (
+    CONFIG_DIR,
+    ConfigError,
+    apply_overrides,
+    read_yaml,
+    resolve_config_path,
+    validate,
+)
 from train.model import ModelConfig
 from train.schedule import ScheduleConfig
 
