@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all check-wheel lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP)
 test-all: $(STAMP)
 	bash scripts/redis.sh install >/dev/null || echo "redis-server could not be installed: the Redis index test will say so"
 	$(BIN)/python -m pytest -q -m ''
+
+check-wheel:
+	bash scripts/check_wheel.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
