@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,13 +43,38 @@ def _variant(url: str, k: int) -> str:
     return spellings[k % len(spellings)]
 
 
-@pytest.mark.ray
-def test_url_duplicates_keep_one_survivor_by_rule_and_conserve(ray_session, shared_data, tmp_path):
+def _c4_urls(corpus: Path) -> list[str]:
+    """The page URLs of the bundled C4 samples (30 crawled pages)."""
+    urls = []
+    for part in ("01", "02", "03"):
+        with gzip.open(corpus / "web" / "text" / f"c4-sample.{part}.jsonl.gz", "rt", encoding="utf-8") as fh:
+            urls += [json.loads(line)["url"] for line in fh if line.strip()]
+    return urls
+
+
+def _trafilatura_urls(shared_data: Path) -> list[str]:
     with gzip.open(shared_data / "web" / "trafilatura_pages.jsonl.gz", "rt", encoding="utf-8") as fh:
-        urls = [json.loads(line)["url"] for line in fh][:30]
-    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line)["url"] for line in fh][:30]
+
+
+@pytest.mark.ray
+def test_url_duplicates_keep_one_survivor_by_rule_and_conserve(ray_session, corpus, tmp_path):
+    _check_url_dedup(_c4_urls(corpus)[:30], corpus, tmp_path)
+
+
+@pytest.mark.ray
+def test_url_dedup_on_trafilatura_page_urls(ray_session, shared_data, corpus, tmp_path):
+    """The same rules on the URLs of other pages (many non-English sites) of the full data folder."""
+    _check_url_dedup(_trafilatura_urls(shared_data), corpus, tmp_path)
+
+
+def _check_url_dedup(urls: list[str], corpus: Path, tmp_path: Path) -> None:
+    named = [normalize_url(u) for u in urls if normalize_url(u)]  # a crawl record may lack its URL
+    assert len(urls) == 30 and len(set(named)) == len(named), "30 real pages, no two under one URL"
+    assert all(normalize_url(u) for u in urls[:11]), "the pages re-crawled below have URLs"
+    with open(corpus / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
         en = [t for t in (json.loads(line)["text"] for line in fh) if len(t) >= 400][:40]
-    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         zh = [json.loads(line)["text"] for line in fh][:20]
     texts = en + zh  # 60 distinct real documents: no text (near-)duplicates among them
     rows = [
