@@ -1,4 +1,5 @@
-"""Real documents from ../shared/data for the stage tests (English web text, Chinese, junk built from real pages)."""
+"""Real documents for the stage tests (English web text, Chinese, junk built from real pages), read from a data
+root laid out like ../shared/data: the bundled tests/data (`corpus`) or the full folder (`shared_data`)."""
 
 from __future__ import annotations
 
@@ -114,7 +115,9 @@ _COOKIE_TEXT = re.compile(r">([^<>]{30,400}\bcookies?\b[^<>]{0,400})<", re.IGNOR
 
 
 def boilerplate_docs(data: Path) -> dict[str, list[str]]:
-    """Junk cut from real web pages: navigation menus (link texts), meta keyword lists, cookie banners."""
+    """Junk cut from real web pages: navigation menus (link texts), meta keyword lists, cookie banners.
+
+    Needs web/trafilatura_pages.jsonl.gz, which is not bundled: pass the full data folder."""
     pages = read_jsonl(data / "web" / "trafilatura_pages.jsonl.gz", field="html")
     menus, keywords, cookies = [], [], []
     for page in pages:

@@ -9,11 +9,9 @@ import pyarrow as pa
 import dataengine
 
 
-def test_process_real_english_and_chinese_and_bad_records(shared_data):
-    zh = [
-        json.loads(line) for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
-    ]
-    ewt = [json.loads(line) for line in open(shared_data / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
+def test_process_real_english_and_chinese_and_bad_records(corpus):
+    zh = [json.loads(line) for line in open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")]
+    ewt = [json.loads(line) for line in open(corpus / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
     docs = [{"id": d["id"], "text": d["text"]} for d in zh[:40]]
     docs += [{"id": d["doc_id"], "text": d["text"]} for d in ewt if len(d["text"]) > 1500][:20]
     bad = [{"id": "no-text"}, {"id": "number", "text": 7}, {"id": "blank", "text": "  \n "}]

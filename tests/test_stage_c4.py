@@ -89,12 +89,10 @@ def test_sentence_counting():
     assert count_cjk_sentences("今天下雨了。我们没有出门！你呢？还在家") == 4
 
 
-def test_chinese_paragraph_keeps_its_finished_sentences(shared_data):
+def test_chinese_paragraph_keeps_its_finished_sentences(corpus):
     """A zh paragraph is one line; its cut-off tail goes, its sentences stay (C4 would drop the paragraph)."""
     unfinished = [
-        t
-        for t in cmrc_paragraphs(shared_data)
-        if not ends_sentence(t, C4_CJK_END_PUNCTUATION, CJK_CLOSING_MARKS)
+        t for t in cmrc_paragraphs(corpus) if not ends_sentence(t, C4_CJK_END_PUNCTUATION, CJK_CLOSING_MARKS)
     ]
     paragraphs = [t for t in unfinished if t.count("。") >= 4][:50]
     assert paragraphs

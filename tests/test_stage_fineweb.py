@@ -65,8 +65,8 @@ def test_chinese_sentence_ends_include_closing_quotes():
     assert decide("\n".join(lines), lang="en")[1]["fineweb.line_punct_ratio"] < 1.0
 
 
-def test_chinese_paragraphs_pass(shared_data):
-    paragraphs = [t for t in cmrc_paragraphs(shared_data) if t.endswith("。")]
+def test_chinese_paragraphs_pass(corpus):
+    paragraphs = [t for t in cmrc_paragraphs(corpus) if t.endswith("。")]
     stage = FineWebQuality()
     kept = sum(stage.process(Document(t, lang="zh")) is None for t in paragraphs)
     assert kept / len(paragraphs) >= 0.98

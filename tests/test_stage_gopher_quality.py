@@ -74,17 +74,17 @@ def test_stop_words():
     assert decide(keywords)[0] == "stop_words"
 
 
-def test_alpha_words_whitespace_split_keeps_number_dense_prose(shared_data):
+def test_alpha_words_whitespace_split_keeps_number_dense_prose(corpus):
     """Wikipedia is dense in numbers and punctuation: DataTrove's token count rejects most of it."""
-    articles = wikitext_articles(shared_data)
+    articles = wikitext_articles(corpus)
     by_tokens = sum(decide(t)[0] == "alpha_words" for t in articles)
     by_whitespace = sum(decide(t, alpha_words_split="whitespace")[0] == "alpha_words" for t in articles)
     assert by_tokens > len(articles) / 2
     assert by_whitespace < len(articles) / 10
 
 
-def test_other_languages_use_their_own_stop_words(shared_data):
-    spanish = read_jsonl(shared_data / "langid" / "udhr2_docs.jsonl.gz")
+def test_other_languages_use_their_own_stop_words(corpus):
+    spanish = read_jsonl(corpus / "langid" / "udhr2_docs.jsonl.gz")
     text = next(t for t in spanish if "Considerando que la libertad" in t)
     assert decide(text, lang="es")[0] is None
     assert decide(text, lang="en")[0] == "stop_words"  # DataTrove's English list would delete it
@@ -92,8 +92,8 @@ def test_other_languages_use_their_own_stop_words(shared_data):
     assert rule is None and signals["gopher.stop_words"] == -1
 
 
-def test_chinese_paragraphs_use_characters_not_words(shared_data):
-    paragraphs = cmrc_paragraphs(shared_data)[:300]
+def test_chinese_paragraphs_use_characters_not_words(corpus):
+    paragraphs = cmrc_paragraphs(corpus)[:300]
     stage = GopherQuality()
     kept = 0
     for text in paragraphs:
@@ -113,6 +113,6 @@ def test_chinese_rules_reject_chinese_junk():
     assert decide(no_function_chars, lang="zh")[0] == "stop_words"
 
 
-def test_english_web_text_mostly_passes(shared_data):
-    docs = english_web_docs(shared_data)["guardian"]
+def test_english_web_text_mostly_passes(corpus):
+    docs = english_web_docs(corpus)["guardian"]
     assert all(decide(t)[0] is None for t in docs)

@@ -45,9 +45,9 @@ def real_docs(data) -> list[Document]:
     return english + chinese + [spam]
 
 
-def test_ngram_counting_matches_the_plain_scan_on_real_text(shared_data):
+def test_ngram_counting_matches_the_plain_scan_on_real_text(corpus):
     """English and Chinese documents in one batch: each one's measures equal a plain scan of it alone."""
-    docs = real_docs(shared_data)
+    docs = real_docs(corpus)
     repeats = BatchRepeats([d.unit_ids for d in docs], [d.unit_length_cumsum for d in docs])
     every = np.ones(len(docs), dtype=bool)
     separators = np.array([0 if d.is_cjk else 1 for d in docs])
@@ -77,10 +77,10 @@ def test_repeated_ngram_ids_are_exact():
 
 
 @pytest.fixture(scope="module")
-def lines(shared_data) -> list[str]:
+def lines(corpus) -> list[str]:
     """Distinct real sentences-long lines from C4 documents."""
     out = []
-    for text in english_web_docs(shared_data)["c4"]:
+    for text in english_web_docs(corpus)["c4"]:
         out += [line for line in text.split("\n") if 60 < len(line) < 400 and line not in out]
     return out
 
@@ -132,8 +132,8 @@ def test_repeated_line_spam_is_rejected(lines):
     assert decide(spam) is not None
 
 
-def test_chinese_uses_character_ngrams(shared_data):
-    paragraphs = cmrc_paragraphs(shared_data)
+def test_chinese_uses_character_ngrams(corpus):
+    paragraphs = cmrc_paragraphs(corpus)
     stage = GopherRepetition()
     kept = sum(stage.process(Document(t, lang="zh")) is None for t in paragraphs)
     assert kept / len(paragraphs) >= 0.97

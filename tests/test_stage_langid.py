@@ -30,8 +30,8 @@ UDHR_TO_LID = {
 }
 
 
-def test_udhr_lines_of_major_languages_are_identified(shared_data):
-    path = shared_data / "langid" / "udhr2_lines.jsonl.gz"
+def test_udhr_lines_of_major_languages_are_identified(corpus):
+    path = corpus / "langid" / "udhr2_lines.jsonl.gz"
     lines = [json.loads(line) for line in gzip.open(path, "rt", encoding="utf-8")]
     lines = [r for r in lines if r["lang"] in UDHR_TO_LID and len(r["text"]) >= 50]
     stage = LanguageIdentifier()

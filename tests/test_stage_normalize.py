@@ -56,8 +56,8 @@ def test_config_rejects_unknown_keys_and_forms():
         NormalizeConfig(collapse=True)
 
 
-def test_real_documents_are_nfc_idempotent_and_keep_their_words(shared_data):
-    texts = english_web_docs(shared_data)["c4"] + cmrc_paragraphs(shared_data)[:200]
+def test_real_documents_are_nfc_idempotent_and_keep_their_words(corpus):
+    texts = english_web_docs(corpus)["c4"] + cmrc_paragraphs(corpus)[:200]
     norm = Normalizer(NormalizeConfig(resolve_wiki_conversion=False))  # that one rewrites words on purpose
     for text in texts:
         once = norm.normalize(text)
@@ -67,14 +67,14 @@ def test_real_documents_are_nfc_idempotent_and_keep_their_words(shared_data):
         assert once.split() == unicodedata.normalize("NFC", text).split()
 
 
-def test_mediawiki_conversion_markup_resolves_on_real_zh_wikipedia(shared_data):
+def test_mediawiki_conversion_markup_resolves_on_real_zh_wikipedia(corpus):
     import json
 
     from dataengine.stages.c4 import C4Quality
 
     paragraphs = [
         json.loads(line)["text"]
-        for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
+        for line in open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
     ]
     marked = [p for p in paragraphs if "-{" in p]
     assert len(marked) >= 20
