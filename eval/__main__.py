@@ -1,4 +1,7 @@
-"""`python -m eval CONFIG --checkpoint CKPT --output DIR`: writes DIR/results.json and DIR/report.html."""
+"""`python -m eval CONFIG --checkpoint CKPT --output DIR`: writes DIR/results.json and DIR/report.html.
+
+The config and every input it names are checked before torch or the model is loaded, so a bad config
+fails in about a second with every problem listed (exit status 2)."""
 
 from __future__ import annotations
 
@@ -7,15 +10,17 @@ from pathlib import Path
 import typer
 
 from dataengine.cli_support import fail
+from eval.checks import require_inputs
 from eval.config import ConfigError, load_eval_config
-from eval.run import run_eval
 
 app = typer.Typer(add_completion=False)
 
 
 @app.command()
 def main(
-    config: Path = typer.Argument(..., help="eval config YAML (e.g. configs/eval/default.yaml)"),
+    config: Path = typer.Argument(
+        ..., help="eval config YAML (e.g. configs/eval/default.yaml; a shipped config's name works anywhere)"
+    ),
     checkpoint: str | None = typer.Option(
         None,
         "--checkpoint",
@@ -28,12 +33,17 @@ def main(
     overrides: list[str] = typer.Option([], "--set", help="override a config key: --set needle.trials=5"),
 ) -> None:
     """Evaluate a model: perplexity/bits-per-byte per domain, probes, needle retrieval, multiple choice,
-    plus scaling-law and domain-mixture fits from run records. Without --checkpoint only the fits run."""
+    plus scaling-law and domain-mixture fits from run records. Without --checkpoint only the fits run.
+    Benchmarks and haystacks come from data_dir (default: the bundled subsets in eval/data)."""
+    origin = str(config) + (" with --set " + " ".join(overrides) if overrides else "")
     try:
         cfg = load_eval_config(config, overrides)
+        require_inputs(cfg, checkpoint, output, origin)
     except ConfigError as exc:
         fail(str(exc))
-    run_eval(cfg, checkpoint, output)
+    from eval.run import run_eval  # torch and the model code: only once the inputs are known to be there
+
+    run_eval(cfg, checkpoint, output, origin)
     typer.echo(f"wrote {output / 'results.json'}")
     typer.echo(f"report: {output / 'report.html'}")
 

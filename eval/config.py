@@ -1,24 +1,32 @@
 """Validated eval configuration: one pydantic model per eval part, loaded from YAML plus `--set` overrides.
 
-Path rules (so a config runs from anywhere without absolute paths):
-- `shared_data` is relative to the project root (default: ../shared/data beside the project);
-- needle haystacks and multiple-choice files are relative to `shared_data`;
-- every other path (held-out data, probe files, scaling records) is relative to the current directory,
-  after expanding the placeholders `{project}` and `{shared_data}`.
+Path rules (the same in a checkout and after a wheel install):
+- `data_dir` holds the benchmark files and needle haystacks; its default is the packaged `eval/data`
+  (subsets of a few hundred items, see eval/data/NOTICE). Point it at a folder with the full files, laid
+  out the same way (e.g. `--set data_dir=../shared/data`), to evaluate on every item;
+- needle haystacks and multiple-choice files are relative to `data_dir`;
+- every path (data_dir itself, held-out data, probe files, run records) is relative to the current
+  directory after expanding the placeholders `{data_dir}` and `{configs}` (the shipped configs folder,
+  dataengine.configio.CONFIG_DIR).
+Whether those paths exist is checked by eval.checks before any model is loaded.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataengine.configio import ConfigError, load_config
+from dataengine.configio import CONFIG_DIR, ConfigError, load_config
 
-__all__ = ["ConfigError", "EvalConfig", "load_eval_config"]
+__all__ = ["CONFIG_DIR", "PACKAGED_DATA", "ConfigError", "EvalConfig", "load_eval_config"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The bundled benchmark subsets and haystacks: eval/data in a checkout, package data in the wheel.
+PACKAGED_DATA = Path(__file__).resolve().parent / "data"
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+KNOWN_PLACEHOLDERS = {"{data_dir}", "{configs}"}
 
 
 class _Strict(BaseModel):
@@ -53,7 +61,7 @@ class PerplexityConfig(_Strict):
 
 class ProbesConfig(_Strict):
     enabled: bool = True
-    files: list[str] = Field(default_factory=lambda: ["{project}/configs/eval/probes.yaml"])
+    files: list[str] = Field(default_factory=lambda: ["{configs}/eval/probes.yaml"])
     history: str = "probe_history.jsonl"  # inside the output dir; one line per evaluated checkpoint
 
 
@@ -110,7 +118,7 @@ class MixtureConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    shared_data: str = "../shared/data"
+    data_dir: str = str(PACKAGED_DATA)  # benchmark files and haystacks; a folder laid out like eval/data
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     token_budget: int = Field(8192, ge=1)  # padded tokens per forward pass (batch size x longest row)
@@ -123,21 +131,33 @@ class EvalConfig(_Strict):
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     mixture: MixtureConfig = Field(default_factory=MixtureConfig)
 
-    def shared_data_dir(self) -> Path:
-        path = Path(self.shared_data)
-        return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+    def data_root(self) -> Path:
+        """The `data_dir` folder (relative to the current directory; `{configs}` may appear in it)."""
+        _check_placeholders(self.data_dir, "data_dir", KNOWN_PLACEHOLDERS - {"{data_dir}"})
+        return Path(self.data_dir.replace("{configs}", str(CONFIG_DIR)))
 
-    def resolve(self, path: str) -> Path:
-        """A user-facing path: placeholders expanded, relative to the current directory."""
-        expanded = path.replace("{project}", str(PROJECT_ROOT)).replace(
-            "{shared_data}", str(self.shared_data_dir())
-        )
+    def resolve(self, path: str, key: str = "path") -> Path:
+        """A user-facing path: placeholders expanded, relative to the current directory.
+
+        `key` names the config key in the ConfigError raised for an unknown placeholder."""
+        _check_placeholders(path, key, KNOWN_PLACEHOLDERS)
+        expanded = path.replace("{configs}", str(CONFIG_DIR))
+        if "{data_dir}" in expanded:
+            expanded = expanded.replace("{data_dir}", str(self.data_root()))
         return Path(expanded)
 
-    def resolve_shared(self, path: str) -> Path:
-        """A path inside the shared data folder (needle haystacks, benchmark files)."""
-        candidate = Path(path)
-        return candidate if candidate.is_absolute() else self.shared_data_dir() / candidate
+    def resolve_data(self, path: str, key: str = "path") -> Path:
+        """A path inside `data_dir` (needle haystacks, benchmark files); absolute paths stay as they are."""
+        candidate = self.resolve(path, key)
+        return candidate if candidate.is_absolute() else self.data_root() / candidate
+
+
+def _check_placeholders(path: str, key: str, known: set[str]) -> None:
+    unknown = sorted(set(PLACEHOLDER.findall(path)) - known)
+    if unknown:
+        raise ConfigError(
+            f"{key}: unknown placeholder {', '.join(unknown)} in {path!r} (known: {', '.join(sorted(known))})"
+        )
 
 
 def load_eval_config(path: str | Path | None, overrides: list[str] | None = None) -> EvalConfig:

@@ -1,8 +1,10 @@
 """In-loop evaluation for the trainer: held-out bits-per-byte per domain and probe values at an interval.
 
-Built once before training (documents and probes are loaded then, so every call measures the same set and
-values are comparable over time); called with the live model. Under FSDP every rank must call it: all
-ranks run the same forward passes, and only the main rank should log the returned dict.
+Its config is checked when the train config is loaded (eval.checks.check_inloop_config), so a missing
+held-out or probe file fails at start-up, not at the first evaluation. Built once before training
+(documents and probes are loaded then, so every call measures the same set and values are comparable
+over time); called with the live model. Under FSDP every rank must call it: all ranks run the same
+forward passes, and only the main rank should log the returned dict.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import torch
 
+from eval.checks import require_inloop_inputs
 from eval.config import EvalConfig, load_eval_config
 from eval.heldout import load_heldout
 from eval.models import module_scorer
@@ -31,6 +34,7 @@ class InLoopEval:
     ) -> None:
         """`tokenizer`: a transformers tokenizer or a directory holding one (the trainer's RUN/tokenizer)."""
         self.cfg = config if isinstance(config, EvalConfig) else load_eval_config(config)
+        require_inloop_inputs(self.cfg, str(config) if not isinstance(config, EvalConfig) else "eval config")
         if isinstance(tokenizer, str | Path):
             from eval.trainer_backend import load_tokenizer
 
@@ -38,10 +42,12 @@ class InLoopEval:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.device = torch.device(device)
-        paths = [self.cfg.resolve(p) for p in self.cfg.data.heldout]
+        paths = [self.cfg.resolve(p, "data.heldout") for p in self.cfg.data.heldout]
         self.docs = load_heldout(paths, self.cfg.data) if self.cfg.perplexity.enabled and paths else []
-        files = [self.cfg.resolve(p) for p in self.cfg.probes.files]
-        self.probes = load_probes(files) if self.cfg.probes.enabled else []
+        probes = self.cfg.probes
+        self.probes = (
+            load_probes([self.cfg.resolve(p, "probes.files") for p in probes.files]) if probes.enabled else []
+        )
 
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, float]:

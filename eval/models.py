@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dataengine.cpu_linear import use_onednn_linears
+from eval.checks import is_hf_dir
 
 Forward = Callable[[torch.Tensor], Any]
 
@@ -185,13 +186,6 @@ class Scorer:
 
 def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def is_hf_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and any(
-        (path / name).exists()
-        for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-    )
 
 
 def load_hf(path: str | Path, device: str = "auto", dtype: str = "float32") -> Scorer:

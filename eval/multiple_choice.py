@@ -14,11 +14,14 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eval.config import MultipleChoiceConfig
-from eval.models import Scorer
+
+if TYPE_CHECKING:  # the config checks import this module without loading torch
+    from eval.models import Scorer
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,9 @@ class Question:
     gold: int
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict]]:
+def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
-        raise FileNotFoundError(f"multiple_choice: benchmark file {path} not found (under shared_data)")
+        raise FileNotFoundError(f"multiple_choice.tasks: benchmark file {path} not found (under data_dir)")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):
@@ -85,12 +88,17 @@ TASKS: dict[str, tuple[str, Callable[[dict], Question]]] = {
 }
 
 
-def load_questions(task: str, shared_data: Path, sample: int | None, seed: int) -> list[Question]:
+def task_file(task: str, data_dir: Path) -> Path:
+    """The benchmark file of `task` under `data_dir` (the same relative path in eval/data and the full set)."""
+    return data_dir / TASKS[task][0]
+
+
+def load_questions(task: str, data_dir: Path, sample: int | None, seed: int) -> list[Question]:
     """A deterministic random sample of a task's questions; a malformed row is an error naming its line."""
-    relative, parse = TASKS[task]
-    path = shared_data / relative
+    parse = TASKS[task][1]
+    path = task_file(task, data_dir)
     questions = []
-    for line_no, row in _rows(path):
+    for line_no, row in read_rows(path):
         try:
             questions.append(parse(row))
         except (KeyError, ValueError, TypeError) as exc:
@@ -127,8 +135,9 @@ def score_questions(scorer: Scorer, questions: list[Question]) -> dict:
     }
 
 
-def evaluate_multiple_choice(scorer: Scorer, shared_data: Path, cfg: MultipleChoiceConfig) -> dict[str, dict]:
+def evaluate_multiple_choice(scorer: Scorer, data_dir: Path, cfg: MultipleChoiceConfig) -> dict[str, dict]:
+    """Each task of `cfg.tasks` on its file under `data_dir` (the config's data_dir)."""
     return {
-        task: score_questions(scorer, load_questions(task, shared_data, cfg.sample, cfg.seed))
+        task: score_questions(scorer, load_questions(task, data_dir, cfg.sample, cfg.seed))
         for task in cfg.tasks
     }

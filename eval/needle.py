@@ -11,11 +11,14 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eval.config import NeedleConfig
-from eval.models import Scorer
+
+if TYPE_CHECKING:  # the config checks import this module without loading torch
+    from eval.models import Scorer
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def read_haystack(paths: list[Path]) -> str:
     size = 0
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"needle.haystack: {path} does not exist (relative to shared_data)")
+            raise FileNotFoundError(f"needle.haystack: {path} does not exist (relative to data_dir)")
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as fh:
             if ".jsonl" in path.suffixes:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from eval.models import Scorer
+if TYPE_CHECKING:  # the config checks import this module without loading torch
+    from eval.models import Scorer
 
 
 class _Probe(BaseModel):

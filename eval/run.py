@@ -1,7 +1,9 @@
 """One evaluation: load the model, run each enabled part, write DIR/results.json, the plots and DIR/report.html.
 
-Parts that need data nobody supplied (no data.heldout, no scaling records) are recorded as skipped with the
-reason, never silently left out. Without a checkpoint only the record-based fits (scaling, mixture) run.
+Every input the enabled parts read is checked first (eval.checks), so a missing file fails before the model
+is loaded. Parts that need data nobody supplied (no data.heldout, no scaling records) are recorded as
+skipped with the reason, never silently left out. Without a checkpoint only the record-based fits
+(scaling, mixture) run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import torch
 
+from eval.checks import require_inputs
 from eval.config import EvalConfig
 from eval.heldout import load_heldout
 from eval.models import Scorer, load_scorer
@@ -40,7 +43,7 @@ def _perplexity(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> No
     if not cfg.data.heldout:
         results["skipped"]["perplexity"] = "no data.heldout given"
         return
-    docs = load_heldout([cfg.resolve(p) for p in cfg.data.heldout], cfg.data)
+    docs = load_heldout([cfg.resolve(p, "data.heldout") for p in cfg.data.heldout], cfg.data)
     if not docs:
         results["skipped"]["perplexity"] = f"data.heldout {cfg.data.heldout} holds no documents"
         return
@@ -50,7 +53,7 @@ def _perplexity(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> No
 
 
 def _probes(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
-    probes = load_probes([cfg.resolve(p) for p in cfg.probes.files])
+    probes = load_probes([cfg.resolve(p, "probes.files") for p in cfg.probes.files])
     values = run_probes(scorer, probes)
     results["probes"] = values
     step = scorer.info.get("step")
@@ -61,7 +64,7 @@ def _probes(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
 
 def _needle(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
     haystacks = {
-        lang: read_haystack([cfg.resolve_shared(p) for p in paths])
+        lang: read_haystack([cfg.resolve_data(p, f"needle.haystack.{lang}") for p in paths])
         for lang, paths in cfg.needle.haystack.items()
     }
     results["needle"] = evaluate_needle(scorer, haystacks, cfg.needle)
@@ -69,14 +72,14 @@ def _needle(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
 
 
 def _multiple_choice(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
-    results["multiple_choice"] = evaluate_multiple_choice(scorer, cfg.shared_data_dir(), cfg.multiple_choice)
+    results["multiple_choice"] = evaluate_multiple_choice(scorer, cfg.data_root(), cfg.multiple_choice)
 
 
 def _scaling(cfg: EvalConfig, out: Path, results: dict) -> None:
     if cfg.scaling.records is None:
         results["skipped"]["scaling"] = "no scaling.records given"
         return
-    cols = read_records(cfg.resolve(cfg.scaling.records), ("params", "tokens", "loss"))
+    cols = read_records(cfg.resolve(cfg.scaling.records, "scaling.records"), ("params", "tokens", "loss"))
     sc = cfg.scaling
     results["scaling"] = fit_with_intervals(
         cols["params"], cols["tokens"], cols["loss"], sc.budgets, sc.bootstrap, sc.seed
@@ -91,7 +94,9 @@ def _mixture(cfg: EvalConfig, out: Path, results: dict) -> None:
     if cfg.mixture.records is None:
         results["skipped"]["mixture"] = "no mixture.records given"
         return
-    cols = read_records(cfg.resolve(cfg.mixture.records), ("ratio", "domain_loss", "general_loss"))
+    cols = read_records(
+        cfg.resolve(cfg.mixture.records, "mixture.records"), ("ratio", "domain_loss", "general_loss")
+    )
     results["mixture"] = choose_mixture(
         cols["ratio"], cols["domain_loss"], cols["general_loss"], cfg.mixture.tolerance
     )
@@ -101,7 +106,7 @@ def _mixture(cfg: EvalConfig, out: Path, results: dict) -> None:
     results["plots"]["mixture"] = path.name
 
 
-MODEL_PARTS = {
+MODEL_PARTS = {  # in the order of eval.checks.MODEL_PARTS
     "perplexity": _perplexity,
     "probes": _probes,
     "needle": _needle,
@@ -109,8 +114,14 @@ MODEL_PARTS = {
 }
 
 
-def run_eval(cfg: EvalConfig, checkpoint: str | Path | None, output: str | Path) -> dict:
-    """Evaluate `checkpoint` (trainer checkpoint, run dir or Hugging Face dir) into `output`."""
+def run_eval(
+    cfg: EvalConfig, checkpoint: str | Path | None, output: str | Path, origin: str = "eval config"
+) -> dict:
+    """Evaluate `checkpoint` (trainer checkpoint, run dir or Hugging Face dir) into `output`.
+
+    Raises ConfigError (naming `origin`, every config key and path at fault) before any work when an input
+    that will be read is missing."""
+    require_inputs(cfg, checkpoint, output, origin)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {

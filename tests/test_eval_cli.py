@@ -1,5 +1,6 @@
-"""End to end: `python -m eval` on a Hugging Face directory and on a trainer run, held-out data from token
-shards, run-record fits without a model, config errors, and the trainer's in-loop hook."""
+"""End to end: `python -m eval` on a Hugging Face directory and on a trainer run (benchmarks and haystacks
+from the bundled eval/data), held-out data from token shards, run-record fits without a model, config
+errors, inputs checked before any model is loaded, and the trainer's in-loop hook."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from test_eval_support import sample_docs_text, single_thread, tiny_hf_dir, tiny
 from typer.testing import CliRunner
 
 from eval.__main__ import app
-from eval.config import PROJECT_ROOT, EvalConfig
+from eval.config import CONFIG_DIR, PACKAGED_DATA, EvalConfig
 from eval.heldout import load_heldout
 from eval.hook import InLoopEval
 from eval.models import load_scorer
 from eval.perplexity import evaluate_perplexity
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+QUICK_CONFIG = CONFIG_DIR / "eval" / "quick.yaml"
+DEFAULT_CONFIG = CONFIG_DIR / "eval" / "default.yaml"
 QUICK = [
     "--set",
     "torch_threads=1",
@@ -53,25 +56,14 @@ def _invoke(args: list[str]):
     return result
 
 
-def test_cli_on_a_hugging_face_directory_writes_results_and_report(base, shared_data, tmp_path):
-    hf = tiny_hf_dir(base, shared_data)
+def test_cli_on_a_hugging_face_directory_writes_results_and_report(base, corpus, tmp_path):
+    hf = tiny_hf_dir(base, corpus)
     out = tmp_path / "out"
-    config = PROJECT_ROOT / "configs" / "eval" / "quick.yaml"
-    result = _invoke(
-        [
-            str(config),
-            "--checkpoint",
-            str(hf),
-            "--output",
-            str(out),
-            *QUICK,
-            "--set",
-            f"shared_data={shared_data}",
-        ]
-    )
+    result = _invoke([str(QUICK_CONFIG), "--checkpoint", str(hf), "--output", str(out), *QUICK])
     assert "report.html" in result.output
     results = json.loads((out / "results.json").read_text())
     assert results["model"]["backend"] == "hf" and results["model"]["params"] > 0
+    assert results["config"]["data_dir"] == str(PACKAGED_DATA)  # everything read ships with the project
     assert set(results["perplexity"]["domains"]) == {"wikitext-2_valid", "cmrc2018_zhwiki_contexts"}
     assert results["probes"]["capital_zh"]["kind"] == "continuation"
     assert {c["lang"] for c in results["needle"]["cells"]} == {"en", "zh"}
@@ -85,15 +77,15 @@ def test_cli_on_a_hugging_face_directory_writes_results_and_report(base, shared_
         assert (out / png).stat().st_size > 5000 and f'src="{png}"' in report
 
 
-def test_cli_on_a_trainer_run_with_shards_as_heldout(base, shared_data, tmp_path):
+def test_cli_on_a_trainer_run_with_shards_as_heldout(base, corpus, tmp_path):
     from dataengine.pack.shards import ShardWriter
 
-    run = tiny_trainer_run(base, shared_data)
+    run = tiny_trainer_run(base, corpus)
     scorer = load_scorer(run, device="cpu")
     shards = tmp_path / "shards"
     shards.mkdir()
     shutil.copy(run / "tokenizer" / "tokenizer.json", shards / "tokenizer.json")
-    docs = sample_docs_text(shared_data)[:4]
+    docs = sample_docs_text(corpus)[:4]
     eos = scorer.tokenizer.eos_token_id
     seq_len = 96
     writer = ShardWriter(
@@ -130,7 +122,7 @@ def test_cli_on_a_trainer_run_with_shards_as_heldout(base, shared_data, tmp_path
     out = tmp_path / "out"
     _invoke(
         [
-            str(PROJECT_ROOT / "configs" / "eval" / "quick.yaml"),
+            str(QUICK_CONFIG),
             "--checkpoint",
             str(run),
             "--output",
@@ -171,7 +163,7 @@ def test_cli_fits_run_records_without_a_model(tmp_path):
     out = tmp_path / "out"
     _invoke(
         [
-            str(PROJECT_ROOT / "configs" / "eval" / "default.yaml"),
+            str(DEFAULT_CONFIG),
             "--output",
             str(out),
             "--set",
@@ -193,7 +185,7 @@ def test_config_errors_name_the_key(tmp_path):
     result = CliRunner().invoke(
         app,
         [
-            str(PROJECT_ROOT / "configs" / "eval" / "default.yaml"),
+            str(DEFAULT_CONFIG),
             "--output",
             str(tmp_path),
             "--set",
@@ -203,15 +195,15 @@ def test_config_errors_name_the_key(tmp_path):
     assert result.exit_code == 2 and "needle" in result.output and "[0, 1]" in result.output
 
 
-def test_in_loop_hook_on_the_live_trainer_model(base, shared_data):
+def test_in_loop_hook_on_the_live_trainer_model(base, corpus):
     from train.export import load_model
 
-    run = tiny_trainer_run(base, shared_data)
+    run = tiny_trainer_run(base, corpus)
     model, _ = load_model(run)
     model.train()
     cfg = EvalConfig(
         data={
-            "heldout": [str(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl")],
+            "heldout": ["{data_dir}/zh/cmrc2018_zhwiki_contexts.jsonl"],
             "max_docs_per_domain": 3,
         }
     )

@@ -23,8 +23,8 @@ def base(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def hf(base, shared_data):
-    return load_scorer(tiny_hf_dir(base, shared_data), device="cpu")
+def hf(base, corpus):
+    return load_scorer(tiny_hf_dir(base, corpus), device="cpu")
 
 
 def test_continuation_logprob_equals_direct_forward(hf):
@@ -49,8 +49,8 @@ def test_trailing_space_moves_to_the_continuation(hf):
     assert hf.split_request("Answer: ", "yes") == hf.split_request("Answer:", " yes")
 
 
-def test_batched_right_padded_scoring_equals_one_at_a_time(hf, shared_data):
-    texts = [text[:300] for _, text in sample_docs_text(shared_data)]
+def test_batched_right_padded_scoring_equals_one_at_a_time(hf, corpus):
+    texts = [text[:300] for _, text in sample_docs_text(corpus)]
     hf.token_budget = 600  # forces several batches of different widths
     batched = hf.sequence_logprob(texts)
     hf.token_budget = 1
@@ -71,10 +71,10 @@ def test_greedy_matches_transformers_generate(hf):
     assert ours == (theirs[: theirs.index(eos)] if eos in theirs else theirs)
 
 
-def test_trainer_checkpoint_agrees_with_its_hugging_face_export(base, shared_data, tmp_path):
+def test_trainer_checkpoint_agrees_with_its_hugging_face_export(base, corpus, tmp_path):
     from train.export import export
 
-    run = tiny_trainer_run(base, shared_data)
+    run = tiny_trainer_run(base, corpus)
     ours = load_scorer(run, device="cpu")  # a run dir resolves to its latest checkpoint
     assert ours.backend == "trainer" and ours.info["step"] == 7 and ours.info["tokens"] == 1234
     assert ours.max_length == 512

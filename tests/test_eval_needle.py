@@ -14,17 +14,18 @@ from eval.needle import TEMPLATES, build_context, draw_keys, evaluate_needle, pl
 
 
 @pytest.fixture(scope="module")
-def scorer(tmp_path_factory, shared_data):
+def scorer(tmp_path_factory, corpus):
     threads = single_thread()
-    yield load_scorer(tiny_hf_dir(tmp_path_factory.getbasetemp(), shared_data), device="cpu")
+    yield load_scorer(tiny_hf_dir(tmp_path_factory.getbasetemp(), corpus), device="cpu")
     torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
-def haystacks(shared_data) -> dict[str, str]:
-    cfg = EvalConfig(shared_data=str(shared_data))
+def haystacks() -> dict[str, str]:
+    """The default haystacks: the bundled WikiText-2 and zh-Wikipedia text under the default data_dir."""
+    cfg = EvalConfig()
     return {
-        lang: read_haystack([cfg.resolve_shared(p) for p in paths])
+        lang: read_haystack([cfg.resolve_data(p) for p in paths])
         for lang, paths in cfg.needle.haystack.items()
     }
 

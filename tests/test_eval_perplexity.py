@@ -8,22 +8,22 @@ import pytest
 import torch
 from test_eval_support import sample_docs_text, single_thread, tiny_hf_dir
 
-from eval.config import DataConfig
+from eval.config import PACKAGED_DATA, DataConfig, load_eval_config
 from eval.heldout import HeldoutDoc, load_heldout
 from eval.models import load_hf
 from eval.perplexity import evaluate_perplexity, sliding_windows
 
 
 @pytest.fixture(scope="module")
-def scorer(tmp_path_factory, shared_data):
+def scorer(tmp_path_factory, corpus):
     threads = single_thread()
-    yield load_hf(tiny_hf_dir(tmp_path_factory.getbasetemp(), shared_data), device="cpu")
+    yield load_hf(tiny_hf_dir(tmp_path_factory.getbasetemp(), corpus), device="cpu")
     torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
-def docs(shared_data) -> list[HeldoutDoc]:
-    return [HeldoutDoc(text, domain, domain[-2:]) for domain, text in sample_docs_text(shared_data)]
+def docs(corpus) -> list[HeldoutDoc]:
+    return [HeldoutDoc(text, domain, domain[-2:]) for domain, text in sample_docs_text(corpus)]
 
 
 @pytest.mark.parametrize("n,window,stride", [(10, 4, 2), (10, 4, 4), (37, 8, 3), (5, 16, 8), (2, 2, 1)])
@@ -98,13 +98,12 @@ def test_strided_windows_match_the_transformers_recipe(scorer, docs):
     assert whole["overall"]["tokens"] == result["overall"]["tokens"]
 
 
-def test_heldout_files_give_per_domain_tables(scorer, shared_data):
-    cfg = DataConfig(max_docs_per_domain=3, max_chars_per_doc=1500)
-    paths = [
-        shared_data / "reference" / "wikitext-2_valid.txt",
-        shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl",
-    ]
-    docs = load_heldout(paths, cfg)
+def test_heldout_files_give_per_domain_tables(scorer):
+    """The shipped quick config's held-out files: the bundled English and Chinese text in eval/data."""
+    quick = load_eval_config("configs/eval/quick.yaml")
+    paths = [quick.resolve(p) for p in quick.data.heldout]
+    assert all(path.is_relative_to(PACKAGED_DATA) for path in paths)
+    docs = load_heldout(paths, DataConfig(max_docs_per_domain=3, max_chars_per_doc=1500))
     assert {d.domain for d in docs} == {"wikitext-2_valid", "cmrc2018_zhwiki_contexts"}
     assert {d.lang for d in docs} == {"en", "zh"}
     result = evaluate_perplexity(scorer, docs, window=256, stride=128)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_eval_support import single_thread, tiny_hf_dir
 
-from eval.config import PROJECT_ROOT
+from eval.config import CONFIG_DIR
 from eval.models import load_scorer
 from eval.probes import (
     ContrastProbe,
@@ -21,13 +21,13 @@ from eval.probes import (
     update_history,
 )
 
-DEFAULT_PROBES = PROJECT_ROOT / "configs" / "eval" / "probes.yaml"
+DEFAULT_PROBES = CONFIG_DIR / "eval" / "probes.yaml"
 
 
 @pytest.fixture(scope="module")
-def scorer(tmp_path_factory, shared_data):
+def scorer(tmp_path_factory, corpus):
     threads = single_thread()
-    yield load_scorer(tiny_hf_dir(tmp_path_factory.getbasetemp(), shared_data), device="cpu")
+    yield load_scorer(tiny_hf_dir(tmp_path_factory.getbasetemp(), corpus), device="cpu")
     torch.set_num_threads(threads)
 
 

@@ -1,5 +1,5 @@
 """Builders shared by the eval tests (no tests here): a BPE tokenizer trained offline on real English and
-Chinese text from ../shared/data, a tiny randomly initialised Llama saved as a Hugging Face directory, a
+Chinese text from the bundled corpus (tests/data, the `corpus` fixture), a tiny randomly initialised Llama saved as a Hugging Face directory, a
 trainer checkpoint written by the trainer's own code, and a copy model with known retrieval behaviour.
 
 Built once per pytest session under the session's base temp dir, whichever eval test module asks first.
@@ -17,17 +17,17 @@ import torch
 EOS = "<|endoftext|>"
 
 
-def real_texts(shared_data: Path, limit_chars: int = 300_000) -> list[str]:
+def real_texts(corpus: Path, limit_chars: int = 300_000) -> list[str]:
     """English (WikiText-2) and Chinese (zh-Wikipedia paragraphs) text."""
-    english = (shared_data / "reference" / "wikitext-2_valid.txt").read_text(encoding="utf-8")[:limit_chars]
+    english = (corpus / "reference" / "wikitext-2_valid.txt").read_text(encoding="utf-8")[:limit_chars]
     chinese = []
-    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         for line in fh:
             chinese.append(json.loads(line)["text"])
     return english.split("\n") + chinese
 
 
-def _train_tokenizer(shared_data: Path, vocab_size: int):
+def _train_tokenizer(corpus: Path, vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -36,18 +36,18 @@ def _train_tokenizer(shared_data: Path, vocab_size: int):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tok.train_from_iterator(real_texts(shared_data), trainer=trainer)
+    tok.train_from_iterator(real_texts(corpus), trainer=trainer)
     return tok
 
 
-def tiny_hf_dir(base: Path, shared_data: Path) -> Path:
+def tiny_hf_dir(base: Path, corpus: Path) -> Path:
     """A 2-layer Llama (hidden 64, context 1024) with a 1024-token BPE, as a Hugging Face directory."""
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     out = base / "tiny_hf"
     if (out / "model.safetensors").is_file():
         return out
-    tok = _train_tokenizer(shared_data, 1024)
+    tok = _train_tokenizer(corpus, 1024)
     PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS).save_pretrained(out)
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -65,7 +65,7 @@ def tiny_hf_dir(base: Path, shared_data: Path) -> Path:
     return out
 
 
-def tiny_trainer_run(base: Path, shared_data: Path) -> Path:
+def tiny_trainer_run(base: Path, corpus: Path) -> Path:
     """A trainer run dir with one checkpoint (step 7) saved by train.checkpoint, and RUN/tokenizer."""
     from train.checkpoint import save_checkpoint
     from train.hf import write_tokenizer_config
@@ -74,7 +74,7 @@ def tiny_trainer_run(base: Path, shared_data: Path) -> Path:
     run = base / "tiny_run"
     if (run / "checkpoints" / "latest").is_file():
         return run
-    hf = tiny_hf_dir(base, shared_data)
+    hf = tiny_hf_dir(base, corpus)
     (run / "tokenizer").mkdir(parents=True, exist_ok=True)
     shutil.copy(hf / "tokenizer.json", run / "tokenizer" / "tokenizer.json")
     vocab = json.loads((hf / "config.json").read_text())["vocab_size"]
@@ -125,8 +125,8 @@ def single_thread():
     return previous
 
 
-def sample_docs_text(shared_data: Path) -> list[tuple[str, str]]:
+def sample_docs_text(corpus: Path) -> list[tuple[str, str]]:
     """A few real (domain, text) pairs: English WikiText paragraphs and Chinese zh-Wikipedia paragraphs."""
-    english = [p.strip() for p in real_texts(shared_data, 60_000)[:400] if len(p.strip()) > 300][:3]
-    chinese = [t for t in real_texts(shared_data)[-400:] if len(t) > 200][:3]
+    english = [p.strip() for p in real_texts(corpus, 60_000)[:400] if len(p.strip()) > 300][:3]
+    chinese = [t for t in real_texts(corpus)[-400:] if len(t) > 200][:3]
     return [("wiki_en", t) for t in english] + [("wiki_zh", t) for t in chinese]

@@ -139,4 +139,9 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     origin = str(config_path) if config_path is not None else "(defaults)"
     if overrides:
         origin += " with --set " + " ".join(overrides)
-    return validate(TrainConfig, data, origin)
+    cfg = validate(TrainConfig, data, origin)
+    if cfg.eval.hook and cfg.eval.interval:  # the in-loop eval's inputs: checked now, not after training
+        from eval.checks import check_inloop_config
+
+        check_inloop_config(cfg.eval.hook, f"{origin}: eval.hook")
+    return cfg
