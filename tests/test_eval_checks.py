@@ -187,3 +187,18 @@ def test_trainer_checks_its_in_loop_eval_config_when_its_config_is_loaded(tmp_pa
         "configs/train/tiny.yaml", ["eval.interval=10", "eval.hook=configs/eval/inloop.yaml"]
     )
     assert shipped.eval.hook == "configs/eval/inloop.yaml"
+
+
+def test_check_only_mode_needs_no_checkpoint_or_output(tmp_path, monkeypatch):
+    """`--check` (what the demo runs before any work) checks every enabled part's inputs, model or not."""
+    monkeypatch.chdir(tmp_path)
+    ok = CliRunner().invoke(app, [QUICK, "--check"])
+    assert ok.exit_code == 0 and "config and inputs OK" in ok.output, ok.output
+    bad = CliRunner().invoke(app, [QUICK, "--check", "--set", "needle.haystack.en=[reference/missing.txt]"])
+    assert bad.exit_code == 2 and isinstance(bad.exception, SystemExit)
+    assert (
+        f"needle.haystack.en[0]: {PACKAGED_DATA / 'reference' / 'missing.txt'} does not exist" in bad.output
+    )
+    assert not list(tmp_path.iterdir())  # nothing written
+    no_output = CliRunner().invoke(app, [QUICK])
+    assert no_output.exit_code == 2 and "--output DIR is required" in no_output.output
