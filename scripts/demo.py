@@ -29,6 +29,10 @@ def step(title: str, command: str) -> None:
 
 def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
+    step(  # the eval runs last: its config and inputs (haystacks, benchmarks, probes) are checked first
+        "check the eval config and the bundled files it reads (before any work)",
+        "python -m eval configs/eval/quick.yaml --check",
+    )
     inputs = " ".join(
         f"--input sample/{p.name}" for p in sorted((ROOT / "sample").iterdir()) if p.name != "NOTICE"
     )
