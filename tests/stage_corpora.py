@@ -131,3 +131,21 @@ def boilerplate_docs(data: Path) -> dict[str, list[str]]:
         if banners:
             cookies.append("\n".join(banners[:3] + links[:10]))
     return {"menus": menus, "keywords": keywords, "cookie_banners": cookies}
+
+
+def arc_from_warc(path: Path) -> bytes:
+    """An ARC v1 file of a WARC's response records (their HTTP messages byte for byte), framed like Common
+    Crawl's 2008 ARC files: a header line `URL IP date type length`, the record, no separator."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    records = []
+    with open(path, "rb") as f:
+        for r in ArchiveIterator(f, record_types=WarcRecordType.response, parse_http=False):
+            date = re.sub(r"\D", "", r.headers["WARC-Date"])[:14]
+            ip = r.headers.get("WARC-IP-Address") or "0.0.0.0"
+            block = r.reader.read()
+            head = f"{r.headers['WARC-Target-URI'].strip('<>')} {ip} {date} text/html {len(block)}\n"
+            records.append(head.encode() + block)
+    version = b"1 0 dataengine\nURL IP-address Archive-date Content-type Archive-length\n\n"
+    first = f"filedesc://{path.name}.arc 0.0.0.0 20240101000000 text/plain {len(version)}\n".encode()
+    return first + version + b"".join(records)

@@ -1,6 +1,7 @@
 """Bad input ends as rejected rows with an io:* reason and a location, never a crash or a silent drop.
 
-Fixtures are built in tmp_path from real text (../shared/data) plus the one defect under test.
+Fixtures are built in tmp_path from real text (the bundled tests/data and sample/; a few archives of the full
+../shared/data) plus the one defect under test.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from stage_corpora import arc_from_warc
 
 from dataengine.io.config import InputConfig
 from dataengine.io.paths import expand_inputs
 from dataengine.io.readers import read_unit
 from dataengine.io.units import plan_units
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample"
 
 
 def read_all(paths: list[str], cfg: InputConfig | None = None) -> list[dict]:
@@ -28,9 +32,9 @@ def read_all(paths: list[str], cfg: InputConfig | None = None) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def c4_lines(shared_data: Path) -> list[bytes]:
+def c4_lines(corpus: Path) -> list[bytes]:
     """Real JSONL lines (C4 documents), without their newlines."""
-    with gzip.open(shared_data / "web/text/c4-sample.01.jsonl.gz") as f:
+    with gzip.open(corpus / "web/text/c4-sample.01.jsonl.gz") as f:
         return f.read().splitlines()
 
 
@@ -128,8 +132,8 @@ def test_50mb_document_is_rejected_without_holding_it(tmp_path, c4_lines):
     assert peak < 30_000_000, f"peak {peak / 1e6:.1f} MB while reading a 50 MB line"
 
 
-def test_50mb_plain_text_file(tmp_path, shared_data):
-    book = (shared_data / "reference/tinyshakespeare.txt").read_bytes()
+def test_50mb_plain_text_file(tmp_path, corpus):
+    book = (corpus / "reference/tinyshakespeare.txt").read_bytes()
     path = tmp_path / "huge.txt"
     path.write_bytes(book * (50_000_000 // len(book) + 1))
     rows = read_all([str(path)])
@@ -160,9 +164,9 @@ def test_binary_line_inside_jsonl(tmp_path, c4_lines):
     check_one_bad_line(tmp_path, c4_lines, b'{"text": "\x00\x00\x00\x01\x02"}', "io:binary")
 
 
-def test_truncated_gzip(tmp_path, shared_data):
+def test_truncated_gzip(tmp_path, corpus):
     """Rows before the break come out normally, then one io:truncated_gzip row at the offset of the break."""
-    whole = gzip.decompress((shared_data / "code/code_files.jsonl.gz").read_bytes())
+    whole = gzip.decompress((corpus / "code/code_files.jsonl.gz").read_bytes())
     full = gzip.compress(whole, compresslevel=6, mtime=0)
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(full[: len(full) // 2])
@@ -199,8 +203,8 @@ def test_corrupt_gzip(tmp_path, c4_lines):
     assert [r["reject"] for r in rows] == ["io:corrupt_gzip"]
 
 
-def test_truncated_text_gz_keeps_what_was_read(tmp_path, shared_data):
-    book = (shared_data / "reference/tinyshakespeare.txt").read_bytes()
+def test_truncated_text_gz_keeps_what_was_read(tmp_path, corpus):
+    book = (corpus / "reference/tinyshakespeare.txt").read_bytes()
     blob = gzip.compress(book)
     (tmp_path / "cut.txt.gz").write_bytes(blob[: len(blob) // 2])
     rows = read_all([str(tmp_path / "cut.txt.gz")])
@@ -208,9 +212,8 @@ def test_truncated_text_gz_keeps_what_was_read(tmp_path, shared_data):
     assert rows[0]["text"] == book.decode()[:1000]
 
 
-def test_truncated_warc_record(tmp_path, shared_data):
+def check_truncated_warc(tmp_path: Path, src: Path) -> None:
     """A .warc.gz cut in half: the complete records' rows as from the whole file, then io:truncated_record."""
-    src = shared_data / "web/warc/sample-0000.warc.gz"
     full_rows = read_all([str(src)])
     blob = src.read_bytes()
     for name, data in [
@@ -223,11 +226,34 @@ def test_truncated_warc_record(tmp_path, shared_data):
         assert rows[-1]["reject"] == "io:truncated_record"
         assert rows[-1]["source"].startswith(f"{path}@")
         good = rows[:-1]
-        assert len(good) >= 5
+        assert len(good) >= 0.3 * len(full_rows)  # pages are of similar sizes: about half come out whole
         assert [(r["id"], r["text"]) for r in good] == [(r["id"], r["text"]) for r in full_rows[: len(good)]]
 
 
-def test_warc_cut_inside_a_record_header(tmp_path, shared_data):
+def test_truncated_warc_record(tmp_path):
+    check_truncated_warc(tmp_path, SAMPLE / "web_pages.warc.gz")
+
+
+def test_truncated_common_crawl_warc_record(tmp_path, shared_data):
+    check_truncated_warc(tmp_path, shared_data / "web/warc/sample-0000.warc.gz")
+
+
+def test_warc_cut_inside_a_record_header(tmp_path):
+    """A cut inside the second record's WARC header: the first page, then io:truncated_record."""
+    src = SAMPLE / "web_pages.warc.gz"
+    whole = gzip.decompress(src.read_bytes())
+    first_page = read_all([str(src)])[0]
+    second_at = whole.index(b"WARC-Type: response", whole.index(b"WARC-Type: response") + 1)
+    for cut in (second_at - 5, second_at + 30):  # inside the second response record's WARC header
+        path = tmp_path / f"cut{cut}.warc"
+        path.write_bytes(whole[:cut])
+        rows = read_all([str(path)])
+        assert [r["reject"] for r in rows] == [None, "io:truncated_record"]
+        assert (rows[0]["id"], rows[0]["text"]) == (first_page["id"], first_page["text"])
+
+
+def test_warc_cut_inside_a_header_after_non_page_records(tmp_path, shared_data):
+    """whirlwind.warc.gz: warcinfo and request records (not documents), then the cut response header."""
     whole = gzip.decompress((shared_data / "web/warc/whirlwind.warc.gz").read_bytes())
     response_at = whole.index(b"WARC-Type: response")
     for cut in (response_at - 5, response_at + 30):  # inside the response record's WARC header
@@ -237,7 +263,18 @@ def test_warc_cut_inside_a_record_header(tmp_path, shared_data):
         assert [r["reject"] for r in rows] == ["io:truncated_record"]
 
 
-def test_truncated_arc(tmp_path, shared_data):
+def test_truncated_arc(tmp_path):
+    """An ARC (sample pages in Common Crawl's 2008 framing) cut inside a record."""
+    blob = arc_from_warc(SAMPLE / "web_pages.warc.gz")
+    path = tmp_path / "cut.arc"
+    path.write_bytes(blob[: len(blob) // 2])
+    rows = read_all([str(path)])
+    assert rows[-1]["reject"] == "io:truncated_record"
+    assert rows[-1]["source"].startswith(f"{path}@")
+    assert all(r["reject"] is None for r in rows[:-1]) and len(rows) > 1
+
+
+def test_truncated_common_crawl_arc(tmp_path, shared_data):
     blob = (shared_data / "web/warc/small-sample-1262850551027_8.arc").read_bytes()
     path = tmp_path / "cut.arc"
     path.write_bytes(blob[:400_000])
