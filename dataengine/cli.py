@@ -8,12 +8,13 @@ from pathlib import Path
 
 import typer
 
-from dataengine.cli_support import fail
+from dataengine.cli_support import config_epilog, fail
+from dataengine.config import PipelineConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming pretraining data engine.")
 
 
-@app.command()
+@app.command(epilog=config_epilog(PipelineConfig))
 def run(
     config: Path = typer.Argument(..., help="pipeline YAML, e.g. configs/pipeline.yaml"),
     input: list[str] = typer.Option(None, "--input", "-i", help="input path, glob or URI (repeatable)"),
@@ -26,7 +27,6 @@ def run(
 ) -> None:
     """Run phase 1: read, annotate, decide, write OUT/kept, OUT/rejected, OUT/run.json, OUT/report.html."""
     from dataengine.cli_support import load_config_or_exit
-    from dataengine.config import PipelineConfig
     from dataengine.runner import RunError
     from dataengine.runner import run as run_pipeline
 
@@ -58,13 +58,13 @@ def report(output: str = typer.Argument(..., help="a run directory holding run.j
 
 
 def _register_subcommands() -> None:
-    from dataengine.dedup.cli import dedup_command
-    from dataengine.pack.cli import pack_command, tokenizer_app
+    from dataengine.dedup.cli import DEDUP_EPILOG, dedup_command
+    from dataengine.pack.cli import PACK_EPILOG, pack_command, tokenizer_app
     from dataengine.usage.cli import usage_app
 
     app.add_typer(tokenizer_app, name="tokenizer")
-    app.command("pack")(pack_command)
-    app.command("dedup")(dedup_command)
+    app.command("pack", epilog=PACK_EPILOG)(pack_command)
+    app.command("dedup", epilog=DEDUP_EPILOG)(dedup_command)
     app.add_typer(usage_app, name="usage")
 
 

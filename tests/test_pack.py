@@ -1,21 +1,30 @@
-"""Packing on Ray: conservation, exact round trip, held-out rule, determinism, order plug-in, CLI;
-and the block packer (rows carried across tokenize blocks) without Ray."""
+"""Packing on Ray: conservation, exact round trip, held-out rule, determinism, order plug-in, CLI
+(one command shape, the tokenizer's held-out setting, the readers and ids of `dataengine run`);
+and the block packer (rows carried across tokenize blocks) without Ray. Real en/zh/code text from
+the bundled corpus."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from dataengine.pack.cli import pack_command, tokenizer_app
-from dataengine.pack.holdout import is_heldout
-from dataengine.pack.inputs import read_batches
+from dataengine.config import PipelineConfig
+from dataengine.io.paths import expand_inputs
+from dataengine.io.readers import read_unit
+from dataengine.io.readers.rows import stable_id
+from dataengine.io.units import plan_units
+from dataengine.pack.cli import PACK_EPILOG, pack_command, tokenizer_app
+from dataengine.pack.holdout import Heldout, is_heldout
+from dataengine.pack.inputs import document_tables, reader_config
 from dataengine.pack.order import DocumentOrder, register_order
 from dataengine.pack.packer import PackConfig, SplitBlock, StreamPacker, pack, tokenize_block
 from dataengine.pack.sample_corpus import write_sample_corpus
@@ -27,10 +36,10 @@ HELDOUT = 0.1
 
 
 @pytest.fixture(scope="module")
-def inputs(shared_data, tmp_path_factory) -> list[Path]:
+def inputs(corpus, tmp_path_factory) -> list[Path]:
     """en and zh as JSONL (lang only), code as Parquet with a category column (§3.1)."""
     root = tmp_path_factory.mktemp("pack_inputs")
-    corpus = write_sample_corpus(shared_data, root, max_chars=120_000)
+    corpus = write_sample_corpus(corpus, root, max_chars=120_000)
     code = [json.loads(line) for line in open(corpus["code"], encoding="utf-8")]
     table = pa.Table.from_pylist(
         [{"id": d["id"], "text": d["text"], "source": d["source"], "category": "code"} for d in code]
@@ -167,14 +176,14 @@ def test_blocks_carry_rows_and_give_the_same_bytes(inputs, tokenizer_path, tmp_p
     blocks with no train document at all) pack to the same bytes: the partial row at a block's
     end is carried, rows are full except the last, and the tokens are the documents' in order."""
     tokenizer = load_tokenizer(tokenizer_path)
-    config = PackConfig(seq_len=SEQ_LEN, heldout_fraction=HELDOUT)
-    tables = [t for path in inputs for t in read_batches(path, 10_000)]
-    whole = [tokenize_block(tokenizer.to_str(), pa.concat_tables(tables), config, "uint16")["train"]]
+    heldout = Heldout(fraction=HELDOUT)
+    tables = list(document_tables(inputs, reader_config(), rejected=Counter(), batch_size=10_000))
+    whole = [tokenize_block(tokenizer.to_str(), pa.concat_tables(tables), heldout, "uint16")["train"]]
     documents = pa.concat_tables(tables)
     small, start, size = [], 0, 1
     while start < documents.num_rows:  # block sizes 1, 2, 3, 1, 2, 3, ...
         batch = documents.slice(start, size)
-        small.append(tokenize_block(tokenizer.to_str(), batch, config, "uint16")["train"])
+        small.append(tokenize_block(tokenizer.to_str(), batch, heldout, "uint16")["train"])
         start, size = start + size, size % 3 + 1
     assert any(len(b.lengths) == 0 for b in small), "some blocks hold only held-out documents"
 
@@ -236,43 +245,148 @@ def test_order_plug_in(ray_session, inputs, tokenizer_path, tmp_path):
 
 
 @pytest.mark.ray
-def test_bad_input_names_the_file(ray_session, tokenizer_path, tmp_path):
+def test_unreadable_records_are_skipped_and_counted_as_run_rejects_them(
+    ray_session, tokenizer_path, tmp_path
+):
+    """The records `dataengine run` rejects while reading are not packed; the manifest counts them by reason."""
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": 5}\n')
-    with pytest.raises(Exception, match=r"bad.jsonl record 1: 'text' is int"):
-        pack([bad], tokenizer_path, tmp_path / "out", PackConfig(seq_len=16))
+    lines = [
+        json.dumps({"id": "a", "text": "The first line is fine English text."}),
+        json.dumps({"id": "b", "text": 5}),
+        "{not json",
+        json.dumps({"id": "c", "text": "第三行是中文。"}),
+        json.dumps({"id": "d", "body": "no text key"}),
+    ]
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest = pack([bad], tokenizer_path, tmp_path / "out", PackConfig(seq_len=16, heldout_fraction=0.0))
+    assert manifest["documents_in"] == 2
+    assert manifest["rejected_by_reason"] == {
+        "io:invalid_json": 1,
+        "io:missing_text": 1,
+        "io:non_string_text": 1,
+    }
+    assert set(_tokens_by_document(tmp_path / "out", "train")) == {"a", "c"}
+
+
+def _cli_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("pack", epilog=PACK_EPILOG)(pack_command)
+    app.command("noop")(lambda: None)  # keeps `pack` a named subcommand, as in the main CLI
+    return app
+
+
+def _run_ids(path: Path) -> list[str]:
+    """The ids `dataengine run` gives the records of ``path``: its own planning and readers."""
+    config = PipelineConfig().input
+    units = plan_units(expand_inputs([str(path)]), config)
+    return [row["id"] for unit in units for row in read_unit(unit, config) if row["reject"] is None]
+
+
+@pytest.fixture(scope="module")
+def plain_inputs(corpus, tmp_path_factory) -> list[Path]:
+    """JSONL without ids: English C4 web pages (gzip, as bundled) and Chinese Wikipedia paragraphs."""
+    root = tmp_path_factory.mktemp("plain")
+    zh = root / "zh_plain.jsonl"
+    with (
+        open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as src,
+        open(zh, "w", encoding="utf-8") as out,
+    ):
+        for line in list(src)[:300]:
+            out.write(json.dumps({"text": json.loads(line)["text"]}, ensure_ascii=False) + "\n")
+    return [corpus / "web" / "text" / "c4-sample.01.jsonl.gz", zh]
+
+
+@pytest.mark.ray
+def test_cli_plain_jsonl_gets_the_ids_of_dataengine_run(ray_session, plain_inputs, tmp_path):
+    """tokenizer train and pack read JSONL without ids; every packed document carries the id
+    `dataengine run` gives it (a hash of file@offset), and the held-out setting is given once."""
+    runner = CliRunner()
+    tok = tmp_path / "tok.json"
+    given = [x for p in plain_inputs for x in ("--input", str(p))]
+    result = runner.invoke(
+        tokenizer_app,
+        ["train", *given, "--vocab-size", "1024", "--heldout-fraction", "0.2", "--output", str(tok)],
+    )
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.output)
+    assert trained["documents"] > 0 and trained["heldout"] == {"fraction": 0.2, "seed": 0, "by_channel": {}}
+    meta = json.loads(tok.with_name("tok.meta.json").read_text())
+    assert meta["heldout"]["fraction"] == 0.2
+
+    out = tmp_path / "shards"
+    result = runner.invoke(
+        _cli_app(), ["pack", *given, "--tokenizer", str(tok), "--seq-len", "128", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["heldout_setting"]["fraction"] == 0.2  # from the tokenizer, not given again
+    run_ids = [i for p in plain_inputs for i in _run_ids(p)]
+    first = plain_inputs[1].resolve()
+    assert run_ids[-300] == stable_id(f"{first}@0")  # the first Chinese record: its file and offset
+    packed = {**_tokens_by_document(out, "train"), **_tokens_by_document(out, "heldout")}
+    assert set(packed) == set(run_ids) and len(run_ids) == summary["documents_in"]
+    for doc_id in _tokens_by_document(out, "heldout"):
+        assert is_heldout(doc_id, 0.2)
+
+
+@pytest.mark.ray
+def test_cli_pack_refuses_a_heldout_setting_the_tokenizer_trained_on(
+    ray_session, inputs, tokenizer_path, tmp_path
+):
+    """The tokenizer was trained holding out HELDOUT; a larger share (or another seed) would hold out
+    documents it saw, so pack stops before any work; a smaller share is a subset and is accepted."""
+    runner, out = CliRunner(), tmp_path / "shards"
+    base = ["pack", "--input", str(inputs[1]), "--tokenizer", str(tokenizer_path), "--output", str(out)]
+    for extra in (["--heldout-fraction", "0.3"], ["--set", "heldout_seed=5"]):
+        result = runner.invoke(_cli_app(), base + extra)
+        assert result.exit_code == 2, result.output
+        assert "would hold out documents the tokenizer trained on" in result.output
+        assert "tokenizer.meta.json" in result.output and not out.exists()
+    result = runner.invoke(_cli_app(), base + ["--heldout-fraction", "0.05", "--seq-len", "64"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["heldout_setting"]["fraction"] == 0.05
+
+
+def test_cli_help_lists_every_key_with_the_model_default():
+    result = CliRunner().invoke(_cli_app(), ["pack", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for name, field in PackConfig.model_fields.items():
+        if name != "input":
+            assert f"{name} = {json.dumps(field.get_default(call_default_factory=True))}" in result.output, (
+                name
+            )
+    assert 'input.carry_fields = ["lang", "category", "source"]' in result.output
+    assert "inputs = required" in result.output
+    train_help = CliRunner().invoke(tokenizer_app, ["train", "--help"], terminal_width=200).output
+    assert "vocab_size = 32000" in train_help and "heldout_fraction = 0.01" in train_help
 
 
 @pytest.mark.ray
 def test_cli_train_report_extend_pack(ray_session, inputs, tmp_path):
-    import typer
-
     runner = CliRunner()
     tok = tmp_path / "tok.json"
-    args = [
-        "train",
-        "--vocab-size",
-        "1024",
-        "--output",
-        str(tok),
-        "--heldout-fraction",
-        "0.1",
-        "--channel-weight",
-        "zh=2",
-    ]
-    result = runner.invoke(tokenizer_app, args + [x for p in inputs for x in ("--input", str(p))])
+    config = tmp_path / "tokenizer.yaml"
+    config.write_text(
+        "inputs: [" + ", ".join(json.dumps(str(p)) for p in inputs) + "]\n"
+        f"output: {json.dumps(str(tok))}\nvocab_size: 1024\nheldout_fraction: 0.1\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(tokenizer_app, ["train", str(config), "--channel-weight", "zh=2"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["documents"] > 0 and tok.is_file()
+    assert json.loads(tok.with_name("tok.meta.json").read_text())["config"]["channel_weights"] == {"zh": 2.0}
 
-    result = runner.invoke(
-        tokenizer_app,
-        ["report", "--tokenizer", str(tok), "--input", str(inputs[1]), "--heldout-fraction", "0.1"],
-    )
+    result = runner.invoke(tokenizer_app, ["report", "--tokenizer", str(tok), "--input", str(inputs[1])])
     assert result.exit_code == 0, result.output
     assert "| zh |" in result.output
+    result = runner.invoke(
+        tokenizer_app,
+        ["report", "--tokenizer", str(tok), "--input", str(inputs[1]), "--heldout-fraction", "0.5"],
+    )
+    assert result.exit_code == 2 and "heldout_fraction=0.5" in result.output
 
     words = tmp_path / "words.txt"
-    words.write_text("阿莫西林\n青霉素\n")
+    words.write_text("阿莫西林\n青霉素\n", encoding="utf-8")
     result = runner.invoke(
         tokenizer_app,
         [
@@ -294,13 +408,16 @@ def test_cli_train_report_extend_pack(ray_session, inputs, tmp_path):
         tokenizer_app, ["train", "--input", str(inputs[0]), "--output", str(tok), "--channel-weight", "zh"]
     )
     assert result.exit_code == 2 and "CHANNEL=NUMBER" in result.output
+    result = runner.invoke(tokenizer_app, ["train", str(config), "--set", "vocab_sise=2000"])
+    assert (
+        result.exit_code == 2
+        and "tokenizer.yaml" in result.output
+        and "vocab_sise: unknown key" in result.output
+    )
 
-    app = typer.Typer()
-    app.command("pack")(pack_command)
-    app.command("noop")(lambda: None)  # keeps `pack` a named subcommand, as in the main CLI
     out = tmp_path / "shards"
     result = runner.invoke(
-        app,
+        _cli_app(),
         [
             "pack",
             "--input",
@@ -322,7 +439,9 @@ def test_cli_train_report_extend_pack(ray_session, inputs, tmp_path):
     assert np.load(next((out / "train").glob("*.npy"))).shape[1] == 65
 
     result = runner.invoke(
-        app,
+        _cli_app(),
         ["pack", "--input", str(inputs[1]), "--tokenizer", str(tok), "--seq-len", "0", "--output", str(out)],
     )
     assert result.exit_code == 2 and "seq_len" in result.output
+    result = runner.invoke(_cli_app(), ["pack", "--tokenizer", str(tok), "--output", str(out)])
+    assert result.exit_code == 2 and "inputs" in result.output and "required" in result.output

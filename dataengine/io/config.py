@@ -22,6 +22,9 @@ class InputConfig(pydantic.BaseModel, extra="forbid"):
     title_field: str = "title"
     # A JSONL/Parquet field holding raw HTML; when set and present, the text is extracted from it.
     html_field: str | None = None
+    # JSONL/Parquet fields copied onto each row as they are, when present (e.g. lang, category and source
+    # of phase-1 output read back by `dataengine pack`); the id rule does not change.
+    carry_fields: tuple[str, ...] = ()
     # A record (JSONL line, text document, WARC/ARC payload) larger than this is rejected io:too_large.
     # JSON escaping can make a line up to 6x its text, so JSONL lines may reach `json_line_factor` x this.
     max_doc_bytes: int = pydantic.Field(10_000_000, gt=0)

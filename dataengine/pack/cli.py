@@ -1,29 +1,45 @@
-"""Command lines of phase 3 (§3.6): ``dataengine tokenizer train|extend|report`` and ``dataengine pack``.
+"""Command lines of phase 3 (§3.6): ``dataengine tokenizer train|report|extend`` and ``dataengine pack``.
 
-The main CLI registers ``tokenizer_app`` as a sub-app and ``pack_command`` as a command.
+Each is ``CMD [CONFIG] [--set key=value ...]``: its model (``dataengine.pack.commands``) holds every
+setting, the flags only append overrides, and ``--help`` lists the model's keys and defaults. The main
+CLI registers ``tokenizer_app`` as a sub-app and ``pack_command`` as a command.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 
-from dataengine.cli_support import fail
+from dataengine.cli_support import CONFIG_ARGUMENT_HELP, SET_HELP, config_epilog, fail, load_command_config
+from dataengine.pack.commands import (
+    PackCommand,
+    TokenizerExtendCommand,
+    TokenizerReportCommand,
+    TokenizerTrainCommand,
+)
 
 tokenizer_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Train, extend and measure tokenizers."
 )
 
+CONFIG = typer.Argument(None, help=CONFIG_ARGUMENT_HELP, show_default=False)
+SETS = typer.Option(None, "--set", help=SET_HELP)
+INPUTS = typer.Option(None, "--input", "-i", help="sets inputs: file, folder, glob or URI (repeatable)")
+TOKENIZER = typer.Option(None, "--tokenizer", "-t", help="sets tokenizer")
+HELDOUT = typer.Option(None, "--heldout-fraction", help="sets heldout_fraction")
+OUTPUT = typer.Option(None, "--output", "-o", help="sets output")
+
 
 def _weights(pairs: list[str] | None) -> dict[str, float]:
+    """--channel-weight CHANNEL=W as channel_weights.CHANNEL overrides."""
     weights = {}
     for pair in pairs or []:
         channel, sep, value = pair.partition("=")
         try:
-            weights[channel] = float(value)
+            weights[f"channel_weights.{channel}"] = float(value)
         except ValueError:
             sep = ""
         if not sep or not channel:
@@ -31,130 +47,174 @@ def _weights(pairs: list[str] | None) -> dict[str, float]:
     return weights
 
 
-@tokenizer_app.command("train")
-def train(
-    input: list[Path] = typer.Option(..., "--input", "-i", help="Parquet/JSONL file or folder (repeatable)"),
-    vocab_size: int = typer.Option(
-        32000, "--vocab-size", help="vocabulary incl. special and reserved tokens"
-    ),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="tokenizer.json to write (+ .meta.json beside it)"
-    ),
-    sample_chars: int = typer.Option(50_000_000, "--sample-chars", help="stop reading after this many chars"),
-    heldout_fraction: float = typer.Option(
-        0.01, "--heldout-fraction", help="share of doc ids never trained on"
-    ),
-    channel_weight: list[str] = typer.Option(
-        None, "--channel-weight", help="CHANNEL=W repeats a channel, e.g. zh=3"
-    ),
-    reserved_tokens: int = typer.Option(16, "--reserved-tokens"),
-    embedding_headroom: int = typer.Option(1000, "--embedding-headroom", help="free embedding rows kept"),
-) -> None:
-    """Train a byte-level BPE tokenizer on kept documents."""
-    from dataengine.pack.tokenizer import TokenizerConfig, train_tokenizer
-
-    try:
-        config = TokenizerConfig(
-            vocab_size=vocab_size,
-            sample_chars=sample_chars,
-            heldout_fraction=heldout_fraction,
-            channel_weights=_weights(channel_weight),
-            reserved_tokens=reserved_tokens,
-            embedding_headroom=embedding_headroom,
+def _rejected_note(rejected: dict[str, int]) -> None:
+    if rejected:
+        typer.secho(
+            f"skipped {sum(rejected.values())} unreadable record(s), as `dataengine run` rejects them: {rejected}",
+            err=True,
+            fg=typer.colors.YELLOW,
         )
-        meta = train_tokenizer(input, output, config)
-    except (ValidationError, ValueError, FileNotFoundError) as err:
-        fail(str(err))
-    typer.echo(
-        json.dumps({"output": str(output), "embedding_size": meta["embedding_size"], **meta["sample"]})
-    )
 
 
-@tokenizer_app.command("report")
-def report(
-    tokenizer: Path = typer.Option(..., "--tokenizer", "-t", help="tokenizer.json"),
-    input: list[Path] = typer.Option(..., "--input", "-i", help="Parquet/JSONL file or folder (repeatable)"),
-    heldout_fraction: float = typer.Option(0.01, "--heldout-fraction", help="the fraction used at training"),
-    all_documents: bool = typer.Option(
-        False, "--all", help="measure every document (inputs held out as a whole)"
+@tokenizer_app.command("train", epilog=config_epilog(TokenizerTrainCommand))
+def train(
+    config: Path = CONFIG,
+    set_: list[str] = SETS,
+    input: list[str] = INPUTS,
+    output: str = OUTPUT,
+    vocab_size: int = typer.Option(None, "--vocab-size", help="sets vocab_size"),
+    sample_chars: int = typer.Option(None, "--sample-chars", help="sets sample_chars"),
+    heldout_fraction: float = HELDOUT,
+    channel_weight: list[str] = typer.Option(
+        None, "--channel-weight", help="CHANNEL=W sets channel_weights.CHANNEL, e.g. zh=3"
     ),
-    json_output: Path = typer.Option(None, "--json", help="also write the report as JSON"),
+    reserved_tokens: int = typer.Option(None, "--reserved-tokens", help="sets reserved_tokens"),
+    embedding_headroom: int = typer.Option(None, "--embedding-headroom", help="sets embedding_headroom"),
+) -> None:
+    """Train a byte-level BPE tokenizer on documents; records the held-out setting in its .meta.json."""
+    from dataengine.pack.tokenizer import train_tokenizer
+
+    flags = {
+        "inputs": input,
+        "output": output,
+        "vocab_size": vocab_size,
+        "sample_chars": sample_chars,
+        "heldout_fraction": heldout_fraction,
+        "reserved_tokens": reserved_tokens,
+        "embedding_headroom": embedding_headroom,
+        **_weights(channel_weight),
+    }
+    cfg = load_command_config(TokenizerTrainCommand, config, set_, flags)
+    try:
+        meta = train_tokenizer(cfg.inputs, cfg.output, cfg)
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    _rejected_note(meta["rejected_by_reason"])
+    summary = {"output": cfg.output, "embedding_size": meta["embedding_size"], "heldout": meta["heldout"]}
+    typer.echo(json.dumps({**summary, **meta["sample"]}))
+
+
+@tokenizer_app.command("report", epilog=config_epilog(TokenizerReportCommand))
+def report(
+    config: Path = CONFIG,
+    set_: list[str] = SETS,
+    tokenizer: str = TOKENIZER,
+    input: list[str] = INPUTS,
+    heldout_fraction: float = HELDOUT,
+    all_documents: bool = typer.Option(None, "--all", help="sets all_documents=true", show_default=False),
+    json_output: str = typer.Option(None, "--json", help="sets json_output"),
 ) -> None:
     """Characters and bytes per token per channel on held-out documents (Markdown table)."""
     from dataengine.pack.compression import compression_report, format_report
-    from dataengine.pack.tokenizer import load_tokenizer
+    from dataengine.pack.tokenizer import load_tokenizer, meta_path, read_meta
 
+    flags = {
+        "tokenizer": tokenizer,
+        "inputs": input,
+        "heldout_fraction": heldout_fraction,
+        "all_documents": all_documents or None,
+        "json_output": json_output,
+    }
+    cfg = load_command_config(TokenizerReportCommand, config, set_, flags)
+    rejected: Counter = Counter()
     try:
+        loaded = load_tokenizer(cfg.tokenizer)
+        heldout = (
+            None
+            if cfg.all_documents
+            else cfg.heldout_for(read_meta(cfg.tokenizer), str(meta_path(cfg.tokenizer)))
+        )
         result = compression_report(
-            load_tokenizer(tokenizer), input, heldout_fraction=None if all_documents else heldout_fraction
+            loaded, cfg.inputs, heldout=heldout, input_config=cfg.input, rejected=rejected
         )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
-    if json_output:
-        json_output.write_text(json.dumps(result, indent=2) + "\n")
+    _rejected_note(dict(rejected))
+    if cfg.json_output:
+        Path(cfg.json_output).write_text(json.dumps(result, indent=2) + "\n")
     typer.echo(format_report(result))
 
 
-@tokenizer_app.command("extend")
+@tokenizer_app.command("extend", epilog=config_epilog(TokenizerExtendCommand))
 def extend(
-    tokenizer: Path = typer.Option(..., "--tokenizer", "-t", help="tokenizer.json to extend"),
-    add_tokens: Path = typer.Option(..., "--add-tokens", help="text file, one new word per line"),
-    output: Path = typer.Option(..., "--output", "-o", help="extended tokenizer.json to write"),
-    domain: list[Path] = typer.Option(
-        None, "--domain", help="documents to measure compression on, before/after"
-    ),
+    config: Path = CONFIG,
+    set_: list[str] = SETS,
+    tokenizer: str = TOKENIZER,
+    add_tokens: str = typer.Option(None, "--add-tokens", help="sets add_tokens"),
+    output: str = OUTPUT,
+    domain: list[str] = typer.Option(None, "--domain", help="sets domain (repeatable)"),
 ) -> None:
     """Add domain words as tokens without changing the tokenization of any other text."""
     from dataengine.pack.compression import compression_report, format_report
     from dataengine.pack.extend import extend_tokenizer, read_word_list
     from dataengine.pack.tokenizer import load_tokenizer
 
+    flags = {"tokenizer": tokenizer, "add_tokens": add_tokens, "output": output, "domain": domain}
+    cfg = load_command_config(TokenizerExtendCommand, config, set_, flags)
     try:
-        result = extend_tokenizer(tokenizer, read_word_list(add_tokens), output)
+        words = read_word_list(cfg.add_tokens)
+        result = extend_tokenizer(cfg.tokenizer, words, cfg.output)
         typer.echo(json.dumps(result, ensure_ascii=False))
-        if domain:
-            for name, path in (("before", tokenizer), ("after", output)):
-                typer.echo(
-                    f"\n{name}:\n"
-                    + format_report(compression_report(load_tokenizer(path), domain, heldout_fraction=None))
-                )
+        for name, path in (("before", cfg.tokenizer), ("after", cfg.output)) if cfg.domain else ():
+            report = compression_report(load_tokenizer(path), cfg.domain, input_config=cfg.input)
+            typer.echo(f"\n{name}:\n" + format_report(report))
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
 
 
 def pack_command(
-    input: list[Path] = typer.Option(..., "--input", "-i", help="Parquet/JSONL file or folder (repeatable)"),
-    tokenizer: Path = typer.Option(..., "--tokenizer", "-t", help="tokenizer.json"),
-    seq_len: int = typer.Option(
-        2048, "--seq-len", help="tokens per training sequence (rows hold seq_len + 1)"
+    config: Path = CONFIG,
+    set_: list[str] = SETS,
+    input: list[str] = INPUTS,
+    tokenizer: str = TOKENIZER,
+    seq_len: int = typer.Option(None, "--seq-len", help="sets seq_len"),
+    output: str = OUTPUT,
+    order: str = typer.Option(
+        None, "--order", help="sets order: input | shuffle | similar | a registered order"
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="SHARDS directory"),
-    order: str = typer.Option("input", "--order", help="input | shuffle | a registered order"),
-    seed: int = typer.Option(0, "--seed", help="seed of the shuffle order"),
-    heldout_fraction: float = typer.Option(0.01, "--heldout-fraction", help="share of each channel held out"),
-    num_workers: int = typer.Option(2, "--num-workers", help="parallel tokenize tasks"),
-    rows_per_shard: int = typer.Option(None, "--rows-per-shard", help="default: about 64 MiB per shard"),
+    seed: int = typer.Option(None, "--seed", help="sets seed"),
+    heldout_fraction: float = HELDOUT,
+    num_workers: int = typer.Option(None, "--num-workers", help="sets num_workers"),
+    rows_per_shard: int = typer.Option(None, "--rows-per-shard", help="sets rows_per_shard"),
 ) -> None:
-    """Tokenize and pack kept documents into token shards (train + heldout) with a manifest."""
-    from dataengine.pack.packer import PackConfig, pack
+    """Tokenize and pack documents into token shards (train + heldout) with a manifest."""
+    from dataengine.pack.packer import pack
 
+    flags = {
+        "inputs": input,
+        "tokenizer": tokenizer,
+        "seq_len": seq_len,
+        "output": output,
+        "order": order,
+        "seed": seed,
+        "heldout_fraction": heldout_fraction,
+        "num_workers": num_workers,
+        "rows_per_shard": rows_per_shard,
+    }
+    cfg = load_command_config(PackCommand, config, set_, flags)
     try:
-        config = PackConfig(
-            seq_len=seq_len,
-            order=order,
-            seed=seed,
-            heldout_fraction=heldout_fraction,
-            num_workers=num_workers,
-            rows_per_shard=rows_per_shard,
-        )
-        manifest = pack(input, tokenizer, output, config)
-    except (ValidationError, ValueError, FileNotFoundError) as err:
+        manifest = pack(cfg.inputs, cfg.tokenizer, cfg.output, cfg)
+    except (ValueError, FileNotFoundError) as err:
         fail(str(err))
+    _rejected_note(manifest["rejected_by_reason"])
     summary = {
         name: {k: split[k] for k in ("documents", "tokens", "sequences")}
         for name, split in manifest["splits"].items()
     }
-    typer.echo(json.dumps({"output": str(output), "documents_in": manifest["documents_in"], **summary}))
+    typer.echo(
+        json.dumps(
+            {
+                "output": cfg.output,
+                "documents_in": manifest["documents_in"],
+                "rejected": sum(manifest["rejected_by_reason"].values()),
+                "heldout_setting": manifest["heldout"],
+                **summary,
+            }
+        )
+    )
+
+
+PACK_EPILOG = config_epilog(PackCommand)  # registered with the command: app.command("pack", epilog=...)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ tokens or is spelled out byte by byte.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 import regex
 from tokenizers import Tokenizer
 
-from dataengine.pack.holdout import is_heldout
-from dataengine.pack.inputs import document_channel, expand_inputs, read_batches
+from dataengine.io.config import InputConfig
+from dataengine.pack.holdout import Heldout
+from dataengine.pack.inputs import document_channel, document_tables, reader_config
 
 _CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 
@@ -38,31 +40,34 @@ def compression_report(
     tokenizer: Tokenizer,
     inputs: Sequence[str | Path],
     *,
-    heldout_fraction: float | None = 0.01,
-    heldout_seed: int = 0,
+    heldout: Heldout | None = None,
+    input_config: InputConfig | None = None,
+    rejected: Counter | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per-channel compression on the documents of ``inputs`` whose id is in the held-out bucket
-    (``heldout_fraction=None``: every document, for inputs that are held out as a whole)."""
+    """Per-channel compression on the documents of ``inputs`` that ``heldout`` holds out
+    (``heldout=None``: every document, for inputs that are held out as a whole). Documents are read
+    as by ``dataengine run``; records the reader rejects are counted into ``rejected``."""
+    input_config = input_config or reader_config()
+    rejected = Counter() if rejected is None else rejected
     totals: dict[str, dict[str, int]] = {}
-    for path in expand_inputs(inputs):
-        for table in read_batches(path):
-            docs = [
-                d
-                for d in table.to_pylist()
-                if heldout_fraction is None or is_heldout(d["id"], heldout_fraction, heldout_seed)
-            ]
-            if not docs:
-                continue
-            encodings = tokenizer.encode_batch([d["text"] for d in docs], add_special_tokens=False)
-            for doc, encoding in zip(docs, encodings, strict=True):
-                row = totals.setdefault(document_channel(doc["category"], doc["lang"]), _empty())
-                row["documents"] += 1
-                row["chars"] += len(doc["text"])
-                row["bytes"] += len(doc["text"].encode())
-                row["cjk_chars"] += len(_CJK_CHAR.findall(doc["text"]))
-                row["tokens"] += len(encoding.ids)
+    for table in document_tables(inputs, input_config, rejected):
+        docs = [
+            d
+            for d in table.to_pylist()
+            if heldout is None or heldout.holds(d["id"], document_channel(d["category"], d["lang"]))
+        ]
+        if not docs:
+            continue
+        encodings = tokenizer.encode_batch([d["text"] for d in docs], add_special_tokens=False)
+        for doc, encoding in zip(docs, encodings, strict=True):
+            row = totals.setdefault(document_channel(doc["category"], doc["lang"]), _empty())
+            row["documents"] += 1
+            row["chars"] += len(doc["text"])
+            row["bytes"] += len(doc["text"].encode())
+            row["cjk_chars"] += len(_CJK_CHAR.findall(doc["text"]))
+            row["tokens"] += len(encoding.ids)
     if not totals:
-        raise ValueError(f"no held-out documents in {list(map(str, inputs))} (fraction {heldout_fraction})")
+        raise ValueError(f"no held-out documents in {list(map(str, inputs))} ({heldout or 'all documents'})")
     return {channel: _ratios(row) for channel, row in sorted(totals.items())}
 
 

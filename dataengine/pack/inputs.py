@@ -1,20 +1,32 @@
-"""Reading kept documents (§3.1 rows) for tokenizer training and packing.
+"""Reading documents for tokenizer training, the compression report and packing: the readers and the
+id rule of ``dataengine run``.
 
-One reader for Parquet and JSONL (plain, .gz, .zst) so that training, the compression report
-and packing see the same documents with the same ids, in the same order. Files are read in
-batches, so memory stays bounded by the batch size, not the file size.
+Inputs are found by ``dataengine.io.paths.expand_inputs`` (files, folders, globs, URIs; sorted), cut
+into the same work units (``plan_units``) and read by the same readers (``read_unit``): JSONL (plain,
+.gz, .zst), Parquet, text, WARC/ARC, with the same ``input`` settings (``text_field``, ``text_mode``, ...).
+A record without an id gets the id ``dataengine run`` gives it: a hash of its source (``path@offset``,
+``path#row N``). Phase-1 output keeps its own values: the readers carry ``lang``, ``category`` and
+``source`` from the record (``input.carry_fields``), so a kept row is packed under its channel and
+attributed to its original location.
+
+A record ``dataengine run`` would reject while reading (``io:invalid_json``, ``io:missing_text``,
+``io:empty``, ...) is skipped and counted by reason; the commands report the counts (the tokenizer's
+meta, the shard manifest). Rows are read in batches, so memory is bounded by the batch, not the file.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
+
+from dataengine.io.config import InputConfig
+from dataengine.io.paths import expand_inputs as expand_paths
+from dataengine.io.readers import read_unit
+from dataengine.io.units import Unit, plan_units
 
 DOCUMENT_SCHEMA = pa.schema(
     [
@@ -23,111 +35,68 @@ DOCUMENT_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("lang", pa.string()),
         ("category", pa.string()),
+        ("reject", pa.string()),
     ]
 )
-PARQUET_SUFFIXES = (".parquet",)
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst")
+CARRIED_FIELDS = ("lang", "category", "source")
 
 
-def _is_input(path: Path) -> bool:
-    return path.name.endswith(PARQUET_SUFFIXES + JSONL_SUFFIXES)
+def reader_config() -> InputConfig:
+    """The ``input`` default of the phase-3 commands: run's reader settings, carrying phase-1 columns."""
+    return InputConfig(carry_fields=CARRIED_FIELDS)
 
 
-def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
-    """Files named directly, plus the Parquet/JSONL files under named folders (sorted, recursive)."""
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_input(p))
-            if not found:
-                raise FileNotFoundError(f"{path}: folder holds no .parquet or .jsonl[.gz|.zst] files")
-            files.extend(found)
-        elif path.is_file():
-            if not _is_input(path):
-                raise ValueError(f"{path}: not a .parquet or .jsonl[.gz|.zst] file")
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-    return files
+def plan(inputs: Sequence[str | Path], config: InputConfig) -> list[Unit]:
+    """The work units of ``inputs``, as ``dataengine run`` plans them; FileNotFoundError names a missing one."""
+    if not inputs:
+        raise ValueError("no inputs: give --input PATH (or inputs: in the config)")
+    return plan_units(expand_paths([str(p) for p in inputs]), config)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    if path.name.endswith(".zst"):
-        import zstandard
-
-        return io.TextIOWrapper(
-            zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8"
-        )
-    return open(path, encoding="utf-8")
+def _string(value: object) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
 
 
-def _normalize(rows: dict[str, list], path: Path, first_record: int) -> pa.Table:
-    """Check the required keys and give every batch the same columns (missing optional = null)."""
-    n = len(rows.get("text", rows.get("id", [])))
-    for key in ("id", "text"):
-        values = rows.get(key)
-        if values is None:
-            raise ValueError(f"{path}: records lack the required key {key!r}")
-        for i, value in enumerate(values):
-            if not isinstance(value, str):
-                raise ValueError(
-                    f"{path} record {first_record + i}: {key!r} is {type(value).__name__}, expected str"
-                )
-    source = rows.get("source") or [f"{path}:{first_record + i}" for i in range(n)]
-    columns = {
-        "id": rows["id"],
-        "text": rows["text"],
-        "source": source,
-        "lang": rows.get("lang") or [None] * n,
-        "category": rows.get("category") or [None] * n,
-    }
+def _table(rows: list[dict]) -> pa.Table:
+    columns = {name: [_string(row.get(name)) for row in rows] for name in DOCUMENT_SCHEMA.names}
     return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
 
 
-def read_batches(path: str | Path, batch_size: int = 1024) -> Iterator[pa.Table]:
-    """Documents of one file as tables with the DOCUMENT_SCHEMA columns."""
-    path = Path(path)
-    if path.name.endswith(PARQUET_SUFFIXES):
-        parquet = pq.ParquetFile(path)
-        wanted = [c for c in DOCUMENT_SCHEMA.names if c in parquet.schema_arrow.names]
-        first = 0
-        for batch in parquet.iter_batches(batch_size=batch_size, columns=wanted):
-            yield _normalize(batch.to_pydict(), path, first)
-            first += batch.num_rows
-        return
-    keys = DOCUMENT_SCHEMA.names
-    rows: dict[str, list] = {k: [] for k in keys}
-    first = 0
-    with _open_text(path) as f:
-        for line_no, line in enumerate(f):
-            if not line.strip():
-                raise ValueError(f"{path} line {line_no + 1}: empty line")
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} line {line_no + 1}: invalid JSON ({err})") from err
-            for k in keys:
-                rows[k].append(record.get(k))
-            if len(rows["id"]) == batch_size:
-                yield _normalize(_drop_all_null(rows), path, first)
-                first += batch_size
-                rows = {k: [] for k in keys}
-    if rows["id"]:
-        yield _normalize(_drop_all_null(rows), path, first)
+def unit_tables(unit: Unit, config: InputConfig, batch_size: int = 1024) -> Iterator[pa.Table]:
+    """The rows of one unit as DOCUMENT_SCHEMA tables of at most ``batch_size`` rows; rejected rows are
+    included, with ``reject`` set (see ``documents_only``)."""
+    rows: list[dict] = []
+    for row in read_unit(unit, config):
+        rows.append(row)
+        if len(rows) == batch_size:
+            yield _table(rows)
+            rows = []
+    if rows:
+        yield _table(rows)
 
 
-def _drop_all_null(rows: dict[str, list]) -> dict[str, list]:
-    return {k: v for k, v in rows.items() if any(x is not None for x in v)}
+def documents_only(table: pa.Table, rejected: Counter) -> pa.Table:
+    """The table without its rejected rows, which are counted by reason into ``rejected``."""
+    reject = table["reject"]
+    if reject.null_count == len(reject):
+        return table
+    rejected.update(reject.drop_null().to_pylist())
+    return table.filter(pc.is_null(reject))
 
 
-def iter_documents(paths: Sequence[str | Path], batch_size: int = 1024) -> Iterator[dict]:
-    """All documents of all inputs, file by file, in input order."""
-    for path in expand_inputs(paths):
-        for table in read_batches(path, batch_size):
-            yield from table.to_pylist()
+def unit_documents(unit: Unit, config: InputConfig, rejected: Counter) -> Iterator[dict]:
+    """The documents of one unit in input order (rejected records counted into ``rejected``)."""
+    for table in unit_tables(unit, config):
+        yield from documents_only(table, rejected).to_pylist()
+
+
+def document_tables(
+    inputs: Sequence[str | Path], config: InputConfig, rejected: Counter, batch_size: int = 1024
+) -> Iterator[pa.Table]:
+    """All documents of all inputs, unit by unit in plan order, as tables without rejected rows."""
+    for unit in plan(inputs, config):
+        for table in unit_tables(unit, config, batch_size):
+            yield documents_only(table, rejected)
 
 
 def document_channel(category: str | None, lang: str | None) -> str:

@@ -1,7 +1,7 @@
 """Document orders for packing: a plug-in point on the Ray dataset of documents.
 
 An order is a deterministic transform of the document dataset (columns of §3.1) that returns
-the documents in the order they are packed. ``input`` keeps file order; ``shuffle`` sorts by a
+the documents in the order they are packed. ``input`` keeps plan order; ``shuffle`` sorts by a
 seeded hash of the id, which depends on neither block layout nor worker count (Ray's
 ``random_shuffle`` does). A later similarity order (neighbouring documents packed together)
 registers itself with ``register_order`` and is chosen by name in the pack config.
@@ -32,7 +32,7 @@ class DocumentOrder(ABC):
 
 
 class InputOrder(DocumentOrder):
-    """Files in the order given (folders sorted), records in file order."""
+    """Work units in plan order (files sorted, as by `dataengine run`), records in file order."""
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         return ds

@@ -1,6 +1,7 @@
 """``dataengine pack``: kept documents -> token shards (§3.3), tokenized in parallel Ray tasks.
 
-Pipeline: read files on Ray Data (one task per file) -> order (plug-in) -> the driver cuts the
+Pipeline: read the work units of ``dataengine run`` on Ray Data (one task per unit, same readers
+and id rule; rejected records are counted and skipped) -> order (plug-in) -> the driver cuts the
 ordered stream into blocks (at most ``batch_size`` documents, about ``task_text_bytes`` of
 text) and keeps ``num_workers`` Ray tasks busy; each task does the per-document work of its
 block (tokenize, EOS, channel, held-out split, flat token array per split in the shard dtype)
@@ -14,28 +15,32 @@ block is carried into the next block rather than padded, so only the last row of
 padded (at most ``seq_len`` pad tokens per split) and the bytes depend only on the ordered
 documents and the config: never on block size, Ray's block layout or the number of workers.
 The split is decided per document by a hash of its id (``holdout``), with a fraction per
-channel (channel = category, else lang).
+channel (channel = category, else lang): the tokenizer's recorded held-out setting unless the config
+gives one that holds out only documents the tokenizer never trained on.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer
 
-from dataengine.pack.holdout import is_heldout
-from dataengine.pack.inputs import document_channel, expand_inputs, read_batches
+from dataengine.io.config import InputConfig
+from dataengine.io.units import Unit
+from dataengine.pack.config import PackConfig
+from dataengine.pack.holdout import Heldout
+from dataengine.pack.inputs import document_channel, documents_only, plan, unit_tables
 from dataengine.pack.order import make_order
 from dataengine.pack.shards import (
     DTYPES,
@@ -51,34 +56,16 @@ READ_AHEAD_BLOCKS = 8  # Ray Data blocks the driver holds ahead of packing (8 x 
 META_COLUMNS = ("id", "channel", "lang", "source")
 
 
-class PackConfig(BaseModel):
-    """How to pack; defaults run on a laptop."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seq_len: int = Field(2048, ge=1)
-    order: str = Field("input", description="input | shuffle | a registered order")
-    seed: int = 0
-    heldout_fraction: float = Field(0.01, ge=0.0, le=1.0)
-    heldout_fraction_by_channel: dict[str, float] = Field(default_factory=dict)
-    heldout_seed: int = 0
-    dtype: Literal["auto", "uint16", "uint32"] = "auto"
-    rows_per_shard: int | None = Field(None, ge=1, description="default: about 64 MiB per shard")
-    batch_size: int = Field(256, ge=1, description="documents per tokenize task (a block)")
-    num_workers: int = Field(2, ge=1, description="tokenize tasks running at once")
-    task_text_bytes: int = Field(512 << 10, ge=1, description="text per tokenize task (about)")
-    block_bytes: int = Field(2 << 20, ge=1 << 16, description="Ray Data block size of the document reader")
-
-
-def read_documents(files: Sequence[Path], batch_size: int):
-    """A Ray dataset of §3.1 documents; one read task per file, file order kept."""
+def read_documents(units: Sequence[Unit], input_config: InputConfig, batch_size: int):
+    """A Ray dataset of §3.1 documents (rejected records included, ``reject`` set); one read task per
+    work unit, plan order kept."""
     import ray.data
 
     def read(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
-        for path in batch["path"]:
-            yield from read_batches(path, batch_size)
+        for unit in batch["unit"]:
+            yield from unit_tables(Unit(**json.loads(unit)), input_config, batch_size)
 
-    items = [{"path": str(p)} for p in files]
+    items = [{"unit": json.dumps(asdict(u))} for u in units]
     # a fraction of a CPU: reading is light and must not wait for a tokenize task to finish
     return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         read, batch_size=1, batch_format="numpy", num_cpus=0.25
@@ -105,7 +92,7 @@ class SplitBlock:
 
 
 def tokenize_block(
-    tokenizer_json: str, batch: pa.Table, config: PackConfig, dtype: str
+    tokenizer_json: str, batch: pa.Table, heldout: Heldout, dtype: str
 ) -> dict[str, SplitBlock]:
     """The per-document work of one block, run in a Ray task: tokens + EOS, channel, split."""
     tokenizer, eos = _worker_tokenizer(tokenizer_json)
@@ -122,10 +109,9 @@ def tokenize_block(
         document_channel(c, lang)
         for c, lang in zip(batch["category"].to_pylist(), batch["lang"].to_pylist(), strict=True)
     ]
-    by_channel = config.heldout_fraction_by_channel
-    heldout = np.fromiter(
+    held = np.fromiter(
         (
-            is_heldout(doc_id, by_channel.get(channel, config.heldout_fraction), config.heldout_seed)
+            heldout.holds(doc_id, channel)
             for doc_id, channel in zip(batch["id"].to_pylist(), channels, strict=True)
         ),
         dtype=bool,
@@ -140,7 +126,7 @@ def tokenize_block(
         }
     )
     blocks = {}
-    for split, chosen in (("train", ~heldout), ("heldout", heldout)):
+    for split, chosen in (("train", ~held), ("heldout", held)):
         blocks[split] = SplitBlock(
             tokens[np.repeat(chosen, lengths)],
             lengths[chosen],
@@ -250,7 +236,7 @@ def _task_batches(tables: Iterator[pa.Table], max_rows: int, max_text_bytes: int
 
 
 def _tokenized_blocks(
-    ray, batches: Iterator[pa.Table], tokenizer_json: str, config: PackConfig, dtype: str
+    ray, batches: Iterator[pa.Table], tokenizer_json: str, heldout: Heldout, workers: int, dtype: str
 ) -> Iterator[dict[str, SplitBlock]]:
     """Results of ``tokenize_block`` in block order, with ``num_workers`` tasks kept running and
     at most ``4 * num_workers`` results waiting behind a slow one (bounded memory).
@@ -258,7 +244,6 @@ def _tokenized_blocks(
     A task holds a whole CPU; the reader asks for a quarter, so it still runs beside them."""
     task = ray.remote(num_cpus=1, max_retries=0)(tokenize_block)
     shared = ray.put(tokenizer_json)
-    workers = config.num_workers
     in_order: deque = deque()
     running: set = set()
 
@@ -272,7 +257,7 @@ def _tokenized_blocks(
                 done, _ = ray.wait(list(running), num_returns=1)
                 running.difference_update(done)
             yield from finished_in_order()
-        ref = task.remote(shared, batch, config, dtype)
+        ref = task.remote(shared, batch, heldout, dtype)
         in_order.append(ref)
         running.add(ref)
     while in_order:
@@ -285,11 +270,15 @@ def pack(
     output: str | Path,
     config: PackConfig | None = None,
 ) -> dict[str, Any]:
-    """Pack ``inputs`` (Parquet/JSONL files or folders of kept documents) into ``output``;
-    returns the manifest. Raises ValueError if the counts do not add up."""
+    """Pack ``inputs`` (kept documents: files, folders, globs or URIs, read as by ``dataengine run``)
+    into ``output``; returns the manifest. Raises ValueError if the counts do not add up, or if the
+    held-out setting would hold out documents the tokenizer trained on. Inputs, tokenizer and
+    held-out setting are checked before any work."""
     config = config or PackConfig()
-    files = expand_inputs(inputs)
+    units = plan(inputs, config.input)
     tokenizer = load_tokenizer(tokenizer_path)
+    meta = read_meta(tokenizer_path)
+    heldout = config.heldout_for(meta, str(meta_path(tokenizer_path)))
     ids = special_ids(tokenizer)
     vocab_size = tokenizer.get_vocab_size()
     dtype = dtype_for_vocab(vocab_size) if config.dtype == "auto" else config.dtype
@@ -330,15 +319,20 @@ def pack(
     context.enable_progress_bars = False
     context.target_max_block_size = config.block_bytes
     documents_in = 0
+    rejected: Counter = Counter()
     try:
-        ds = order.apply(read_documents(files, config.batch_size))
+        ds = order.apply(read_documents(units, config.input, config.batch_size))
         # Whole Ray blocks, regrouped here: iter_batches(batch_size=N) costs the driver a core.
         # Blocks are fetched READ_AHEAD_BLOCKS ahead: with one, Ray Data's scheduling loop spins
         # once its read tasks are done but their blocks wait for the driver (0.9 s of driver CPU
         # over a 2.3 s read of 17M characters, against 0.12 s with 8).
         tables = ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=READ_AHEAD_BLOCKS)
-        batches = _task_batches(tables, config.batch_size, config.task_text_bytes)
-        for blocks in _tokenized_blocks(ray, batches, tokenizer.to_str(), config, dtype):
+        documents = (documents_only(table, rejected) for table in tables)
+        batches = _task_batches(documents, config.batch_size, config.task_text_bytes)
+        blocks_in_order = _tokenized_blocks(
+            ray, batches, tokenizer.to_str(), heldout, config.num_workers, dtype
+        )
+        for blocks in blocks_in_order:
             for split, block in blocks.items():
                 documents_in += len(block.lengths)
                 packers[split].add(block)
@@ -358,19 +352,15 @@ def pack(
                 f"{counts['documents']} / {counts['tokens']} in spans (duplicate adjacent ids?)"
             )
     tokens_in = sum(p.tokens for p in packers.values())
-    meta = read_meta(tokenizer_path)
     extra = {
         "documents_in": documents_in,
+        "rejected_by_reason": dict(sorted(rejected.items())),
         "tokens_in": tokens_in,
         "bos_id": ids["bos"],
         "embedding_size": meta.get("embedding_size"),
         "tokenizer_file": "tokenizer.json",
         "order": {"name": config.order, "seed": config.seed},
-        "heldout": {
-            "fraction": config.heldout_fraction,
-            "by_channel": config.heldout_fraction_by_channel,
-            "seed": config.heldout_seed,
-        },
+        "heldout": heldout.model_dump(),
     }
     fields = next(iter(packers.values())).writer.manifest_fields()
     return merge_manifest(output, fields, splits, extra)

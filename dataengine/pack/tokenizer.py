@@ -11,11 +11,13 @@ Choices and why:
 * Special tokens (pad, bos, eos) and reserved slots come first; the vocabulary is sized so the
   model's embedding (``embedding_size``, a multiple of 128) keeps ``embedding_headroom`` free
   rows for tokens added later (alignment tokens, domain words from ``extend``).
-* Documents whose id falls in the held-out hash bucket (same rule as ``pack``) are skipped,
-  so compression can be reported on text the tokenizer never saw.
+* Documents whose id falls in the held-out hash bucket are skipped, so compression can be
+  reported on text the tokenizer never saw; the setting (``heldout_*`` keys) is recorded and
+  ``pack`` and ``tokenizer report`` reuse it (``holdout``).
+* Documents are read with the readers and id rule of ``dataengine run`` (``inputs``).
 
 A sidecar ``<name>.meta.json`` next to the tokenizer file records the special ids, the
-embedding size and what the tokenizer was trained on.
+embedding size, the held-out setting and what the tokenizer was trained on.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from dataengine.pack.holdout import id_fraction, is_heldout
-from dataengine.pack.inputs import document_channel, expand_inputs, read_batches
+from dataengine.io.units import Unit
+from dataengine.pack.config import ReaderKey
+from dataengine.pack.holdout import DEFAULT_FRACTION, Heldout, id_fraction
+from dataengine.pack.inputs import document_channel, plan, unit_documents
 
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
 RESERVED = "<|reserved_{}|>"
@@ -50,26 +55,30 @@ PRETOKENIZE_PATTERN = (
 )
 
 
-class TokenizerConfig(BaseModel):
+class TokenizerConfig(ReaderKey):
     """How to train the tokenizer; defaults suit mixed English/Chinese/code."""
-
-    model_config = ConfigDict(extra="forbid")
 
     vocab_size: int = Field(
         32000, ge=512, description="tokenizer vocabulary, specials and reserved slots included"
     )
-    min_frequency: int = Field(2, ge=1)
+    min_frequency: int = Field(2, ge=1, description="a pair merges only when seen this often")
     reserved_tokens: int = Field(16, ge=0, description="named <|reserved_i|> special slots")
     embedding_headroom: int = Field(1000, ge=0, description="free embedding rows after the vocabulary")
-    embedding_multiple: int = Field(128, ge=1)
+    embedding_multiple: int = Field(128, ge=1, description="embedding size is a multiple of this")
     sample_chars: int = Field(
         50_000_000, ge=1, description="streaming budget: stop reading after this many chars"
     )
     max_doc_chars: int = Field(200_000, ge=1, description="longer documents are cut for training only")
     heldout_fraction: float = Field(
-        0.01, ge=0.0, lt=1.0, description="share of document ids never trained on"
+        DEFAULT_FRACTION,
+        ge=0.0,
+        lt=1.0,
+        description="share of document ids never trained on; recorded, and reused by pack and report",
     )
-    heldout_seed: int = 0
+    heldout_seed: int = Field(0, description="seed of the held-out id hash (recorded)")
+    heldout_fraction_by_channel: dict[str, float] = Field(
+        default_factory=dict, description="held-out share per channel (category, else lang); recorded"
+    )
     channel_weights: dict[str, float] = Field(
         default_factory=dict,
         description="repeat a channel's documents in the sample (e.g. zh=3 when Chinese is scarce); default 1",
@@ -84,6 +93,14 @@ class TokenizerConfig(BaseModel):
         if negative:
             raise ValueError(f"channel_weights must be >= 0, got {negative}")
         return self
+
+    @property
+    def heldout(self) -> Heldout:
+        return Heldout(
+            fraction=self.heldout_fraction,
+            seed=self.heldout_seed,
+            by_channel=self.heldout_fraction_by_channel,
+        )
 
     @property
     def special_tokens(self) -> list[str]:
@@ -117,19 +134,16 @@ def _repeats(doc_id: str, weight: float) -> int:
     return whole + (id_fraction(doc_id, seed=1) < weight - whole)
 
 
-def _documents(path: Path) -> Iterator[dict]:
-    for table in read_batches(path):
-        yield from table.to_pylist()
-
-
 def sample_texts(
-    inputs: Sequence[str | Path], config: TokenizerConfig, stats: dict[str, int]
+    units: Sequence[Unit], config: TokenizerConfig, stats: dict[str, int], rejected: Counter
 ) -> Iterator[str]:
-    """Texts for training, stopping at ``sample_chars``: files take turns of about
-    ``TURN_CHARS`` characters each (so a budget smaller than the corpus still sees every
-    source, whatever its document sizes), held-out ids are skipped, and a channel's documents
-    are repeated by its weight."""
-    streams = [_documents(path) for path in expand_inputs(inputs)]
+    """Texts for training, stopping at ``sample_chars``: work units (files, or pieces of large
+    ones) take turns of about ``TURN_CHARS`` characters each (so a budget smaller than the corpus
+    still sees every source, whatever its document sizes), held-out ids are skipped, and a
+    channel's documents are repeated by its weight. Records the reader rejects are counted into
+    ``rejected``."""
+    streams = [unit_documents(unit, config.input, rejected) for unit in units]
+    heldout = config.heldout
     budget = config.sample_chars
     while streams:
         for stream in list(streams):
@@ -139,10 +153,11 @@ def sample_texts(
                 if doc is None:
                     streams.remove(stream)
                     break
-                if is_heldout(doc["id"], config.heldout_fraction, config.heldout_seed):
+                channel = document_channel(doc["category"], doc["lang"])
+                if heldout.holds(doc["id"], channel):
                     stats["heldout_skipped"] += 1
                     continue
-                weight = config.channel_weights.get(document_channel(doc["category"], doc["lang"]), 1.0)
+                weight = config.channel_weights.get(channel, 1.0)
                 for _ in range(_repeats(doc["id"], weight)):
                     text = doc["text"][: min(config.max_doc_chars, budget)]
                     stats["documents"] += 1
@@ -157,9 +172,10 @@ def sample_texts(
 def train_tokenizer(
     inputs: Sequence[str | Path], output: str | Path, config: TokenizerConfig | None = None
 ) -> dict[str, Any]:
-    """Train on ``inputs`` (Parquet/JSONL files or folders), write ``output`` (tokenizer.json)
-    and its ``.meta.json``; returns the metadata."""
+    """Train on ``inputs`` (files, folders, globs or URIs, read as by ``dataengine run``), write
+    ``output`` (tokenizer.json) and its ``.meta.json``; returns the metadata."""
     config = config or TokenizerConfig()
+    units = plan(inputs, config.input)  # a missing input fails here, before any work
     tokenizer = build_tokenizer()
     trainer = trainers.BpeTrainer(
         vocab_size=config.vocab_size,
@@ -168,8 +184,10 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    stats = {"documents": 0, "chars": 0, "heldout_skipped": 0}
-    tokenizer.train_from_iterator(sample_texts(inputs, config, stats), trainer=trainer)
+    stats = {"documents": 0, "chars": 0, "heldout_skipped": 0, "rejected": 0}
+    rejected: Counter = Counter()
+    tokenizer.train_from_iterator(sample_texts(units, config, stats, rejected), trainer=trainer)
+    stats["rejected"] = sum(rejected.values())
     if stats["documents"] == 0:
         raise ValueError(f"no training documents in {list(map(str, inputs))}")
     output = Path(output)
@@ -183,8 +201,10 @@ def train_tokenizer(
         "trained_vocab_size": tokenizer.get_vocab_size(),
         "embedding_size": config.embedding_size,
         "added_tokens": [],
-        "config": config.model_dump(),
+        "heldout": config.heldout.model_dump(),
+        "config": config.model_dump(mode="json"),
         "sample": stats,
+        "rejected_by_reason": dict(sorted(rejected.items())),
     }
     write_meta(output, meta)
     return meta

@@ -39,6 +39,7 @@ def read_parquet(unit: Unit, cfg: InputConfig) -> Iterator[dict]:
             groups = list(range(unit.start, end))
             next_row = sum(meta.row_group(g).num_rows for g in range(unit.start))
             wanted = {cfg.text_field, cfg.id_field, cfg.url_field, cfg.title_field, cfg.html_field}
+            wanted.update(cfg.carry_fields)
             columns = [name for name in pf.schema_arrow.names if name in wanted]
             if not groups:
                 return

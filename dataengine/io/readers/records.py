@@ -20,6 +20,14 @@ def _shown(value: Any) -> str:
 
 
 def record_row(record: Mapping[str, Any], source: str, cfg: InputConfig) -> dict:
+    row = _record_row(record, source, cfg)
+    for field in cfg.carry_fields:
+        if record.get(field) is not None:
+            row[field] = record[field]
+    return row
+
+
+def _record_row(record: Mapping[str, Any], source: str, cfg: InputConfig) -> dict:
     meta = {
         "id": record.get(cfg.id_field),
         "url": record.get(cfg.url_field),
