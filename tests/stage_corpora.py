@@ -1,5 +1,6 @@
-"""Real documents for the stage tests (English web text, Chinese, junk built from real pages), read from a data
-root laid out like ../shared/data: the bundled tests/data (`corpus`) or the full folder (`shared_data`)."""
+"""Real documents for the stage and io tests (English web text, Chinese, junk built from real pages, pages of a
+WARC), read from a data root laid out like ../shared/data: the bundled tests/data (`corpus`) or the full folder
+(`shared_data`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import json
 import re
 from itertools import islice
 from pathlib import Path
+
+from fastwarc.stream_io import ChunkedReader
+from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from dataengine.stages import Document
 from dataengine.stages.c4 import C4Quality
@@ -136,8 +140,6 @@ def boilerplate_docs(data: Path) -> dict[str, list[str]]:
 def arc_from_warc(path: Path) -> bytes:
     """An ARC v1 file of a WARC's response records (their HTTP messages byte for byte), framed like Common
     Crawl's 2008 ARC files: a header line `URL IP date type length`, the record, no separator."""
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
-
     records = []
     with open(path, "rb") as f:
         for r in ArchiveIterator(f, record_types=WarcRecordType.response, parse_http=False):
@@ -149,3 +151,16 @@ def arc_from_warc(path: Path) -> bytes:
     version = b"1 0 dataengine\nURL IP-address Archive-date Content-type Archive-length\n\n"
     first = f"filedesc://{path.name}.arc 0.0.0.0 20240101000000 text/plain {len(version)}\n".encode()
     return first + version + b"".join(records)
+
+
+def html_responses(path: Path) -> list[tuple[str, str, bytes]]:
+    """(record id, URL, HTTP body) of each HTML response in a WARC, read with FastWARC directly."""
+    out = []
+    with open(path, "rb") as f:
+        for r in ArchiveIterator(f, record_types=WarcRecordType.response, quirks_mode=True):
+            if "html" not in (r.http_headers.get("Content-Type") or ""):
+                continue
+            chunked = "chunked" in (r.http_headers.get("Transfer-Encoding") or "")
+            body = ChunkedReader(r.reader).read() if chunked else r.reader.read()
+            out.append((r.record_id, r.headers["WARC-Target-URI"], body))
+    return out

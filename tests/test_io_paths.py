@@ -15,15 +15,17 @@ from dataengine.io.config import InputConfig
 from dataengine.io.paths import expand_inputs, resolve
 from dataengine.io.units import Unit, infer_format, plan_units
 
+SAMPLE = Path(__file__).resolve().parents[1] / "sample"
+
 
 @pytest.fixture
-def tree(tmp_path: Path, shared_data: Path) -> Path:
+def tree(tmp_path: Path, corpus: Path) -> Path:
     """A small input tree of real files, with bookkeeping files that must be skipped."""
     (tmp_path / "web" / "deep").mkdir(parents=True)
-    shutil.copy(shared_data / "web/text/c4-sample.01.jsonl.gz", tmp_path / "web")
-    shutil.copy(shared_data / "web/text/c4-sample.02.jsonl.gz", tmp_path / "web/deep")
-    shutil.copy(shared_data / "web/warc/whirlwind.warc.gz", tmp_path / "web/deep")
-    shutil.copy(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", tmp_path)
+    shutil.copy(corpus / "web/text/c4-sample.01.jsonl.gz", tmp_path / "web")
+    shutil.copy(corpus / "web/text/c4-sample.02.jsonl.gz", tmp_path / "web/deep")
+    shutil.copy(SAMPLE / "web_pages.warc.gz", tmp_path / "web/deep")
+    shutil.copy(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", tmp_path)
     (tmp_path / "web/_SUCCESS").write_text("")
     (tmp_path / "web/.hidden.jsonl").write_text("{}\n")
     return tmp_path
@@ -32,12 +34,12 @@ def tree(tmp_path: Path, shared_data: Path) -> Path:
 def test_directories_globs_and_uris(tree: Path):
     expected = sorted(
         str(tree / p)
-        for p in ["web/c4-sample.01.jsonl.gz", "web/deep/c4-sample.02.jsonl.gz", "web/deep/whirlwind.warc.gz"]
+        for p in ["web/c4-sample.01.jsonl.gz", "web/deep/c4-sample.02.jsonl.gz", "web/deep/web_pages.warc.gz"]
     )
     assert expand_inputs([str(tree / "web")]) == expected
     assert expand_inputs([str(tree / "web/**/*.gz")]) == expected
     assert expand_inputs([f"file://{tree}/web"]) == expected
-    assert expand_inputs([f"file://{tree}/web/*/*.warc.gz"]) == [str(tree / "web/deep/whirlwind.warc.gz")]
+    assert expand_inputs([f"file://{tree}/web/*/*.warc.gz"]) == [str(tree / "web/deep/web_pages.warc.gz")]
     # overlapping entries and a relative spelling collapse to one sorted list
     both = expand_inputs([str(tree / "web"), str(tree / "web/c4-sample.01.jsonl.gz"), str(tree)])
     assert both == sorted([*expected, str(tree / "cmrc2018_zhwiki_contexts.jsonl")])
@@ -109,7 +111,7 @@ def test_only_uncompressed_line_files_are_split(tree: Path):
     for u in units:
         by_file.setdefault(Path(u.path).name, []).append(u)
     assert len(by_file["c4-sample.01.jsonl.gz"]) == 1
-    assert len(by_file["whirlwind.warc.gz"]) == 1
+    assert len(by_file["web_pages.warc.gz"]) == 1
     zh = by_file["cmrc2018_zhwiki_contexts.jsonl"]
     data = (tree / "cmrc2018_zhwiki_contexts.jsonl").read_bytes()
     assert abs(len(zh) - len(data) / 100_000) <= 1  # ~100 kB pieces

@@ -1,4 +1,4 @@
-"""Readers on real data from ../shared/data: JSONL (.gz/.zst), Chinese, code, Parquet, plain text, splitting."""
+"""Readers on real data (the bundled tests/data, a few files of the full ../shared/data): JSONL (.gz/.zst), Chinese, code, Parquet, plain text, splitting."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from stage_corpora import html_responses
 
 from dataengine.io.config import InputConfig
 from dataengine.io.paths import expand_inputs
@@ -18,6 +19,7 @@ from dataengine.io.readers import read_unit
 from dataengine.io.readers.rows import stable_id
 from dataengine.io.units import plan_units
 
+SAMPLE_WARC = Path(__file__).resolve().parents[1] / "sample" / "web_pages.warc.gz"
 ROW_KEYS = {"id", "text", "source", "url", "title", "reject"}
 
 
@@ -32,8 +34,8 @@ def json_lines(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_c4_jsonl_gz(shared_data: Path):
-    path = shared_data / "web/text/c4-sample.01.jsonl.gz"
+def test_c4_jsonl_gz(corpus: Path):
+    path = corpus / "web/text/c4-sample.01.jsonl.gz"
     records = json_lines(path)
     rows = read_all([str(path)])
     assert all(set(r) == ROW_KEYS for r in rows)
@@ -47,8 +49,8 @@ def test_c4_jsonl_gz(shared_data: Path):
     assert rows[0]["source"] == f"{path}@0"
 
 
-def test_zstd_jsonl_matches_gzip(shared_data: Path, tmp_path: Path):
-    raw = gzip.decompress((shared_data / "web/text/c4-sample.02.jsonl.gz").read_bytes())
+def test_zstd_jsonl_matches_gzip(corpus: Path, tmp_path: Path):
+    raw = gzip.decompress((corpus / "web/text/c4-sample.02.jsonl.gz").read_bytes())
     (tmp_path / "c4.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
     (tmp_path / "c4.jsonl").write_bytes(raw)
     zst = read_all([str(tmp_path / "c4.jsonl.zst")])
@@ -56,8 +58,8 @@ def test_zstd_jsonl_matches_gzip(shared_data: Path, tmp_path: Path):
     assert [r["text"] for r in zst] == [r["text"] for r in plain] and len(zst) == raw.count(b"\n")
 
 
-def test_chinese_wikipedia_paragraphs(shared_data: Path):
-    path = shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl"
+def test_chinese_wikipedia_paragraphs(corpus: Path):
+    path = corpus / "zh/cmrc2018_zhwiki_contexts.jsonl"
     records = json_lines(path)
     rows = read_all([str(path)])
     assert len(rows) == len(records) == 1104
@@ -68,8 +70,20 @@ def test_chinese_wikipedia_paragraphs(shared_data: Path):
     assert cjk == len(rows)
 
 
-def test_chinese_plain_text_lines_with_bom(shared_data: Path):
-    """SIGHAN's file starts with a UTF-8 BOM and has no known extension: format and mode from the config."""
+def test_chinese_plain_text_lines_with_bom(corpus: Path, tmp_path: Path):
+    """A UTF-8 BOM and no known extension (as SIGHAN's files): format and mode from the config."""
+    paragraphs = [r["text"] for r in json_lines(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl")][:200]
+    path = tmp_path / "zhwiki.utf8"
+    path.write_bytes("\ufeff".encode() + "\r\n\r\n".join(paragraphs).encode())
+    rows = read_all([str(path)], InputConfig(format="text", text_mode="lines"))
+    assert [r["text"] for r in rows] == paragraphs  # no BOM on the first line, blank lines are no rows
+    assert all(r["reject"] is None for r in rows)
+    with pytest.raises(ValueError, match="input.format"):
+        read_all([str(path)])
+
+
+def test_sighan_plain_text_lines_with_bom(shared_data: Path):
+    """SIGHAN 2005's CityU test file (not bundled): BOM, traditional Chinese, no known extension."""
     path = shared_data / "zh/sighan2005/cityu_test.utf8"
     lines = [ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     rows = read_all([str(path)], InputConfig(format="text", text_mode="lines"))
@@ -78,8 +92,8 @@ def test_chinese_plain_text_lines_with_bom(shared_data: Path):
     assert all(r["reject"] is None for r in rows)
 
 
-def test_code_files(shared_data: Path):
-    path = shared_data / "code/code_files.jsonl.gz"
+def test_code_files(corpus: Path):
+    path = corpus / "code/code_files.jsonl.gz"
     records = json_lines(path)
     rows = read_all([str(path)], InputConfig(text_field="content", id_field="path"))
     assert len(rows) == len(records)
@@ -91,10 +105,10 @@ def test_code_files(shared_data: Path):
     assert sum(r["reject"] is None for r in rows) > 0.9 * len(rows)
 
 
-def test_parquet_from_real_rows(shared_data: Path, tmp_path: Path):
+def test_parquet_from_real_rows(corpus: Path, tmp_path: Path):
     """English and Chinese rows in a Parquet file with several row groups; split units read the same rows."""
-    en = json_lines(shared_data / "web/text/c4-sample.03.jsonl.gz")
-    zh = json_lines(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl")[:300]
+    en = json_lines(corpus / "web/text/c4-sample.03.jsonl.gz")
+    zh = json_lines(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl")[:300]
     table = pa.table(
         {
             "id": [f"c4-{i}" for i in range(len(en))] + [r["id"] for r in zh],
@@ -117,7 +131,21 @@ def test_parquet_from_real_rows(shared_data: Path, tmp_path: Path):
     assert split == whole
 
 
-def test_parquet_html_field(shared_data: Path, tmp_path: Path):
+def test_parquet_html_field(tmp_path: Path):
+    """The sample WARC's pages as raw HTML in a Parquet column: text and title extracted, ids kept."""
+    pages = [{"id": rid, "url": url, "html": body.decode()} for rid, url, body in html_responses(SAMPLE_WARC)]
+    pq.write_table(pa.Table.from_pylist(pages), tmp_path / "p.parquet")
+    rows = read_all([str(tmp_path / "p.parquet")], InputConfig(html_field="html"))
+    assert [(r["id"], r["url"]) for r in rows] == [(p["id"], p["url"]) for p in pages]
+    assert all(
+        r["reject"] is None and len(r["text"]) > 200 and r["title"] for r in rows
+    )  # short homepages too
+    assert all("<div" not in r["text"] for r in rows)
+    assert [r["text"] for r in rows] == [r["text"] for r in read_all([str(SAMPLE_WARC)])]
+
+
+def test_parquet_html_field_on_news_articles(shared_data: Path, tmp_path: Path):
+    """Five articles of the article-body benchmark (AEB, not bundled)."""
     with gzip.open(shared_data / "web/aeb_pages.jsonl.gz", "rt") as f:
         pages = [json.loads(next(f)) for _ in range(5)]
     pq.write_table(
@@ -130,8 +158,8 @@ def test_parquet_html_field(shared_data: Path, tmp_path: Path):
     assert all("<div" not in r["text"] for r in rows)
 
 
-def test_text_modes_on_a_real_book(shared_data: Path):
-    path = shared_data / "reference/tinyshakespeare.txt"
+def test_text_modes_on_a_real_book(corpus: Path):
+    path = corpus / "reference/tinyshakespeare.txt"
     content = path.read_text(encoding="utf-8")
     (whole,) = read_all([str(path)])
     assert whole["text"] == content and whole["source"] == str(path)
@@ -141,12 +169,12 @@ def test_text_modes_on_a_real_book(shared_data: Path):
     assert paragraphs[1]["source"] == f"{path}@{content.index(expected[1])}"
 
 
-def make_big_jsonl(shared_data: Path, path: Path) -> bytes:
+def make_big_jsonl(data: Path, path: Path) -> bytes:
     """Real English, Chinese and code lines plus CRLF endings, blank and broken lines, no final newline."""
     parts = [
-        gzip.decompress((shared_data / "web/text/c4-sample.01.jsonl.gz").read_bytes()),
-        (shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl").read_bytes()[:400_000],
-        gzip.decompress((shared_data / "code/code_files.jsonl.gz").read_bytes())[:600_000],
+        gzip.decompress((data / "web/text/c4-sample.01.jsonl.gz").read_bytes()),
+        (data / "zh/cmrc2018_zhwiki_contexts.jsonl").read_bytes()[:400_000],
+        gzip.decompress((data / "code/code_files.jsonl.gz").read_bytes())[:600_000],
     ]
     lines = b"".join(parts).splitlines()
     lines = [ln for ln in lines if ln.strip()]
@@ -160,9 +188,9 @@ def make_big_jsonl(shared_data: Path, path: Path) -> bytes:
     return data
 
 
-def test_split_units_read_exactly_the_same_rows(shared_data: Path, tmp_path: Path):
+def test_split_units_read_exactly_the_same_rows(corpus: Path, tmp_path: Path):
     path = tmp_path / "big.jsonl"
-    data = make_big_jsonl(shared_data, path)
+    data = make_big_jsonl(corpus, path)
     whole_cfg = InputConfig(text_field="text", unit_bytes=len(data) + 1)
     (unit,) = plan_units([str(path)], whole_cfg)
     whole = list(read_unit(unit, whole_cfg))
@@ -177,9 +205,9 @@ def test_split_units_read_exactly_the_same_rows(shared_data: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("mode", ["paragraphs", "lines"])
-def test_split_text_units_read_the_same_rows(shared_data: Path, tmp_path: Path, mode: str):
+def test_split_text_units_read_the_same_rows(corpus: Path, tmp_path: Path, mode: str):
     path = tmp_path / "book.txt"
-    shutil.copy(shared_data / "reference/tinyshakespeare.txt", path)
+    shutil.copy(corpus / "reference/tinyshakespeare.txt", path)
     whole = read_all([str(path)], InputConfig(text_mode=mode))
     cfg = InputConfig(text_mode=mode, unit_bytes=50_000)
     units = plan_units([str(path)], cfg)
@@ -187,10 +215,10 @@ def test_split_text_units_read_the_same_rows(shared_data: Path, tmp_path: Path, 
     assert [row for u in units for row in read_unit(u, cfg)] == whole
 
 
-def test_rows_stream_lazily(shared_data: Path):
+def test_rows_stream_lazily(corpus: Path):
     """Reading the first rows of a unit does not read the whole file first."""
     cfg = InputConfig(text_field="content")
-    (unit,) = plan_units([str(shared_data / "code/code_files.jsonl.gz")], cfg)
+    (unit,) = plan_units([str(corpus / "code/code_files.jsonl.gz")], cfg)
     rows = read_unit(unit, cfg)
     first = next(rows)
     assert first["reject"] is None and first["id"]

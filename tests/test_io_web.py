@@ -10,9 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fastwarc.stream_io import ChunkedReader
 from fastwarc.warc import ArchiveIterator, WarcRecordType
-from stage_corpora import arc_from_warc
+from stage_corpora import arc_from_warc, html_responses
 
 from dataengine.io.config import InputConfig
 from dataengine.io.readers import read_unit
@@ -41,19 +40,6 @@ def read_file(path: Path, cfg: InputConfig | None = None) -> list[dict]:
 def response_records(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(1 for _ in ArchiveIterator(f, record_types=WarcRecordType.response, quirks_mode=True))
-
-
-def html_responses(path: Path) -> list[tuple[str, str, bytes]]:
-    """(record id, URL, HTTP body) of each HTML response in a WARC, read with FastWARC directly."""
-    out = []
-    with open(path, "rb") as f:
-        for r in ArchiveIterator(f, record_types=WarcRecordType.response, quirks_mode=True):
-            if "html" not in (r.http_headers.get("Content-Type") or ""):
-                continue
-            chunked = "chunked" in (r.http_headers.get("Transfer-Encoding") or "")
-            body = ChunkedReader(r.reader).read() if chunked else r.reader.read()
-            out.append((r.record_id, r.headers["WARC-Target-URI"], body))
-    return out
 
 
 @pytest.fixture(scope="module")
