@@ -17,7 +17,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from dataengine.dedup.cli import dedup_command
+from dataengine.configio import CONFIG_DIR
+from dataengine.dedup.cli import DEDUP_EPILOG, dedup_command
 from dataengine.dedup.config import DedupConfig, IncrementalConfig
 from dataengine.dedup.runner import run_dedup
 
@@ -30,14 +31,14 @@ def _near(text: str, rate: float, rng: random.Random, cjk: bool) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus(shared_data, tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """Input folder and the expected reject reason of every planted document."""
+def planted(corpus, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """Input folder and the expected reject reason of every planted document (bundled real text)."""
     rng = random.Random(7)
-    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
         en = [t for t in (json.loads(line)["text"] for line in fh) if len(t) >= 700][:40]
-    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         zh = [json.loads(line)["text"] for line in fh][:30]
-    with open(shared_data / "eval" / "gsm8k_openai" / "test.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "eval" / "gsm8k_openai" / "test.jsonl", encoding="utf-8") as fh:
         question = json.loads(fh.readline())["question"]
     rows = [{"id": f"en{i}", "text": t, "lang": "en", "quality": 0.5} for i, t in enumerate(en)]
     rows += [{"id": f"zh{i}", "text": t, "lang": "zh", "quality": 0.5} for i, t in enumerate(zh)]
@@ -72,26 +73,30 @@ def _read(folder: Path) -> list[dict]:
     return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("*.parquet"))]).to_pylist()
 
 
-def test_cli_dedups_english_and_chinese_and_conserves_every_document(
-    ray_session, corpus, tmp_path, shared_data
-):
-    folder, expected = corpus
+def _app() -> typer.Typer:
     app = typer.Typer()
-    app.command("dedup")(dedup_command)
+    app.command("dedup", epilog=DEDUP_EPILOG)(dedup_command)
     app.command("noop")(lambda: None)
+    return app
+
+
+def test_cli_dedups_english_and_chinese_and_conserves_every_document(ray_session, planted, tmp_path, corpus):
+    """CONFIG is the shipped pipeline YAML (its dedup: section); flags set inputs, output and decontam."""
+    folder, expected = planted
     out = tmp_path / "out2"
     result = CliRunner().invoke(
-        app,
+        _app(),
         [
             "dedup",
+            "configs/pipeline.yaml",
             "--input",
             str(folder),
             "--output",
             str(out),
             "--set",
-            "survivor=quality",
+            "dedup.survivor=quality",
             "--decontam",
-            str(shared_data / "eval" / "gsm8k_openai" / "test.jsonl"),
+            str(corpus / "eval" / "gsm8k_openai" / "test.jsonl"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -116,20 +121,37 @@ def test_cli_dedups_english_and_chinese_and_conserves_every_document(
     assert run["decontam"]["benchmarks"]["gsm8k_openai.test"]["examples"] == ["contaminated"]
 
 
-def test_bad_setting_is_reported_by_key(corpus, tmp_path):
-    app = typer.Typer()
-    app.command("dedup")(dedup_command)
-    app.command("noop")(lambda: None)
-    folder, _ = corpus
+def test_bad_setting_is_reported_by_key_before_any_work(planted, tmp_path):
+    folder, _ = planted
+    out = tmp_path / "never"
     result = CliRunner().invoke(
-        app, ["dedup", "-i", str(folder), "-o", str(tmp_path), "--set", "minhash.num_perms=3"]
+        _app(), ["dedup", "-i", str(folder), "-o", str(out), "--set", "minhash.num_perms=3"]
     )
-    assert result.exit_code != 0 and "minhash.num_perms" in result.output
+    assert result.exit_code == 2 and "minhash.num_perms: unknown key" in result.output
+    config = tmp_path / "dedup.yaml"
+    config.write_text(f"inputs: [{folder}]\noutput: {out}\nsurvivor: biggest\n", encoding="utf-8")
+    result = CliRunner().invoke(_app(), ["dedup", str(config)])
+    assert result.exit_code == 2 and "dedup.yaml" in result.output and "survivor" in result.output
+    assert not out.exists()
+    result = CliRunner().invoke(_app(), ["dedup", str(CONFIG_DIR / "pipeline.yaml")])
+    assert result.exit_code == 2 and "inputs" in result.output and "required" in result.output
+
+
+def test_help_lists_every_dedup_key_with_its_default():
+    result = CliRunner().invoke(_app(), ["dedup", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for key in (
+        'survivor = "quality"',
+        "minhash.num_perm = 128",
+        "decontam.enabled = false",
+        "inputs = required",
+    ):
+        assert key in result.output, key
 
 
 @pytest.mark.slow
-def test_reingesting_a_batch_finds_it_all_as_duplicates(ray_session, corpus, tmp_path):
-    folder, _ = corpus
+def test_reingesting_a_batch_finds_it_all_as_duplicates(ray_session, planted, tmp_path):
+    folder, _ = planted
     cfg = DedupConfig(
         incremental=IncrementalConfig(enabled=True, backend="local", path=tmp_path / "index.pkl"),
         survivor="longest",
@@ -145,8 +167,8 @@ def test_reingesting_a_batch_finds_it_all_as_duplicates(ray_session, corpus, tmp
 
 
 @pytest.mark.slow
-def test_semantic_phase_keeps_cluster_ids_and_conserves(ray_session, corpus, tmp_path):
-    folder, _ = corpus
+def test_semantic_phase_keeps_cluster_ids_and_conserves(ray_session, planted, tmp_path):
+    folder, _ = planted
     cfg = DedupConfig(semantic={"enabled": True, "num_clusters": 4, "cosine_threshold": 0.9, "device": "cpu"})
     run = run_dedup([folder], tmp_path / "sem", cfg)
     kept = _read(tmp_path / "sem" / "kept")

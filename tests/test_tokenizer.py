@@ -1,4 +1,5 @@
-"""Tokenizer training, compression report and safe extension on real English, Chinese and code."""
+"""Tokenizer training, compression report and safe extension on real English, Chinese and code
+(the bundled corpus; the 32k compression targets need the full shared data)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from dataengine.io.readers.rows import stable_id
 from dataengine.pack.compression import compression_report, format_report
 from dataengine.pack.extend import extend_tokenizer, read_word_list
-from dataengine.pack.holdout import is_heldout
+from dataengine.pack.holdout import Heldout, is_heldout
 from dataengine.pack.sample_corpus import write_sample_corpus
 from dataengine.pack.tokenizer import (
     BOS,
@@ -33,14 +35,14 @@ MEDICAL_WORDS = ["阿莫西林", "青霉素", "抗生素", "细菌", "药物"]
 
 
 @pytest.fixture(scope="module")
-def corpus(shared_data, tmp_path_factory) -> dict[str, Path]:
-    return write_sample_corpus(shared_data, tmp_path_factory.mktemp("corpus"), max_chars=700_000)
+def sample(corpus, tmp_path_factory) -> dict[str, Path]:
+    return write_sample_corpus(corpus, tmp_path_factory.mktemp("sample"), max_chars=700_000)
 
 
 @pytest.fixture(scope="module")
-def trained(corpus, tmp_path_factory) -> Path:
+def trained(sample, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    train_tokenizer(list(corpus.values()), path, SMALL)
+    train_tokenizer(list(sample.values()), path, SMALL)
     return path
 
 
@@ -49,10 +51,10 @@ def _docs(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def test_round_trip_is_exact_for_en_zh_code(trained, corpus):
+def test_round_trip_is_exact_for_en_zh_code(trained, sample):
     tokenizer = load_tokenizer(trained)
     for channel in ("en", "zh", "code"):
-        texts = [d["text"] for d in _docs(corpus[channel])[:200]]
+        texts = [d["text"] for d in _docs(sample[channel])[:200]]
         encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
         decoded = tokenizer.decode_batch([e.ids for e in encodings], skip_special_tokens=False)
         assert decoded == texts, f"{channel}: decode(encode(text)) != text"
@@ -67,6 +69,7 @@ def test_specials_vocab_and_embedding_headroom(trained):
     assert meta["embedding_size"] == math.ceil((SMALL.vocab_size + 1000) / 128) * 128
     assert meta["embedding_size"] % 128 == 0 and meta["embedding_size"] - SMALL.vocab_size >= 1000
     assert meta["sample"]["chars"] <= SMALL.sample_chars and meta["sample"]["heldout_skipped"] > 0
+    assert meta["heldout"] == {"fraction": 0.05, "seed": 0, "by_channel": {}}  # reused by pack and report
 
 
 def test_pretokenizer_digits_code_whitespace_and_cjk(trained):
@@ -83,27 +86,29 @@ def test_pretokenizer_digits_code_whitespace_and_cjk(trained):
     assert not any("Nexon" in p and len(p) > len("Nexon") + 1 for p in mixed), mixed
 
 
-def test_loadable_by_transformers(trained, corpus):
+def test_loadable_by_transformers(trained, sample):
     hf = load_hf_tokenizer(trained)
     tokenizer = load_tokenizer(trained)
     assert (hf.bos_token, hf.eos_token, hf.pad_token) == (BOS, EOS, PAD)
     assert hf.pad_token_id == 0 and hf.eos_token_id == 2
-    text = _docs(corpus["zh"])[0]["text"]
+    text = _docs(sample["zh"])[0]["text"]
     ids = hf(text, add_special_tokens=False)["input_ids"]
     assert ids == tokenizer.encode(text, add_special_tokens=False).ids
     assert hf.decode(ids) == text
 
 
-def test_training_is_deterministic(trained, corpus, tmp_path):
+def test_training_is_deterministic(trained, sample, tmp_path):
     again = tmp_path / "tokenizer.json"
-    train_tokenizer(list(corpus.values()), again, SMALL)
+    train_tokenizer(list(sample.values()), again, SMALL)
     assert file_sha256(again) == file_sha256(trained)
 
 
-def test_compression_report_on_heldout(trained, corpus):
-    report = compression_report(load_tokenizer(trained), list(corpus.values()), heldout_fraction=0.05)
+def test_compression_report_on_heldout(trained, sample):
+    report = compression_report(
+        load_tokenizer(trained), list(sample.values()), heldout=Heldout(fraction=0.05)
+    )
     assert set(report) == {"en", "zh", "code", "poetry"}
-    heldout_zh = sum(is_heldout(d["id"], 0.05) for d in _docs(corpus["zh"]))
+    heldout_zh = sum(is_heldout(d["id"], 0.05) for d in _docs(sample["zh"]))
     assert report["zh"]["documents"] == heldout_zh > 0
     assert report["en"]["chars_per_token"] > 2.0  # real merges (bytes would give 1.0)
     assert report["zh"]["bytes_per_token"] > 2 * report["zh"]["chars_per_token"]  # 3-byte Han characters
@@ -117,13 +122,28 @@ def test_config_errors_are_clear(tmp_path):
         TokenizerConfig(vocab_sise=100)
     with pytest.raises(ValidationError, match="no room for merges"):
         TokenizerConfig(vocab_size=600, reserved_tokens=400)
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "no id here"}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl.*'id'"):
-        train_tokenizer([bad], tmp_path / "t.json", SMALL)
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        train_tokenizer([tmp_path / "missing.jsonl"], tmp_path / "t.json", SMALL)
 
 
-def test_extension_changes_nothing_else(trained, corpus, tmp_path):
+def test_records_without_ids_get_the_run_id_and_bad_records_are_counted(sample, tmp_path):
+    """Plain JSONL (no id) trains; records `dataengine run` rejects are skipped and counted by reason."""
+    plain = tmp_path / "plain.jsonl"
+    texts = [d["text"] for channel in ("en", "zh") for d in _docs(sample[channel])[:150]]
+    lines = [json.dumps({"text": t}, ensure_ascii=False) for t in texts] + ["{broken", '{"text": ""}']
+    plain.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = TokenizerConfig(vocab_size=1024, heldout_fraction=0.1)
+    meta = train_tokenizer([plain], tmp_path / "t.json", config)
+    assert meta["sample"]["documents"] + meta["sample"]["heldout_skipped"] == len(texts)
+    assert meta["rejected_by_reason"] == {"io:empty": 1, "io:invalid_json": 1}
+    offsets = [0]
+    for line in lines[:-1]:
+        offsets.append(offsets[-1] + len(line.encode()) + 1)
+    ids = [stable_id(f"{plain.resolve()}@{o}") for o in offsets[: len(texts)]]
+    assert sum(is_heldout(i, 0.1) for i in ids) == meta["sample"]["heldout_skipped"] > 0
+
+
+def test_extension_changes_nothing_else(trained, sample, tmp_path):
     """Every document without a new word keeps its exact ids; documents with one get shorter."""
     words = tmp_path / "words.txt"
     words.write_text("# medical terms\n" + "\n".join(MEDICAL_WORDS + ["青霉素"]) + "\n")
@@ -134,7 +154,7 @@ def test_extension_changes_nothing_else(trained, corpus, tmp_path):
     assert all(i >= base.get_vocab_size() for i in result["added"].values())
     assert read_meta(extended_path)["added_tokens"] == list(result["added"])
 
-    texts = [d["text"] for path in corpus.values() for d in _docs(path)]
+    texts = [d["text"] for path in sample.values() for d in _docs(path)]
     before = base.encode_batch(texts, add_special_tokens=False)
     after = extended.encode_batch(texts, add_special_tokens=False)
     containing = 0
@@ -150,11 +170,11 @@ def test_extension_changes_nothing_else(trained, corpus, tmp_path):
 
     domain = tmp_path / "domain.jsonl"
     with open(domain, "w", encoding="utf-8") as f:
-        for d in _docs(corpus["zh"]):
+        for d in _docs(sample["zh"]):
             if any(w in d["text"] for w in MEDICAL_WORDS):
                 f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    old_report = compression_report(base, [domain], heldout_fraction=None)["zh"]
-    new_report = compression_report(extended, [domain], heldout_fraction=None)["zh"]
+    old_report = compression_report(base, [domain])["zh"]
+    new_report = compression_report(extended, [domain])["zh"]
     assert new_report["chars_per_token"] > old_report["chars_per_token"]
 
 
@@ -167,13 +187,13 @@ def test_extension_respects_headroom(trained, tmp_path):
 @pytest.mark.slow
 def test_32k_reaches_compression_targets(shared_data, tmp_path):
     """Issue 3 targets at 32k on the shared en + zh + code (+ classical poetry) data."""
-    corpus = write_sample_corpus(shared_data, tmp_path / "corpus")
+    sample = write_sample_corpus(shared_data, tmp_path / "sample")
     config = TokenizerConfig(
         vocab_size=32000, sample_chars=20_000_000, heldout_fraction=0.05, channel_weights={"zh": 3}
     )
-    train_tokenizer(list(corpus.values()), tmp_path / "tokenizer.json", config)
+    train_tokenizer(list(sample.values()), tmp_path / "tokenizer.json", config)
     report = compression_report(
-        load_tokenizer(tmp_path / "tokenizer.json"), list(corpus.values()), heldout_fraction=0.05
+        load_tokenizer(tmp_path / "tokenizer.json"), list(sample.values()), heldout=config.heldout
     )
     print(format_report(report))
     assert report["zh"]["chars_per_token"] >= 1.3

@@ -1,4 +1,8 @@
-"""`dataengine dedup`: phase 2 on the kept documents of a phase-1 run (registered by dataengine/cli.py)."""
+"""`dataengine dedup [CONFIG] [--set key=value ...]`: phase 2 on the kept documents of a phase-1 run.
+
+CONFIG holds the dedup keys at the top level, or under `dedup:` as in configs/pipeline.yaml (then
+`--set dedup.KEY=...` and `--set KEY=...` both work). Registered by dataengine/cli.py.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +11,69 @@ from pathlib import Path
 
 import typer
 
-from dataengine.cli_support import fail
-from dataengine.configio import ConfigError, apply_overrides, read_yaml, validate
+from dataengine.cli_support import (
+    CONFIG_ARGUMENT_HELP,
+    SET_HELP,
+    InputsKey,
+    OutputKey,
+    config_epilog,
+    fail,
+    load_command_config,
+)
 from dataengine.dedup.config import DedupConfig
 
+SECTION = "dedup"
 
-def load_config(config: Path | None, sets: list[str], decontam: list[Path]) -> DedupConfig:
-    """YAML (keys at top level, or under `dedup:` as in configs/pipeline.yaml), then --set, then --decontam."""
-    origin = f"{config or '(defaults)'}" + (f" with --set {' '.join(sets)}" if sets else "")
-    try:
-        tree = read_yaml(config) if config is not None else {}
-        tree = tree.get("dedup", tree) or {}
-        apply_overrides(tree, sets)
-        if decontam:
-            section = tree.setdefault("decontam", {})
-            section["enabled"] = True
-            section["benchmarks"] = [*section.get("benchmarks", []), *map(str, decontam)]
-        return validate(DedupConfig, tree, origin)
-    except ConfigError as exc:
-        fail(str(exc))
+
+class DedupCommand(DedupConfig, InputsKey, OutputKey):
+    """`dataengine dedup`: inputs = Parquet document files or folders (e.g. RUN/kept); output = the run
+    directory to write kept/, rejected/, run.json."""
+
+    def dedup_config(self) -> DedupConfig:
+        return DedupConfig.model_validate(self.model_dump(exclude={"inputs", "output"}))
+
+
+DEDUP_EPILOG = config_epilog(DedupCommand)
+
+
+def load_config(config: Path | None, sets: list[str] | None, flags: dict | None = None) -> DedupCommand:
+    """CONFIG (its `dedup:` section if it has one), then --set, then the flags; exits 2 on a bad key."""
+    scoped = [s.removeprefix(SECTION + ".") for s in sets or []]
+    return load_command_config(DedupCommand, config, scoped, flags, section=SECTION)
 
 
 def dedup_command(
-    input: list[Path] = typer.Option(..., "--input", "-i", help="Parquet files or folders (e.g. RUN/kept)"),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="run directory to write kept/, rejected/, run.json"
-    ),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with dedup settings"),
-    set_: list[str] = typer.Option([], "--set", help="override a setting, e.g. survivor=longest"),
-    decontam: list[Path] = typer.Option(
-        [], "--decontam", help="benchmark file or folder (enables decontamination)"
+    config_arg: Path | None = typer.Argument(None, help=CONFIG_ARGUMENT_HELP, show_default=False),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    input: list[str] = typer.Option(None, "--input", "-i", help="sets inputs: Parquet files or folders"),
+    output: str = typer.Option(None, "--output", "-o", help="sets output"),
+    config: Path | None = typer.Option(None, "--config", "-c", hidden=True, help="same as CONFIG"),
+    decontam: list[str] = typer.Option(
+        None, "--decontam", help="sets decontam.benchmarks (file or folder, repeatable) and decontam.enabled"
     ),
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster address; default a local Ray"
     ),
 ) -> None:
     """Exact, MinHash-LSH (and optional semantic) dedup plus benchmark decontamination."""
-    cfg = load_config(config, set_, decontam)
+    if config_arg is not None and config is not None:
+        fail("give the config once: as CONFIG or as --config, not both")
+    flags = {
+        "inputs": input,
+        "output": output,
+        "decontam.enabled": True if decontam else None,
+        "decontam.benchmarks": decontam,
+    }
+    cfg = load_config(config_arg or config, set_, flags)
     import ray
 
     from dataengine.dedup.runner import run_dedup
 
     if ray_address and not ray.is_initialized():
         ray.init(address=ray_address, log_to_driver=False)
-    run = run_dedup(input, output, cfg)
+    try:
+        run = run_dedup(cfg.inputs, cfg.output, cfg.dedup_config())
+    except FileNotFoundError as exc:
+        fail(str(exc))
     summary = {k: run[k] for k in ("input", "kept", "rejected", "rejected_by_reason")}
     typer.echo(json.dumps(summary, indent=2))
