@@ -103,7 +103,7 @@ def test_aten_choice_keeps_nn_linear() -> None:
 
 
 def test_trainer_on_real_shards_uses_onednn_and_agrees_with_aten(train_shards, tmp_path):  # noqa: F811
-    """en/zh/code shards from ../shared/data: the trainer swaps its linears, and its losses over three
+    """en/zh/code shards from the bundled corpus (tests/data): the trainer swaps its linears, and its losses over three
     steps follow torch's default GEMM to fp32 rounding."""
     losses = {}
     for choice in ("onednn", "aten"):

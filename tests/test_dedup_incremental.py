@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def batches(shared_data) -> tuple[list[str], list[str]]:
-    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+def batches(corpus) -> tuple[list[str], list[str]]:
+    with open(corpus / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
         en = [t for t in (json.loads(line)["text"] for line in fh) if len(t) >= 500][:40]
-    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         zh = [json.loads(line)["text"] for line in fh][:40]
     return en[:20] + zh[:20], en[20:] + zh[20:]
 

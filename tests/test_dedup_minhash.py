@@ -23,15 +23,15 @@ from dataengine.dedup.minhash import (
 
 
 @pytest.fixture(scope="module")
-def english(shared_data) -> list[str]:
-    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+def english(corpus) -> list[str]:
+    with open(corpus / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
         texts = [json.loads(line)["text"] for line in fh]
     return [t for t in texts if len(t) >= 600][:40]
 
 
 @pytest.fixture(scope="module")
-def chinese(shared_data) -> list[str]:
-    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+def chinese(corpus) -> list[str]:
+    with open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         return [json.loads(line)["text"] for line in fh][:40]
 
 

@@ -23,8 +23,8 @@ def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(SemanticConfig(enabled=True, device="cpu"))
 
 
-def test_reworded_copies_are_dropped_and_clusters_kept(shared_data, embedder):
-    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+def test_reworded_copies_are_dropped_and_clusters_kept(corpus, embedder):
+    with open(corpus / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
         docs = [t for t in (json.loads(line)["text"] for line in fh) if 300 <= len(t) <= 1500][:12]
     reworded = [d.replace(" the ", " this ").replace(".", " .").replace(" and ", " & ") for d in docs[:4]]
     texts = docs + reworded
@@ -58,12 +58,12 @@ def test_reworded_copies_are_dropped_and_clusters_kept(shared_data, embedder):
     assert all(sizes[int(dropped[u][1:])] >= 2 for u in dropped)
 
 
-def test_onednn_linears_embed_like_torch_default(shared_data, embedder):
+def test_onednn_linears_embed_like_torch_default(corpus, embedder):
     """The default CPU embedder runs its linear layers on oneDNN (x86-64); the embeddings of real en and
     zh text are those of torch's default GEMM to fp32 rounding."""
-    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
         texts = [json.loads(line)["text"] for line, _ in zip(fh, range(6), strict=False)]
-    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         texts += [json.loads(line)["text"] for line, _ in zip(fh, range(6), strict=False)]
     if platform.machine().lower() in ("x86_64", "amd64") and onednn_available():
         assert any(isinstance(m, OneDNNLinear) for m in embedder.model.modules())

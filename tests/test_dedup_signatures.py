@@ -23,12 +23,12 @@ def _near(text: str, rate: float, rng: random.Random, cjk: bool) -> str:
 
 
 @pytest.fixture(scope="module")
-def documents(shared_data) -> list[dict]:
+def documents(corpus) -> list[dict]:
     """Real en and zh documents plus planted near-duplicates (1% of words or characters deleted)."""
     rng = random.Random(3)
-    with open(shared_data / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "web" / "text" / "ewt_web_docs.jsonl", encoding="utf-8") as fh:
         en = [t for t in (json.loads(line)["text"] for line in fh) if len(t) >= 700][:24]
-    with open(shared_data / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+    with open(corpus / "zh" / "cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         zh = [json.loads(line)["text"] for line in fh][:24]
     rows = [{"id": f"en{i}", "text": t} for i, t in enumerate(en)]
     rows += [{"id": f"zh{i}", "text": t} for i, t in enumerate(zh)]
@@ -122,8 +122,8 @@ def test_dedup_on_stored_signatures_decides_as_without_them(ray_session, documen
 
 
 @pytest.mark.ray
-def test_cut_by_decontamination_voids_the_stale_signature_only(ray_session, documents, shared_data, tmp_path):
-    with open(shared_data / "eval" / "gsm8k_openai" / "test.jsonl", encoding="utf-8") as fh:
+def test_cut_by_decontamination_voids_the_stale_signature_only(ray_session, documents, corpus, tmp_path):
+    with open(corpus / "eval" / "gsm8k_openai" / "test.jsonl", encoding="utf-8") as fh:
         question = json.loads(fh.readline())["question"]
     kept, _ = _phase1(documents[18:21] + documents[24:27])
     # a kept page into which a benchmark question was pasted, with the signature of the pasted text
@@ -140,7 +140,7 @@ def test_cut_by_decontamination_voids_the_stale_signature_only(ray_session, docu
         minhash=MinHashConfig(num_perm=64, seed=5),
         decontam={
             "enabled": True,
-            "benchmarks": [shared_data / "eval" / "gsm8k_openai" / "test.jsonl"],
+            "benchmarks": [corpus / "eval" / "gsm8k_openai" / "test.jsonl"],
             "policy": "cut",
         },
     )

@@ -21,12 +21,12 @@ VOCAB = 256 + OFFSET
 SEQ_LEN = 63
 
 
-def _docs(shared_data: Path) -> list[dict]:
+def _docs(corpus: Path) -> list[dict]:
     docs = []
-    with gzip.open(shared_data / "web/text/c4-sample.01.jsonl.gz", "rt") as f:
+    with gzip.open(corpus / "web/text/c4-sample.01.jsonl.gz", "rt") as f:
         for i, line in zip(range(6), f, strict=False):
             docs.append({"id": f"en-{i}", "text": json.loads(line)["text"], "lang": "en", "channel": "web"})
-    with open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl") as f:
+    with open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl") as f:
         for i, line in zip(range(6), f, strict=False):
             docs.append({"id": f"zh-{i}", "text": json.loads(line)["text"], "lang": "zh", "channel": "wiki"})
     return docs
@@ -72,8 +72,8 @@ def _decode_all(reader: ShardReader) -> dict[str, str]:
     return out
 
 
-def test_round_trip_spans_channels_and_manifest(tmp_path, shared_data):
-    docs = _docs(shared_data)
+def test_round_trip_spans_channels_and_manifest(tmp_path, corpus):
+    docs = _docs(corpus)
     train, heldout = docs[:-3], docs[-3:]
     train_counts = _write(tmp_path, "train", train, rows_per_shard=16)
     _write(tmp_path, "heldout", heldout, rows_per_shard=16)
@@ -105,8 +105,8 @@ def test_round_trip_spans_channels_and_manifest(tmp_path, shared_data):
     assert isinstance(reader.sequence(0, 0), np.memmap)
 
 
-def test_rewrite_gives_same_bytes(tmp_path, shared_data):
-    docs = _docs(shared_data)
+def test_rewrite_gives_same_bytes(tmp_path, corpus):
+    docs = _docs(corpus)
 
     def digest(root: Path) -> dict[str, str]:
         return {

@@ -28,17 +28,17 @@ VOCAB = 512
 MAX_CHARS = 800
 
 
-def real_documents(shared_data: Path, per_channel: int = 40) -> list[dict]:
+def real_documents(corpus: Path, per_channel: int = 40) -> list[dict]:
     docs = []
-    with gzip.open(shared_data / "web/text/c4-sample.01.jsonl.gz", "rt") as f:
+    with gzip.open(corpus / "web/text/c4-sample.01.jsonl.gz", "rt") as f:
         for i, line in enumerate(itertools.islice(f, per_channel)):
             docs.append({"id": f"c4-{i}", "text": json.loads(line)["text"], "channel": "web", "lang": "en"})
-    with open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as f:
+    with open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as f:
         for i, line in enumerate(itertools.islice(f, per_channel)):
             docs.append(
                 {"id": f"zhwiki-{i}", "text": json.loads(line)["text"], "channel": "zh", "lang": "zh"}
             )
-    with gzip.open(shared_data / "code/code_files.jsonl.gz", "rt") as f:
+    with gzip.open(corpus / "code/code_files.jsonl.gz", "rt") as f:
         rows = (json.loads(line) for line in f)
         code = (r for r in rows if r["language"] == "Python" and 500 < r["size"] < 4000)
         for r in itertools.islice(code, per_channel):
@@ -64,7 +64,7 @@ def train_tokenizer(docs: list[dict], path: Path) -> Tokenizer:
 
 
 def pack(writer: ShardWriter, tok: Tokenizer, docs: list[dict], eos: int, pad: int) -> None:
-    meta = {"source": "shared/data"}
+    meta = {"source": "tests/data"}
     tokenized = (
         (
             tok.encode(d["text"]).ids + [eos],
@@ -75,11 +75,11 @@ def pack(writer: ShardWriter, tok: Tokenizer, docs: list[dict], eos: int, pad: i
     write_greedy(writer, tokenized, pad)
 
 
-def build_shards(shared_data: Path, root: Path, per_channel: int = 60, rows_per_shard: int = 64) -> Path:
+def build_shards(corpus: Path, root: Path, per_channel: int = 60, rows_per_shard: int = 64) -> Path:
     """Train + heldout shards (the heldout split takes every 10th document). Channels alternate and
     documents are cut at MAX_CHARS so that many rows hold tokens of two channels."""
     root.mkdir(parents=True, exist_ok=True)
-    grouped = real_documents(shared_data, per_channel)
+    grouped = real_documents(corpus, per_channel)
     by_channel = [[d for d in grouped if d["channel"] == c] for c in ("web", "zh", "code")]
     docs = [{**d, "text": d["text"][:MAX_CHARS]} for trio in zip(*by_channel, strict=False) for d in trio]
     tok = train_tokenizer(docs, root / "tokenizer.json")
@@ -137,8 +137,8 @@ def torch_one_thread():
 
 
 @pytest.fixture(scope="session")
-def train_shards(shared_data, tmp_path_factory) -> Path:
-    return build_shards(shared_data, tmp_path_factory.mktemp("train_shards"))
+def train_shards(corpus, tmp_path_factory) -> Path:
+    return build_shards(corpus, tmp_path_factory.mktemp("train_shards"))
 
 
 def test_shards_have_three_channels_of_real_text(train_shards):
