@@ -53,12 +53,11 @@ def main() -> None:
     )
     step(
         "compression per channel on held-out documents",
-        f"dataengine tokenizer report --tokenizer {tokenizer} --input {kept} --heldout-fraction 0.05",
+        f"dataengine tokenizer report --tokenizer {tokenizer} --input {kept}",  # held-out setting: the tokenizer's
     )
     step(
         "pack: token shards for the trainer",
-        f"dataengine pack --input {kept} --tokenizer {tokenizer} --seq-len 256 --heldout-fraction 0.05 "
-        "--output demo_out/shards",
+        f"dataengine pack --input {kept} --tokenizer {tokenizer} --seq-len 256 --output demo_out/shards",
     )
     step(
         "train: the tiny Llama on the demo shards (CPU)",
