@@ -29,21 +29,19 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def mixed_corpus(tmp_path_factory, shared_data) -> Path:
+def mixed_corpus(tmp_path_factory, corpus) -> Path:
     """Real English web text, Chinese Wikipedia, code, a WARC, and a file of broken lines."""
     root = tmp_path_factory.mktemp("mixed")
-    shutil.copy(shared_data / "web/text/c4-sample.01.jsonl.gz", root / "c4.jsonl.gz")
-    shutil.copy(shared_data / "web/warc/sample-0001.warc.gz", root / "pages.warc.gz")
-    zh = [
-        json.loads(line) for line in open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
-    ]
+    shutil.copy(corpus / "web/text/c4-sample.01.jsonl.gz", root / "c4.jsonl.gz")
+    shutil.copy(ROOT / "sample/web_pages.warc.gz", root / "pages.warc.gz")
+    zh = [json.loads(line) for line in open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")]
     _write_jsonl(root / "zh.jsonl", [{"id": d["id"], "text": d["text"]} for d in zh[:300]])
-    with gzip.open(shared_data / "code/code_files.jsonl.gz", "rt") as fh:
+    with gzip.open(corpus / "code/code_files.jsonl.gz", "rt") as fh:
         code = [json.loads(next(fh)) for _ in range(40)]
     _write_jsonl(
         root / "code.jsonl", [{"id": f"{c['repo']}/{c['path']}", "text": c["content"]} for c in code]
     )
-    ewt = [json.loads(line) for line in open(shared_data / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
+    ewt = [json.loads(line) for line in open(corpus / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
     _write_jsonl(root / "ewt.jsonl", [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:200]])
     with open(root / "broken.jsonl", "wb") as fh:
         fh.write(b'{"id": "ok", "text": "A fine sentence that is short."}\n')
@@ -101,30 +99,30 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     )
 
 
-def _zh_and_en_docs(shared_data: Path, n: int) -> list[dict]:
+def _zh_and_en_docs(data: Path, n: int) -> list[dict]:
     """The first n Chinese Wikipedia contexts, then the first n English web documents."""
-    with open(shared_data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
+    with open(data / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8") as fh:
         zh = [json.loads(line) for line in fh][:n]
-    with open(shared_data / "web/text/ewt_web_docs.jsonl", encoding="utf-8") as fh:
+    with open(data / "web/text/ewt_web_docs.jsonl", encoding="utf-8") as fh:
         en = [json.loads(line) for line in fh][:n]
     return [{"id": d["id"], "text": d["text"]} for d in zh] + [
         {"id": d["doc_id"], "text": d["text"]} for d in en
     ]
 
 
-def test_output_order_does_not_depend_on_where_the_corpus_lives(ray_session, shared_data, tmp_path):
+def test_output_order_does_not_depend_on_where_the_corpus_lives(ray_session, corpus, tmp_path):
     """Parts are named by plan position: a copy of the corpus elsewhere gives the same documents in the
     same order, so dedup and pack downstream produce the same shards."""
-    docs = _zh_and_en_docs(shared_data, 60)
+    docs = _zh_and_en_docs(corpus, 60)
     cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["write.report=false", "dedup=null"])
     ordered = []
     for home in ("a", "b/deeper/still"):
-        corpus = tmp_path / home / "corpus"
-        corpus.mkdir(parents=True)
+        inputs = tmp_path / home / "corpus"
+        inputs.mkdir(parents=True)
         for part in range(6):
-            _write_jsonl(corpus / f"part-{part}.jsonl", docs[part::6])
+            _write_jsonl(inputs / f"part-{part}.jsonl", docs[part::6])
         out = tmp_path / home / "out"
-        run(cfg, inputs=[str(corpus)], output=str(out), progress=False)
+        run(cfg, inputs=[str(inputs)], output=str(out), progress=False)
         names = sorted(p.name for p in (out / "kept").glob("*.parquet"))
         assert [n[:10] for n in names] == [f"part-{i:05d}" for i in range(6)]
         ordered.append([i for n in names for i in pq.read_table(out / "kept" / n).column("id").to_pylist()])
@@ -169,13 +167,13 @@ def _in_session(p: psutil.Process, session: int) -> bool:
         return False
 
 
-def test_resume_after_kill_gives_the_same_rows(ray_session, shared_data, tmp_path):
+def test_resume_after_kill_gives_the_same_rows(ray_session, corpus, tmp_path):
     """kill -9 a running job, run it again on the same OUT: same kept set, nothing twice."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    docs = _zh_and_en_docs(shared_data, 600)
+    inputs = tmp_path / "corpus"
+    inputs.mkdir()
+    docs = _zh_and_en_docs(corpus, 600)
     for part in range(12):
-        _write_jsonl(corpus / f"part-{part:02d}.jsonl", docs[part::12])
+        _write_jsonl(inputs / f"part-{part:02d}.jsonl", docs[part::12])
     overrides = ["ray.num_workers=1", "ray.batch_size=16", "write.report=false", "dedup=null"]
     interrupted = tmp_path / "interrupted"
     cmd = [
@@ -185,7 +183,7 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, shared_data, tmp_pat
         "run",
         str(ROOT / "configs/pipeline.yaml"),
         "--input",
-        str(corpus),
+        str(inputs),
         "--output",
         str(interrupted),
         "--quiet",
@@ -201,8 +199,8 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, shared_data, tmp_pat
     assert 0 < finished_before < 12, "the kill should land mid-run"
 
     cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", overrides)
-    resumed = run(cfg, inputs=[str(corpus)], output=str(interrupted), progress=False)
-    clean = run(cfg, inputs=[str(corpus)], output=str(tmp_path / "clean"), progress=False)
+    resumed = run(cfg, inputs=[str(inputs)], output=str(interrupted), progress=False)
+    clean = run(cfg, inputs=[str(inputs)], output=str(tmp_path / "clean"), progress=False)
     assert resumed["units"]["resumed_from_previous_run"] == finished_before
     assert resumed["input"] == clean["input"] == len(docs)
     ids = _kept_ids(interrupted)
