@@ -65,3 +65,17 @@ def test_malformed_set_and_missing_file():
         load_pipeline_config(None, ["no-equals-sign"])
     with pytest.raises(ConfigError, match="not found"):
         load_pipeline_config("/nonexistent/pipeline.yaml")
+
+
+def test_shipped_config_is_found_from_any_directory(tmp_path, monkeypatch):
+    """A plain clone or a wheel install: the README's `configs/pipeline.yaml` works outside the checkout."""
+    shipped = load_pipeline_config(ROOT / "configs" / "pipeline.yaml")
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("configs/pipeline.yaml", "pipeline.yaml", "pipeline"):
+        assert load_pipeline_config(spelling) == shipped, spelling
+    # a file of that name in the current directory wins over the shipped one
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "pipeline.yaml").write_text("ray:\n  batch_size: 17\n")
+    assert load_pipeline_config("configs/pipeline.yaml").ray.batch_size == 17
+    with pytest.raises(ConfigError, match="configs/no_such_pipeline.yaml.*not found"):
+        load_pipeline_config("configs/no_such_pipeline.yaml")
