@@ -49,6 +49,13 @@ def test_folder_of_benchmarks_skips_a_training_split(corpus, tmp_path):
     assert benchmark_files([tmp_path]) == {"gsm8k_openai.test": folder / "test.jsonl"}
 
 
+def test_folder_of_benchmarks_skips_licenses_and_notices(corpus):
+    """gsm8k ships LICENSE.txt beside its splits: a licence text is not a benchmark to cut from web pages."""
+    assert (corpus / "eval" / "gsm8k_openai" / "LICENSE.txt").is_file()
+    names = benchmark_files([corpus / "eval", PACKAGED_EVAL])
+    assert not [n for n in names if n.split(".")[-1].upper().startswith(("LICENSE", "NOTICE", "SOURCES"))]
+
+
 def test_full_data_folder_skips_training_splits(shared_data):
     names = benchmark_files([shared_data / "eval"])
     assert "gsm8k_openai.test" in names and "olmo_hf_datasets.mmlu_dev" in names

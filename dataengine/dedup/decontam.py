@@ -68,6 +68,14 @@ def benchmark_texts(path: Path) -> Iterator[str]:
                 yield line
 
 
+_PAPERWORK = ("SOURCES", "LICENSE", "LICENCE", "NOTICE", "README", "COPYING")
+
+
+def _not_a_benchmark(name: str) -> bool:
+    """Training splits and the paperwork beside benchmark files (licenses, notices, source notes)."""
+    return "train" in name or name.upper().startswith(_PAPERWORK)
+
+
 def benchmark_files(paths: Sequence[Path]) -> dict[str, Path]:
     """Benchmark name ("<folder>.<file stem>") -> file. A folder contributes its evaluation files (no 'train')."""
     out: dict[str, Path] = {}
@@ -76,12 +84,7 @@ def benchmark_files(paths: Sequence[Path]) -> dict[str, Path]:
             out[f"{p.parent.name}.{p.name.split('.')[0]}"] = p
         elif p.is_dir():
             for f in sorted(p.rglob("*")):
-                if (
-                    f.is_file()
-                    and f.name.endswith(_SUFFIXES)
-                    and "train" not in f.name
-                    and "SOURCES" not in f.name
-                ):
+                if f.is_file() and f.name.endswith(_SUFFIXES) and not _not_a_benchmark(f.name):
                     rel = f.relative_to(p).with_name(f.name.split(".")[0])
                     out[".".join(rel.parts)] = f
         else:
