@@ -80,7 +80,21 @@ def _script(text: str) -> str:
 def udhr_docs_subset(out: Path, per_script: int = 3) -> None:
     """Whole UDHR documents: a few languages of every script, and always the major languages."""
     relative = "langid/udhr2_docs.jsonl.gz"
-    must = {"eng", "cmn_hans", "cmn_hant", "jpn", "kor", "arb", "rus", "hin", "deu", "fra", "spa", "por", "ita"}
+    must = {
+        "eng",
+        "cmn_hans",
+        "cmn_hant",
+        "jpn",
+        "kor",
+        "arb",
+        "rus",
+        "hin",
+        "deu",
+        "fra",
+        "spa",
+        "por",
+        "ita",
+    }
     chosen: list[str] = []
     per: Counter[str] = Counter()
     for line in read_lines(DATA / relative):
@@ -103,7 +117,9 @@ def wikitext_head(out: Path, max_chars: int) -> None:
 
 def gutenberg(out: Path, files: tuple[str, ...]) -> None:
     base = "reference/gutenberg"
-    meta = [line for line in read_lines(DATA / base / "books_metadata.jsonl") if json.loads(line)["file"] in files]
+    meta = [
+        line for line in read_lines(DATA / base / "books_metadata.jsonl") if json.loads(line)["file"] in files
+    ]
     write_lines(out / base / "books_metadata.jsonl", meta)
     for name in files:
         copy(f"{base}/{name}", out)

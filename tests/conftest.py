@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # DATAENGINE_SHARED_DATA moves the extended tier's folder (a path that does not exist acts as a bare clone).
 SHARED_DATA = Path(os.environ.get("DATAENGINE_SHARED_DATA", ROOT / ".." / "shared" / "data")).resolve()
 CORPUS = ROOT / "tests" / "data"
-EXTENDED_SKIP = "extended tier: needs the full ../shared/data beside the project (CI has it, a bare clone does not)"
+EXTENDED_SKIP = (
+    "extended tier: needs the full ../shared/data beside the project (CI has it, a bare clone does not)"
+)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
