@@ -10,7 +10,7 @@ second instead of after the model is loaded or, in the trainer, after training.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from dataengine.configio import ConfigError
@@ -55,15 +55,20 @@ def _shards_problem(path: Path, split: str) -> str | None:
     return None
 
 
-def _perplexity(cfg: EvalConfig) -> list[str]:
-    problems = []
-    for i, raw in enumerate(cfg.data.heldout):
-        key = f"data.heldout[{i}]"
+def _resolved(
+    raws: list[str], key: str, resolve: Callable[[str, str], Path], problems: list[str]
+) -> Iterator[tuple[str, Path]]:
+    """(key[i], path) of each listed path; a path that cannot be resolved becomes a problem instead."""
+    for i, raw in enumerate(raws):
         try:
-            path = cfg.resolve(raw, key)
+            yield f"{key}[{i}]", resolve(raw, f"{key}[{i}]")
         except ConfigError as exc:
             problems.append(str(exc))
-            continue
+
+
+def _perplexity(cfg: EvalConfig) -> list[str]:
+    problems: list[str] = []
+    for key, path in _resolved(cfg.data.heldout, "data.heldout", cfg.resolve, problems):
         if path.is_dir():
             problem = _shards_problem(path, cfg.data.split)
             if problem:
@@ -76,14 +81,9 @@ def _perplexity(cfg: EvalConfig) -> list[str]:
 def _probes(cfg: EvalConfig) -> list[str]:
     from eval.probes import load_probes
 
-    problems, paths = [], []
-    for i, raw in enumerate(cfg.probes.files):
-        key = f"probes.files[{i}]"
-        try:
-            path = cfg.resolve(raw, key)
-        except ConfigError as exc:
-            problems.append(str(exc))
-            continue
+    problems: list[str] = []
+    paths: list[Path] = []
+    for key, path in _resolved(cfg.probes.files, "probes.files", cfg.resolve, problems):
         if path.is_file():
             paths.append(path)
         else:
@@ -107,13 +107,7 @@ def _needle(cfg: EvalConfig) -> list[str]:
             )
         if not paths:
             problems.append(f"needle.haystack.{lang}: no haystack files listed")
-        for i, raw in enumerate(paths):
-            key = f"needle.haystack.{lang}[{i}]"
-            try:
-                path = cfg.resolve_data(raw, key)
-            except ConfigError as exc:
-                problems.append(str(exc))
-                continue
+        for key, path in _resolved(paths, f"needle.haystack.{lang}", cfg.resolve_data, problems):
             if not path.is_file():
                 problems.append(f"{key}: {path} does not exist (relative paths are under data_dir)")
     return problems
