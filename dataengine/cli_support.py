@@ -27,9 +27,9 @@ SET_HELP = "override a config key: key.sub=value, the value in YAML (repeatable;
 
 
 class InputsKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     """``inputs``: the documents a command reads (``--input`` sets it)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     inputs: list[str] = Field(
         ..., min_length=1, description="input files, folders, globs or URIs (--input, repeatable)"
@@ -37,9 +37,9 @@ class InputsKey(BaseModel):
 
 
 class OutputKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     """``output``: what a command writes (``--output`` sets it)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     output: str = Field(..., description="where to write (--output)")
 
