@@ -57,6 +57,25 @@ def report(output: str = typer.Argument(..., help="a run directory holding run.j
         fail(f"{output}: no run.json here ({exc})")
 
 
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), help="where to create configs/ (default: here)"),
+    force: bool = typer.Option(False, "--force", help="overwrite configs that already exist there"),
+) -> None:
+    """Copy the shipped configs (pipeline, train, model sizes, eval) into DIRECTORY/configs/ to edit them.
+
+    Not needed to run anything: a config path that does not exist, such as configs/pipeline.yaml, names the
+    shipped config of that name."""
+    from dataengine.configio import CONFIG_DIR, copy_shipped_configs
+
+    written = copy_shipped_configs(directory / "configs", overwrite=force)
+    kept = len(list(CONFIG_DIR.rglob("*.yaml"))) - len(written)
+    typer.echo(
+        f"wrote {len(written)} config(s) to {directory / 'configs'}"
+        + (f"; kept {kept} existing" if kept else "")
+    )
+
+
 def _register_subcommands() -> None:
     from dataengine.dedup.cli import DEDUP_EPILOG, dedup_command
     from dataengine.pack.cli import PACK_EPILOG, pack_command, tokenizer_app

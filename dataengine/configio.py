@@ -69,6 +69,22 @@ def resolve_config_path(path: str | Path) -> Path:
     return path
 
 
+def copy_shipped_configs(destination: str | Path, overwrite: bool = False) -> list[Path]:
+    """Copy the shipped configs into ``destination`` (same sub-folders) to edit them; returns the files written.
+
+    An existing file is left alone unless ``overwrite``; a user's edits are never lost by accident."""
+    destination = Path(destination)
+    written = []
+    for source in sorted(CONFIG_DIR.rglob("*.yaml")):
+        target = destination / source.relative_to(CONFIG_DIR)
+        if target.exists() and not overwrite:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+        written.append(target)
+    return written
+
+
 def read_yaml(path: str | Path) -> dict:
     given = path
     path = resolve_config_path(path)

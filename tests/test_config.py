@@ -79,3 +79,26 @@ def test_shipped_config_is_found_from_any_directory(tmp_path, monkeypatch):
     assert load_pipeline_config("configs/pipeline.yaml").ray.batch_size == 17
     with pytest.raises(ConfigError, match="configs/no_such_pipeline.yaml.*not found"):
         load_pipeline_config("configs/no_such_pipeline.yaml")
+
+
+def test_init_copies_the_shipped_configs_and_keeps_edits(tmp_path, monkeypatch):
+    """`dataengine init` writes editable copies; a second call never overwrites a user's edit."""
+    from typer.testing import CliRunner
+
+    from dataengine.cli import app
+    from dataengine.configio import CONFIG_DIR
+
+    monkeypatch.chdir(tmp_path)
+    shipped = sorted(p.relative_to(CONFIG_DIR) for p in CONFIG_DIR.rglob("*.yaml"))
+    assert Path("pipeline.yaml") in shipped and Path("train/tiny.yaml") in shipped
+    first = CliRunner().invoke(app, ["init", "proj"])
+    assert first.exit_code == 0, first.output
+    copies = sorted(p.relative_to(tmp_path / "proj" / "configs") for p in (tmp_path / "proj").rglob("*.yaml"))
+    assert copies == shipped
+    edited = tmp_path / "proj" / "configs" / "pipeline.yaml"
+    edited.write_text("output: mine/\n", encoding="utf-8")
+    again = CliRunner().invoke(app, ["init", "proj"])
+    assert again.exit_code == 0 and f"kept {len(shipped)} existing" in again.output
+    assert load_pipeline_config(edited).output == "mine/"
+    monkeypatch.chdir(tmp_path / "proj")  # the local copy now wins over the shipped one
+    assert load_pipeline_config("configs/pipeline.yaml").output == "mine/"
