@@ -110,14 +110,18 @@ def config_keys(
     for name, field in model.model_fields.items():
         key = prefix + name
         description = " ".join((field.description or "").split())
+        sub = _model_of(field.annotation)
         if values is not None:
             default = getattr(values, name)
+        elif field.is_required() and sub is not None:  # a required section: its keys and their defaults
+            yield key + ".*", "section (required)", description
+            yield from config_keys(sub, key + ".")
+            continue
         elif field.is_required():
             yield key, "required", description
             continue
         else:
             default = field.get_default(call_default_factory=True)
-        sub = _model_of(field.annotation)
         if sub is not None and isinstance(default, BaseModel):
             if description:
                 yield key + ".*", "section", description
@@ -126,7 +130,11 @@ def config_keys(
         if sub is not None and default is None:
             yield key, "null", description or f"a section ({sub.__name__}); null = off"
             continue
-        shown = "required" if default is PydanticUndefined else json.dumps(to_jsonable_python(default))
+        shown = (
+            "required"
+            if default is PydanticUndefined
+            else json.dumps(to_jsonable_python(default), ensure_ascii=False)
+        )
         yield key, shown, description
 
 

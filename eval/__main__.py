@@ -10,14 +10,14 @@ from pathlib import Path
 
 import typer
 
-from dataengine.cli_support import fail
+from dataengine.cli_support import config_epilog, fail
 from eval.checks import MODEL_PARTS, input_problems, raise_problems, require_inputs
-from eval.config import ConfigError, load_eval_config
+from eval.config import ConfigError, EvalConfig, load_eval_config
 
 app = typer.Typer(add_completion=False)
 
 
-@app.command()
+@app.command(epilog=config_epilog(EvalConfig))
 def main(
     config: Path = typer.Argument(
         ..., help="eval config YAML (e.g. configs/eval/default.yaml; a shipped config's name works anywhere)"

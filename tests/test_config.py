@@ -102,3 +102,35 @@ def test_init_copies_the_shipped_configs_and_keeps_edits(tmp_path, monkeypatch):
     assert load_pipeline_config(edited).output == "mine/"
     monkeypatch.chdir(tmp_path / "proj")  # the local copy now wins over the shipped one
     assert load_pipeline_config("configs/pipeline.yaml").output == "mine/"
+
+
+@pytest.mark.parametrize(
+    ("module", "keys"),
+    [
+        ("dataengine.cli", ["run", "--help"]),
+        ("train.__main__", ["--help"]),
+        ("eval.__main__", ["--help"]),
+    ],
+)
+def test_help_lists_config_keys_with_the_models_defaults(module, keys):
+    """`--help` is generated from the pydantic model, so it shows the defaults a run really gets."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from dataengine.cli_support import config_keys
+
+    app = importlib.import_module(module).app
+    result = CliRunner().invoke(app, keys, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    model = {
+        "dataengine.cli": "dataengine.config:PipelineConfig",
+        "train.__main__": "train.config:TrainConfig",
+        "eval.__main__": "eval.config:EvalConfig",
+    }[module]
+    mod, _, name = model.partition(":")
+    rows = list(config_keys(getattr(importlib.import_module(mod), name)))
+    assert len(rows) > 10
+    shown = " ".join(result.output.split())  # rich wraps long lines
+    for key, default, _ in rows:
+        assert " ".join(f"{key} = {default}".split()) in shown

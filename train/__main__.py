@@ -7,10 +7,13 @@ from pathlib import Path
 
 import typer
 
+from dataengine.cli_support import config_epilog
+from train.config import TrainConfig
+
 app = typer.Typer(add_completion=False, help="Train a Llama-architecture model on token shards.")
 
 
-@app.command()
+@app.command(epilog=config_epilog(TrainConfig))
 def main(
     config: Path = typer.Argument(..., help="train YAML, e.g. configs/train/tiny.yaml"),
     set_: list[str] = typer.Option(

@@ -89,8 +89,11 @@ class MetricsConfig(Strict):
 
 
 class TrainConfig(Strict):
-    run_dir: str
-    model: ModelConfig
+    run_dir: str = Field(..., description="where checkpoints, metrics.jsonl and tb/ go (DESIGN §3.5)")
+    model: ModelConfig = Field(
+        ...,
+        description="a size name (tiny, 125M, ... in configs/model/), a model YAML path, or the keys below",
+    )
     data: DataConfig
     train: OptimConfig
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
