@@ -1,7 +1,9 @@
 """`dataengine dedup [CONFIG] [--set key=value ...]`: phase 2 on the kept documents of a phase-1 run.
 
 CONFIG holds the dedup keys at the top level, or under `dedup:` as in configs/pipeline.yaml (then
-`--set dedup.KEY=...` and `--set KEY=...` both work). Registered by dataengine/cli.py.
+`--set dedup.KEY=...` and `--set KEY=...` both work). Inputs are read as `dataengine run` reads them
+(key `input`, e.g. `--set input.text_field=content`; see dataengine/dedup/staging.py); a pipeline YAML's
+top-level `input:` is phase 1's and not read here. Registered by dataengine/cli.py.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from dataengine.cli_support import (
     load_command_config,
 )
 from dataengine.dedup.config import DedupConfig
+from dataengine.pack.config import ReaderKey
 
 SECTION = "dedup"
 
 
-class DedupCommand(DedupConfig, InputsKey, OutputKey):
-    """`dataengine dedup`: inputs = Parquet document files or folders (e.g. RUN/kept); output = the run
-    directory to write kept/, rejected/, run.json."""
+class DedupCommand(DedupConfig, ReaderKey, InputsKey, OutputKey):
+    """`dataengine dedup`: inputs = documents in any format `dataengine run` reads (e.g. RUN/kept, used
+    as it is; JSONL, text, WARC/ARC... read by run's readers); output = the run directory to write
+    kept/, rejected/, run.json."""
 
     def dedup_config(self) -> DedupConfig:
-        return DedupConfig.model_validate(self.model_dump(exclude={"inputs", "output"}))
+        return DedupConfig.model_validate(self.model_dump(exclude={"inputs", "output", "input"}))
 
 
 DEDUP_EPILOG = config_epilog(DedupCommand)
@@ -45,7 +49,7 @@ def load_config(config: Path | None, sets: list[str] | None, flags: dict | None 
 def dedup_command(
     config_arg: Path | None = typer.Argument(None, help=CONFIG_ARGUMENT_HELP, show_default=False),
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
-    input: list[str] = typer.Option(None, "--input", "-i", help="sets inputs: Parquet files or folders"),
+    input: list[str] = typer.Option(None, "--input", "-i", help="sets inputs: files, folders, globs"),
     output: str = typer.Option(None, "--output", "-o", help="sets output"),
     config: Path | None = typer.Option(None, "--config", "-c", hidden=True, help="same as CONFIG"),
     decontam: list[str] = typer.Option(
@@ -68,12 +72,13 @@ def dedup_command(
     import ray
 
     from dataengine.dedup.runner import run_dedup
+    from dataengine.dedup.staging import InputError
 
     if ray_address and not ray.is_initialized():
         ray.init(address=ray_address, log_to_driver=False)
     try:
-        run = run_dedup(cfg.inputs, cfg.output, cfg.dedup_config())
-    except FileNotFoundError as exc:
+        run = run_dedup(cfg.inputs, cfg.output, cfg.dedup_config(), cfg.input)
+    except (FileNotFoundError, InputError) as exc:
         fail(str(exc))
     summary = {k: run[k] for k in ("input", "kept", "rejected", "rejected_by_reason")}
     typer.echo(json.dumps(summary, indent=2))

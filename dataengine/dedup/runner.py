@@ -1,6 +1,9 @@
-"""Phase 2 as one job: Parquet documents in, OUT/kept, OUT/rejected and OUT/run.json out.
+"""Phase 2 as one job: documents in, OUT/kept, OUT/rejected and OUT/run.json out.
 
-Passes (every one a Ray Data operation; shuffles carry small decision rows):
+Inputs in any format ``dataengine run`` reads; all but Parquet document rows (phase-1 output) are
+first read by run's readers into OUT/_staged (dataengine/dedup/staging.py; records rejected while
+reading go to OUT/rejected and count). Passes (every one a Ray Data operation; shuffles carry small
+decision rows):
   1. meta: per input file, row ids, text hash, survivor priority, MinHash
      signature, benchmark contamination (and embeddings for semantic dedup);
   2. exact: groupby on the text hash marks each group's best member;
@@ -32,7 +35,7 @@ import pyarrow.parquet as pq
 import ray
 import ray.data
 
-from dataengine.dedup import exact, files, semantic, survivors
+from dataengine.dedup import exact, files, semantic, staging, survivors
 from dataengine.dedup.components import connected_components
 from dataengine.dedup.config import DedupConfig
 from dataengine.dedup.decontam import BenchmarkIndex, scan
@@ -40,6 +43,8 @@ from dataengine.dedup.incremental import IncrementalIndex, external_uid
 from dataengine.dedup.lsh import candidate_pairs, verified_edges
 from dataengine.dedup.minhash import minhash_signatures, signatures_from_column, stored_signatures_match
 from dataengine.dedup.raytools import phase2_context
+from dataengine.io.config import InputConfig
+from dataengine.pack.inputs import reader_config
 
 _CHUNK = 2000
 _OUTPUT_COLUMNS = ("reject", "duplicate_of", "dup_cluster", "dup_cluster_size", "semantic_cluster")
@@ -304,23 +309,18 @@ def _partitions(cfg: DedupConfig, n_rows: int) -> int:
     return max(cfg.num_partitions, -(-n_rows * bands // 2_000_000))
 
 
-def run_dedup(
-    inputs: Sequence[str | Path], output: str | Path, cfg: DedupConfig | None = None
-) -> dict[str, Any]:
-    """Run phase 2 on Parquet document files/folders; write OUTPUT/{kept,rejected}/ and OUTPUT/run.json."""
-    cfg = cfg or DedupConfig()
-    t0 = time.time()
-    timings: dict[str, float] = {}
-    inputs_ = files.list_inputs(inputs)
+def _passes(
+    inputs_: Sequence[files.InputFile],
+    cfg: DedupConfig,
+    bench: BenchmarkIndex | None,
+    tmp: Path,
+    parts: int,
+    timings: dict[str, float],
+) -> tuple[list[dict[str, Any]], dict[str, Any], int | None]:
+    """Passes 1-6 on input files holding at least one row: the written counts of each file, the
+    decontamination report and how many MinHash signatures came from a stored column."""
     paths = [f.path for f in inputs_]
     total = sum(f.num_rows for f in inputs_)
-    out = Path(output)
-    tmp = out / ".dedup-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "kept").mkdir(parents=True)
-    (tmp / "rejected").mkdir(parents=True)
-    parts = _partitions(cfg, total)
-    bench = BenchmarkIndex.build(cfg.decontam) if cfg.decontam.enabled else None
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
 
@@ -427,6 +427,39 @@ def run_dedup(
         if cfg.incremental.enabled and cfg.minhash.enabled:
             _insert_kept(decisions, meta, cfg)
             t = lap("index_insert", t)
+    return written, report, signatures_stored
+
+
+def run_dedup(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    cfg: DedupConfig | None = None,
+    reader: InputConfig | None = None,
+) -> dict[str, Any]:
+    """Run phase 2 on input files/folders/globs (any format of ``dataengine run``, read with ``reader``,
+    default ``reader_config()``); write OUTPUT/{kept,rejected}/ and OUTPUT/run.json. A missing input
+    raises FileNotFoundError, an input of unknown format staging.InputError, before any work."""
+    cfg = cfg or DedupConfig()
+    reader = reader or reader_config()
+    t0 = time.time()
+    timings: dict[str, float] = {}
+    sources = staging.plan_inputs(inputs, reader)
+    out = Path(output)
+    tmp = out / ".dedup-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "kept").mkdir(parents=True)
+    (tmp / "rejected").mkdir(parents=True)
+    staged = staging.stage(sources, out / "_staged", tmp / "rejected", reader)
+    if staged.units:
+        timings["stage"] = round(time.time() - t0, 3)
+    inputs_ = files.list_inputs(staged.paths)
+    total = sum(f.num_rows for f in inputs_)
+    parts = _partitions(cfg, total)
+    bench = BenchmarkIndex.build(cfg.decontam) if cfg.decontam.enabled else None
+    if total:
+        written, report, signatures_stored = _passes(inputs_, cfg, bench, tmp, parts, timings)
+    else:  # no document to dedup (every record was rejected while reading): no Ray passes
+        written, report, signatures_stored = [], {}, None
 
     by_reason: Counter[str] = Counter()
     kept = 0
@@ -437,21 +470,26 @@ def run_dedup(
     non_empty = sum(1 for f in inputs_ if f.num_rows)  # an empty input file has no rows to group
     if len(written) != non_empty or kept + rejected != total:
         raise RuntimeError(f"dedup conservation broken: input {total}, kept {kept}, rejected {rejected}")
+    by_reason.update(staged.rejected)  # records rejected while reading (io:*) count as input too
     for sub in ("kept", "rejected"):
         shutil.rmtree(out / sub, ignore_errors=True)
         (tmp / sub).replace(out / sub)
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(out / "_staged", ignore_errors=True)  # its rows now live in kept/ and rejected/
     timings["total"] = round(time.time() - t0, 3)
     run = {
         "phase": "dedup",
         "inputs": [str(p) for p in inputs],
         "config": cfg.model_dump(mode="json"),
+        "reader": reader.model_dump(mode="json"),
+        # inputs read by run's readers into OUT/_staged (removed now): units, documents, io:* rejected
+        "staged": {"units": staged.units, "documents": staged.documents, "rejected": staged.rejected.total()},
         "lsh": {"bands": cfg.minhash.band_params[0], "rows": cfg.minhash.band_params[1]},
         "versions": _versions(),
         "timings": timings,
-        "input": total,
+        "input": total + staged.rejected.total(),
         "kept": kept,
-        "rejected": rejected,
+        "rejected": rejected + staged.rejected.total(),
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "decontam": report,
     }

@@ -57,22 +57,24 @@ def _string(value: object) -> str | None:
     return None if value is None else value if isinstance(value, str) else str(value)
 
 
-def _table(rows: list[dict]) -> pa.Table:
-    columns = {name: [_string(row.get(name)) for row in rows] for name in DOCUMENT_SCHEMA.names}
-    return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
+def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    columns = {name: [_string(row.get(name)) for row in rows] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
 
 
-def unit_tables(unit: Unit, config: InputConfig, batch_size: int = 1024) -> Iterator[pa.Table]:
-    """The rows of one unit as DOCUMENT_SCHEMA tables of at most ``batch_size`` rows; rejected rows are
-    included, with ``reject`` set (see ``documents_only``)."""
+def unit_tables(
+    unit: Unit, config: InputConfig, batch_size: int = 1024, schema: pa.Schema = DOCUMENT_SCHEMA
+) -> Iterator[pa.Table]:
+    """The rows of one unit as ``schema`` tables (string columns, ``reject`` among them) of at most
+    ``batch_size`` rows; rejected rows are included, with ``reject`` set (see ``documents_only``)."""
     rows: list[dict] = []
     for row in read_unit(unit, config):
         rows.append(row)
         if len(rows) == batch_size:
-            yield _table(rows)
+            yield _table(rows, schema)
             rows = []
     if rows:
-        yield _table(rows)
+        yield _table(rows, schema)
 
 
 def documents_only(table: pa.Table, rejected: Counter) -> pa.Table:
