@@ -77,6 +77,7 @@ def init(
 
 
 def _register_subcommands() -> None:
+    from dataengine.calibrate import CalibrateCommand, calibrate_command
     from dataengine.dedup.cli import DEDUP_EPILOG, dedup_command
     from dataengine.pack.cli import PACK_EPILOG, pack_command, tokenizer_app
     from dataengine.usage.cli import usage_app
@@ -84,6 +85,7 @@ def _register_subcommands() -> None:
     app.add_typer(tokenizer_app, name="tokenizer")
     app.command("pack", epilog=PACK_EPILOG)(pack_command)
     app.command("dedup", epilog=DEDUP_EPILOG)(dedup_command)
+    app.command("calibrate", epilog=config_epilog(CalibrateCommand))(calibrate_command)
     app.add_typer(usage_app, name="usage")
 
 

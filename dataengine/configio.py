@@ -85,7 +85,36 @@ def copy_shipped_configs(destination: str | Path, overwrite: bool = False) -> li
     return written
 
 
-def read_yaml(path: str | Path) -> dict:
+def deep_merge(base: dict, top: dict) -> dict:
+    """``base`` with ``top``'s keys over it; sections (dicts) merge key by key, any other value replaces."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _include_path(name: Any, including: Path) -> Path:
+    """An ``include:`` entry: a path relative to the including file, else a shipped config name."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{including}: include: each entry must be a file name, got {name!r}")
+    relative = including.parent / name
+    if relative.is_file():
+        return relative
+    found = resolve_config_path(name)
+    if not found.is_file():
+        raise ConfigError(
+            f"{including}: include: {name!r} not found (neither next to {including.name} "
+            f"nor a shipped config of that name under {CONFIG_DIR})"
+        )
+    return found
+
+
+def read_yaml(path: str | Path, _including: tuple[Path, ...] = ()) -> dict:
+    """A YAML config as a dict. ``include: [file.yaml, ...]`` merges those files (paths relative to this
+    file, or shipped config names) deep, in order, before this file's own keys; ``--set`` comes after."""
     given = path
     path = resolve_config_path(path)
     if not path.is_file():
@@ -100,7 +129,20 @@ def read_yaml(path: str | Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
-    return data
+    if "include" not in data:
+        return data
+    includes = data.pop("include")
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise ConfigError(f"{path}: include: expected a list of files, got {type(includes).__name__}")
+    merged: dict = {}
+    for name in includes:
+        included = _include_path(name, path)
+        if included.resolve() in _including + (path.resolve(),):
+            raise ConfigError(f"{path}: include: {name!r} includes itself (a cycle)")
+        merged = deep_merge(merged, read_yaml(included, _including + (path.resolve(),)))
+    return deep_merge(merged, data)
 
 
 def validate(model: type[M], data: dict, origin: str) -> M:
