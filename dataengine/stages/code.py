@@ -16,7 +16,7 @@ import regex
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import BatchStage
-from dataengine.stages.code_text import code_features
+from dataengine.stages.code_text import code_features, code_shape
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
 
@@ -42,6 +42,11 @@ class CodeConfig(BaseModel):
         None, description="fastText code-vs-prose model; default: the packaged one"
     )
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="P(code) at or above which a document is code")
+    require_shape: bool = Field(
+        True,
+        description="a document is code only if its lines also look like program text (code_text.code_shape); "
+        "off: the model's score alone decides",
+    )
     max_line_length: int = Field(1000, ge=1, description="longest line allowed in a code file")
     max_mean_line_length: float = Field(100.0, gt=0, description="mean line length allowed")
     min_alnum_fraction: float = Field(0.25, ge=0.0, le=1.0, description="share of alphanumeric characters")
@@ -68,13 +73,23 @@ class CodeFilter(BatchStage):
     def code_probability(self, text: str) -> float:
         return self.code_probabilities([text])[0]
 
+    def is_code(self, text: str) -> bool:
+        """The stage's decision: the model's score and (unless `require_shape` is off) the text's shape."""
+        return self.code_probability(text) >= self.cfg.threshold and (
+            not self.cfg.require_shape or code_shape(text).is_code_shaped
+        )
+
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         probabilities = self.code_probabilities([doc.text for doc in docs])
         return [self._decide(doc, p_code) for doc, p_code in zip(docs, probabilities, strict=True)]
 
     def _decide(self, doc: Document, p_code: float) -> str | None:
+        shape = code_shape(doc.text)
         self.signal(doc, "probability", p_code)
-        if p_code < self.cfg.threshold:
+        self.signal(doc, "ascii_line_share", shape.ascii_line_share)
+        self.signal(doc, "code_line_share", shape.code_line_share)
+        self.signal(doc, "symbol_density", shape.symbol_density)
+        if p_code < self.cfg.threshold or (self.cfg.require_shape and not shape.is_code_shaped):
             return None
         doc.set_lang(CODE_LANG, p_code)
         lengths = [len(line) for line in doc.lines]
