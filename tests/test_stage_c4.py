@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import regex
 from stage_corpora import cmrc_paragraphs
 
+import dataengine
+from dataengine.config import load_pipeline_config
 from dataengine.stages import Document
-from dataengine.stages.c4 import C4Config, C4Quality, count_cjk_sentences, count_sentences, ends_sentence
+from dataengine.stages.c4 import (
+    C4Config,
+    C4Quality,
+    cjk_sentence_ends,
+    count_cjk_sentences,
+    count_sentences,
+    ends_sentence,
+    trim_to_last_sentence_end,
+)
 from dataengine.stages.text_constants import C4_CJK_END_PUNCTUATION, CJK_CLOSING_MARKS
+
+ROOT = Path(__file__).resolve().parents[1]
+# Chinese as most paper abstracts and much web text write it: half-width marks straight after a character.
+HALF_WIDTH = str.maketrans({"。": ".", "，": ",", "；": ";", "：": ":", "！": "!", "？": "?"})
+# The sentence ends of full-width text, as the writer marked them (a run of 。！？, with any ! ? typed after
+# it, and its closing quotes).
+FULL_WIDTH_END = regex.compile(r"[。！？][。！？!?]*[" + regex.escape(CJK_CLOSING_MARKS) + "]*")
 
 SENTENCES = [
     "The museum reopened on Saturday after two years of repairs.",
@@ -130,3 +153,150 @@ def test_chinese_policy_line_is_dropped():
     )
     rule, doc = clean(text, lang="zh")
     assert rule is None and "隐私政策" not in doc.text and doc.signals["c4.dropped_policy"] == 1
+
+
+def _keep_rate(texts: list[str], stage: C4Quality) -> float:
+    return sum(stage.process(Document(t, lang="zh")) is None for t in texts) / len(texts)
+
+
+def test_half_width_chinese_sentence_ends_are_the_full_width_ones(zh_paragraphs):
+    """CMRC paragraphs with 。！？ mapped to . ! ? (one character each, so offsets stay): the ends found in
+    the half-width text are the writer's ends, nearly all of them and nearly nothing else."""
+    truth = found = extra = exact = 0
+    for text in zh_paragraphs:
+        real = {m.end() for m in FULL_WIDTH_END.finditer(text)}
+        ends = set(cjk_sentence_ends(text.translate(HALF_WIDTH)))
+        truth += len(real)
+        found += len(real & ends)
+        extra += len(ends - real)  # mostly periods the writer already typed half-width (电离.判断)
+        exact += count_cjk_sentences(text.translate(HALF_WIDTH)) == count_cjk_sentences(text)
+        # full-width text: exactly the writer's ends (its few ASCII periods before a space aside)
+        assert real <= set(cjk_sentence_ends(text))
+    assert truth > 10_000
+    assert found / truth >= 0.99 and extra / truth <= 0.01
+    assert exact / len(zh_paragraphs) >= 0.9
+    # the old counter (a period ends a sentence only before a space) saw about one sentence per paragraph
+    assert found / len(zh_paragraphs) > 10
+
+
+def test_numbers_abbreviations_urls_and_ellipses_do_not_end_sentences(zh_paragraphs):
+    """No sentence end inside a decimal or version number, initials, a URL, a file name or an ellipsis of
+    real half-width Chinese, nor after an abbreviation or initial before a space."""
+    inside = {
+        "number": r"\d+(?:\.\d+)+",
+        "initials": r"(?<![A-Za-z])(?:[A-Za-z]\.){2,}",
+        "url": r"(?:https?://|www\.)[A-Za-z0-9./?=&%_~#-]*[A-Za-z0-9/]",
+        "file": r"\b[A-Za-z0-9_]+\.(?:py|js|txt|html?|pdf|docx?|exe|jpg|png|com|org|net|cn)\b",
+        "ellipsis": r"\.{3,}|…+",
+    }
+    seen = dict.fromkeys(inside, 0)
+    for text in (t.translate(HALF_WIDTH) for t in zh_paragraphs):
+        ends = cjk_sentence_ends(text)
+        for name, pattern in inside.items():
+            for m in regex.finditer(pattern, text):
+                seen[name] += 1
+                assert not [e for e in ends if m.start() < e < m.end()], (
+                    name,
+                    text[m.start() - 9 : m.end() + 9],
+                )
+        for m in regex.finditer(r"(?<![A-Za-z])(?:Mr|Dr|St|Jr|[A-Z])\.(?= )", text):
+            assert m.end() not in ends, text[m.start() - 9 : m.end() + 9]
+    assert (
+        seen["number"] > 400 and seen["initials"] > 10 and seen["url"] and seen["file"] and seen["ellipsis"]
+    )
+    # the same marks in a few sentences of our own, one Chinese sentence each
+    for text, n in {
+        "收入增长了2.5倍.圆周率约为3.14.版本1.2.3已发布.": 3,
+        "他在U.S.政府工作.J.K.罗琳写了小说.例如e.g.北京.": 3,
+        "访问www.example.com了解详情.文件a.py很短.邮件a.b@example.com.": 3,
+        "他说...我们走吧.然后……离开了.": 2,
+        "1.北京是首都.2.上海是一座城市.": 2,
+        "该市成立于1998年.2005年人口为3000.该市很大!你去过吗?": 4,
+        "他说:“我们走吧.”然后离开了.Dr.王来了; 他很忙.": 3,
+        "网址是http://a.cn/b.php?id=1.很好!": 2,
+    }.items():
+        assert count_cjk_sentences(text) == n, text
+
+
+def test_half_width_paragraph_is_trimmed_at_a_sentence_end_not_in_a_number():
+    end_punct = tuple(C4_CJK_END_PUNCTUATION)
+    line = "该市人口约3000.去年增长了2.5%,其中"
+    assert trim_to_last_sentence_end(line, end_punct, CJK_CLOSING_MARKS, cjk=True) == "该市人口约3000."
+    assert trim_to_last_sentence_end("他有2.5万元,还有", end_punct, CJK_CLOSING_MARKS, cjk=True) == ""
+
+
+def test_chinese_keep_rate_through_c4_in_both_punctuation_styles(zh_paragraphs):
+    """The shipped c4 rules keep real Chinese prose whichever punctuation it is written in."""
+    stage = C4Quality(load_pipeline_config(ROOT / "configs" / "pipeline.yaml").stages.c4)
+    full = _keep_rate(zh_paragraphs, stage)
+    half = _keep_rate([t.translate(HALF_WIDTH) for t in zh_paragraphs], stage)
+    assert full >= 0.9 and half >= 0.9 and abs(full - half) <= 0.02
+    # one-line paragraphs: each half-width paragraph counts its sentences, not one per line
+    doc = Document(zh_paragraphs[0].translate(HALF_WIDTH), lang="zh")
+    assert stage.process(doc) is None
+    assert doc.signals["c4.sentences"] >= len(FULL_WIDTH_END.findall(zh_paragraphs[0])) >= 3
+
+
+def test_chinese_keep_rate_through_the_shipped_pipeline(zh_paragraphs):
+    """All stages of configs/pipeline.yaml (code detector, language ID, Gopher, C4, FineWeb, ...) on CMRC
+    paragraphs, as written and with half-width punctuation."""
+    cfg = load_pipeline_config(ROOT / "configs" / "pipeline.yaml")
+    rates = {}
+    for style, texts in {
+        "full": zh_paragraphs,
+        "half": [t.translate(HALF_WIDTH) for t in zh_paragraphs],
+    }.items():
+        result = dataengine.process([{"id": str(i), "text": t} for i, t in enumerate(texts)], cfg)
+        rates[style] = result.kept.num_rows / len(texts)
+        reasons = result.rejected.column("reject").to_pylist()
+        assert reasons.count("c4:too_few_sentences") <= 0.01 * len(texts), style
+    assert rates["full"] >= 0.9 and rates["half"] >= 0.9, rates
+
+
+@pytest.mark.parametrize("lang", ["jpn", "kor"])
+def test_japanese_and_korean_sentences(corpus, lang):
+    """UDHR in Japanese (full-width 。) and Korean (. then a space): every line's sentences are counted as
+    before, Japanese with half-width periods too, and every ~800-character chunk passes c4."""
+    with gzip.open(corpus / "langid" / "udhr2_docs.jsonl.gz", "rt", encoding="utf-8") as f:
+        text = next(r["text"] for r in map(json.loads, f) if r["lang"] == lang)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    marks = sum(len(regex.findall(r"。|다\.", line)) for line in lines)
+    assert marks > 50
+    assert sum(len(cjk_sentence_ends(line)) for line in lines) == marks
+    if lang == "jpn":
+        assert sum(len(cjk_sentence_ends(line.replace("。", "."))) for line in lines) == marks
+    chunks, chunk = [], ""
+    for line in lines:
+        chunk += line + "\n"
+        if len(chunk) > 800:
+            chunks, chunk = [*chunks, chunk], ""
+    stage = C4Quality(load_pipeline_config(ROOT / "configs" / "pipeline.yaml").stages.c4)
+    assert all(stage.process(Document(c, lang=lang[:2] if lang == "kor" else "ja")) is None for c in chunks)
+
+
+def test_news_and_novel_keep_rates_in_both_punctuation_styles(shared_data):
+    """SIGHAN 2005 news (lines joined into ~600-character documents, and the same as one-line paragraphs)
+    and a Japanese novel (吾輩は猫である, ~1500-character chunks) through the shipped c4 rules."""
+    stage = C4Quality(load_pipeline_config(ROOT / "configs" / "pipeline.yaml").stages.c4)
+    news = []
+    for name in ("pku_test.utf8.gz", "msr_test.utf8.gz", "cityu_test.utf8"):
+        path = shared_data / "zh" / "sighan2005" / name
+        with (gzip.open if name.endswith(".gz") else open)(path, "rt", encoding="utf-8-sig") as f:
+            doc = ""
+            for line in filter(None, map(str.strip, f)):
+                doc += line + "\n"
+                if len(doc) >= 600:
+                    news, doc = [*news, doc], ""
+    novel_lines = (
+        (shared_data / "reference" / "wagahaiwa_nekodearu.txt").read_text(encoding="utf-8").splitlines()
+    )
+    novel, chunk = [], ""
+    for line in filter(None, map(str.strip, novel_lines[20:])):
+        chunk += line + "\n"
+        if len(chunk) > 1500:
+            novel, chunk = [*novel, chunk], ""
+    for lang, texts in {"zh": news, "zh-1line": [t.replace("\n", "") for t in news], "ja": novel}.items():
+        assert len(texts) > 150
+        for style in (texts, [t.translate(HALF_WIDTH) for t in texts]):
+            kept = sum(stage.process(Document(t, lang=lang[:2])) is None for t in style) / len(style)
+            assert kept >= 0.95, (lang, kept)

@@ -73,9 +73,14 @@ ELLIPSES = ("...", "…")
 # C4: a kept line ends in one of these (and not in "...").
 C4_END_PUNCTUATION = (".", "?", "!", '"', "'")
 # (for CJK, quotes are closing marks that may follow the terminal punctuation, not terminals)
-C4_CJK_END_PUNCTUATION = (".", "?", "!", "。", "！", "？", "…", "．")
+C4_CJK_END_PUNCTUATION = (".", "?", "!", "。", "！", "？", "…", "．", "｡")
 # Closing quotes and brackets that may follow a CJK sentence end: 。」 ！』 ？” …）
 CJK_CLOSING_MARKS = "」』”’）)〕】》〉\"'"
+# Marks that always end a CJK sentence (full-width, and the half-width ideographic full stop ｡).
+CJK_FULL_STOPS = "。！？｡"
+# Periods that end a CJK sentence only in context (not in 2.5, U.S., www.example.com, ...): the ASCII
+# period of half-width punctuation and the full-width period ． of some Chinese and Japanese text.
+CJK_PERIODS = ".．"
 # C4 drops lines that talk about site policies.
 C4_POLICY_PHRASES = (
     "terms of use",
