@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Document", "Stage", "build_stages", "STAGE_ORDER", "PROSE_ONLY"]
 
+# `code` runs before `langid` (code must not meet langid's thresholds); it labels a document code only
+# when the fastText score and the text's shape agree (stages/code_text.py), so prose in any script reaches langid.
 STAGE_ORDER = ("normalize", "code", "langid", "gopher", "gopher_rep", "c4", "fineweb", "toxicity", "pii")
 # Stages whose rules describe natural-language prose; documents detected as code skip them.
 PROSE_ONLY = frozenset({"langid", "gopher", "gopher_rep", "c4", "fineweb", "toxicity"})
