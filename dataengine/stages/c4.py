@@ -7,22 +7,20 @@ left. Defaults are DataTrove's C4QualityFilter. For CJK, terminal punctuation
 includes 。！？… and closing quotes, the per-line minimum counts characters,
 sentences are counted by their end marks (CJK sentences need no space after),
 and a line (often a whole paragraph) with an unterminated tail is cut back to
-its last sentence end instead of being dropped. CJK text is read in both
-punctuation styles: full-width 。！？ and half-width . ! ? directly followed by
-the next sentence (as in Chinese paper abstracts), where a half-width period
-inside a number (2.5, 1.2.3), an abbreviation or initials (Dr., U.S., J.K.),
-a URL or file name (www.example.com, a.py), a list number (1.) or an ellipsis
-(...) ends nothing.
+its last sentence end instead of being dropped.
 The surviving lines replace the text (`doc.set_text`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import Stage
-from dataengine.stages.document import Document
+from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
+from dataengine.stages.document import CJK_LANGS, Document
 from dataengine.stages.text_constants import (
     C4_CITATION,
     C4_CJK_END_PUNCTUATION,
@@ -30,8 +28,6 @@ from dataengine.stages.text_constants import (
     C4_END_PUNCTUATION,
     C4_POLICY_PHRASES,
     CJK_CLOSING_MARKS,
-    CJK_FULL_STOPS,
-    CJK_PERIODS,
     LINE_SPACES,
 )
 
@@ -46,35 +42,7 @@ _SENTENCE_BREAK = regex.compile(
     r"(?<!(?<![\p{L}.])(?:" + _ABBREVIATIONS + r"|\p{L}))(?:(?<!\.)\.(?!\.)|[?!]+)[\"'”’)\]]*\s+(?=\S)",
     regex.IGNORECASE,
 )
-_CJK_LETTER = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
-_CLOSE = regex.escape(CJK_CLOSING_MARKS)
-_FULL_STOPS = regex.escape(CJK_FULL_STOPS)
-_PERIODS = regex.escape(CJK_PERIODS)
-# A sentence end in CJK text, then the closing marks after it. Full-width 。！？ always end one. Half-width
-# ! ? end one after a CJK character or closing mark, or when no ASCII word or URL query (?id=1) goes on.
-# A period (. or ．) ends one after a CJK character or closing mark unless lower-case ASCII follows (a file
-# name such as 报告.docx) or it is part of an ellipsis; after anything else (ASCII words, digits) only when
-# no letter, digit or period follows (so 2.5, www.example.com and a.py never split), and then not after an
-# abbreviation, initials (U.S., e.g., J.K.), a single letter before a space (J. Smith) or a list number
-# at the start of the line or after a space or punctuation (1. 2.), though 3.14. ends one.
-_CJK_SENTENCE_END = regex.compile(
-    rf"""
-    (?=[{_FULL_STOPS}{_PERIODS}!?])  # (fails fast where no end mark is)
-    (?:[{_FULL_STOPS}][{_FULL_STOPS}!?]*[{_CLOSE}]*
-  | (?<=[{_CJK_LETTER}{_CLOSE}])[!?]+[{_CLOSE}]*
-  | [!?]+[{_CLOSE}]*+(?![A-Za-z0-9_=&/])
-  | (?<![{_PERIODS}…])(?<=[{_CJK_LETTER}{_CLOSE}])[{_PERIODS}](?![{_PERIODS}])[{_CLOSE}]*+(?![a-z{_PERIODS}])
-  | (?<![{_PERIODS}…{_CJK_LETTER}{_CLOSE}])
-    (?<!(?<![A-Za-z])(?i:{_ABBREVIATIONS}))
-    (?<![A-Za-z][{_PERIODS}][A-Za-z])
-    (?<!(?:^|[\s\p{{P}}])(?<!\d[{_PERIODS},])\d{{1,3}})
-    [{_PERIODS}](?![{_PERIODS}])[{_CLOSE}]*+
-    (?:(?=\s)(?<!(?<![A-Za-z])[A-Za-z][{_PERIODS}][{_CLOSE}]*)|(?=$|[{_CJK_LETTER}\p{{P}}\p{{S}}])(?![{_PERIODS},;:，；：、])))
-    """,
-    regex.VERBOSE,
-)
-# End marks that need the text around them to tell whether they end a CJK sentence.
-_CONTEXT_MARKS = frozenset(CJK_PERIODS + "!?")
+_CJK_SENTENCE_END = regex.compile(r"[。！？!?]+[」』”’）)]*|(?<![.])[.](?=\s|$)")
 _CJK_OR_SPACE = r"\s\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{P}"
 
 
@@ -84,15 +52,11 @@ def ends_sentence(line: str, end_punct: tuple[str, ...], closers: str = "") -> b
     return core.endswith(end_punct) and not core.endswith("...")
 
 
-def trim_to_last_sentence_end(
-    line: str, end_punct: tuple[str, ...], closers: str = "", cjk: bool = False
-) -> str:
+def trim_to_last_sentence_end(line: str, end_punct: tuple[str, ...], closers: str = "") -> str:
     """The line up to its last sentence end (with the closing marks after it), or "" if none.
 
     A CJK paragraph is one long line; when only its tail is unterminated (cut
-    off, or a caption), the finished sentences before it are kept. With `cjk`, a
-    half-width . ! ? (or ．) is a cut only where it ends a CJK sentence (not in
-    2.5, U.S. or www.example.com).
+    off, or a caption), the finished sentences before it are kept.
     """
     cut = len(line)
     while cut > 0:
@@ -101,9 +65,6 @@ def trim_to_last_sentence_end(
             return ""
         if line.endswith("..", 0, cut):  # an ellipsis is not a sentence end: look before it
             cut = len(line[:cut].rstrip("."))
-            continue
-        if cjk and line[cut - 1] in _CONTEXT_MARKS and not _CJK_SENTENCE_END.match(line, cut - 1):
-            cut -= 1
             continue
         stop = cut
         while stop < len(line) and line[stop] in closers:
@@ -123,16 +84,10 @@ def count_sentences(lines: list[str]) -> int:
     return sum(1 for line in lines if line) + len(_SENTENCE_BREAK.findall(joined))
 
 
-def cjk_sentence_ends(line: str) -> list[int]:
-    """Offsets in a CJK line just after each sentence end (and the closing marks after it)."""
-    return [m.end() for m in _CJK_SENTENCE_END.finditer(line)]
-
-
 def count_cjk_sentences(line: str) -> int:
-    """Sentences in a CJK line: its sentence ends (full-width 。！？ runs, or half-width . ! ? read in
-    context: not in 2.5, U.S., www.example.com, a list number or an ellipsis), plus an unterminated tail."""
-    ends = cjk_sentence_ends(line)
-    tail = line[ends[-1] :].strip() if ends else line.strip()
+    """Sentences in a CJK line: runs of end marks, plus an unterminated tail."""
+    ends = list(_CJK_SENTENCE_END.finditer(line))
+    tail = line[ends[-1].end() :].strip() if ends else line.strip()
     return len(ends) + (1 if tail else 0)
 
 
@@ -171,13 +126,18 @@ def _cjk_rules() -> C4Rules:
     )
 
 
-class C4Config(BaseModel):
-    """English (and other spaced languages) rules, and the CJK rules."""
+class C4Config(ByLangRules):
+    """English (and other spaced languages) rules, the CJK rules, per-language overrides (`by_lang`).
+    Classical Chinese (lzh): verse lines end in ， or nothing and a quatrain is two sentences."""
 
     model_config = ConfigDict(extra="forbid")
+    BUILTIN_BY_LANG = {
+        "lzh": {"filter_no_terminal_punct": False, "min_sentences": 2, "min_words_per_line": 3}
+    }
 
     default: C4Rules = Field(default_factory=C4Rules)
     cjk: C4Rules = Field(default_factory=_cjk_rules)
+    by_lang: dict[str, dict[str, Any]] = by_lang_field(BUILTIN_BY_LANG)
 
 
 class C4Quality(Stage):
@@ -190,18 +150,24 @@ class C4Quality(Stage):
     def __init__(self, cfg: C4Config | None = None):
         super().__init__()
         self.cfg = cfg or C4Config()
+        self._rules = RulesByLang(self.cfg)
         self._long_word = {
-            False: regex.compile(rf"\S{{{self.cfg.default.max_word_length + 1},}}"),
-            True: regex.compile(rf"[^{_CJK_OR_SPACE}]{{{self.cfg.cjk.max_word_length + 1},}}"),
+            key: regex.compile(
+                rf"[^{_CJK_OR_SPACE}]{{{r.max_word_length + 1},}}"
+                if key == "cjk" or key in CJK_LANGS
+                else rf"\S{{{r.max_word_length + 1},}}"
+            )
+            for key, r in self._rules.all().items()
         }
 
     def process(self, doc: Document) -> str | None:
         cjk = doc.is_cjk
-        rules: C4Rules = self.cfg.cjk if cjk else self.cfg.default
+        key = self._rules.key(doc)
+        rules: C4Rules = self._rules.named(key)
         end_punct = tuple(rules.end_punctuation)
         policy = tuple(rules.policy_phrases)
         closers = rules.closing_marks
-        long_word = self._long_word[cjk] if rules.max_word_length != -1 else None
+        long_word = self._long_word[key] if rules.max_word_length != -1 else None
         dropped = dict.fromkeys(
             ("long_word", "no_terminal_punct", "too_few_words", "javascript", "policy"), 0
         )
@@ -219,7 +185,7 @@ class C4Quality(Stage):
                 line = C4_CITATION.sub("", line)
             if rules.filter_no_terminal_punct and not ends_sentence(line, end_punct, closers):
                 trim = rules.trim_unterminated_tail
-                line = trim_to_last_sentence_end(line, end_punct, closers, cjk) if trim else ""
+                line = trim_to_last_sentence_end(line, end_punct, closers) if trim else ""
                 if not line:
                     dropped["no_terminal_punct"] += 1
                     continue

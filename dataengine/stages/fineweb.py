@@ -9,9 +9,12 @@ denser script, and the newline ratio is per character.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import Stage
+from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import Document
 from dataengine.stages.gopher_repetition import duplicates
 from dataengine.stages.text_constants import LINE_ENDS_WITH_CJK_TERMINAL, LINE_ENDS_WITH_TERMINAL
@@ -36,13 +39,23 @@ def _cjk_rules() -> FineWebRules:
     return FineWebRules(short_line_length=12, new_line_ratio=0.2)
 
 
-class FineWebConfig(BaseModel):
-    """English (and other spaced languages) rules, and the CJK rules."""
+class FineWebConfig(ByLangRules):
+    """English (and other spaced languages) rules, the CJK rules, per-language overrides (`by_lang`).
+    Classical Chinese (lzh): verse is short lines, often unpunctuated at the line end, with refrains."""
 
     model_config = ConfigDict(extra="forbid")
+    BUILTIN_BY_LANG = {
+        "lzh": {
+            "line_punct_thr": None,
+            "short_line_thr": None,
+            "new_line_ratio": None,
+            "char_duplicates_ratio": 0.2,
+        }
+    }
 
     default: FineWebRules = Field(default_factory=FineWebRules)
     cjk: FineWebRules = Field(default_factory=_cjk_rules)
+    by_lang: dict[str, dict[str, Any]] = by_lang_field(BUILTIN_BY_LANG)
 
 
 class FineWebQuality(Stage):
@@ -54,10 +67,11 @@ class FineWebQuality(Stage):
     def __init__(self, cfg: FineWebConfig | None = None):
         super().__init__()
         self.cfg = cfg or FineWebConfig()
+        self._rules = RulesByLang(self.cfg)
 
     def process(self, doc: Document) -> str | None:
         cjk = doc.is_cjk
-        rules: FineWebRules = self.cfg.cjk if cjk else self.cfg.default
+        rules: FineWebRules = self._rules(doc)
         lines = doc.non_empty_lines
         if not lines:
             return "empty"

@@ -4,17 +4,22 @@ English defaults follow DataTrove's GopherQualityFilter. CJK text has no
 spaces, so its units are characters: the length bounds count characters, the
 mean-word-length rule is off, and the stop words are function characters
 (的 了 是 在 和 ...). Other languages use their own stop words, so Spanish is
-not rejected for lacking "the". The variant is picked by `doc.is_cjk` (from language ID).
+not rejected for lacking "the"; a language without a list skips the rule (never the English
+list on another language). The variant is picked by `doc.is_cjk` (from language ID), then
+`by_lang` overrides it per language (see `stages/by_lang.py`). Classical Chinese (`lzh`, poetry and
+the classics) is judged without the modern function-character rule and with a length floor of a
+quatrain (20 characters).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import Stage
+from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import Document
 from dataengine.stages.text_constants import (
     ALL_CJK_STOP_CHARS,
@@ -70,13 +75,20 @@ def _cjk_rules() -> GopherQualityRules:
     )
 
 
-class GopherQualityConfig(BaseModel):
-    """English (and other spaced languages) rules, and the CJK character-based rules."""
+# Classical Chinese: a five-character quatrain (五言绝句) is 20 characters, and poems use few of the
+# modern function characters (的 了 是 ...) that the CJK stop-word rule counts.
+_LZH_RULES: dict[str, Any] = {"min_words": 20, "min_stop_words": None}
+
+
+class GopherQualityConfig(ByLangRules):
+    """English (and other spaced languages) rules, the CJK character-based rules, per-language overrides."""
 
     model_config = ConfigDict(extra="forbid")
+    BUILTIN_BY_LANG = {"lzh": _LZH_RULES}
 
     default: GopherQualityRules = Field(default_factory=GopherQualityRules)
     cjk: GopherQualityRules = Field(default_factory=_cjk_rules)
+    by_lang: dict[str, dict[str, Any]] = by_lang_field(BUILTIN_BY_LANG)
 
 
 def _ratio(part: float, whole: float) -> float:
@@ -97,23 +109,30 @@ class GopherQuality(Stage):
         self.cfg = cfg or GopherQualityConfig()
         self._stop_words = {lang: frozenset(words) for lang, words in STOP_WORDS.items()}
         self._all_cjk_stop_chars = frozenset(ALL_CJK_STOP_CHARS)
+        self._rules = RulesByLang(self.cfg)
         self._configured_stop_words = {
             key: frozenset(rules.stop_words) if rules.stop_words is not None else None
-            for key, rules in (("default", self.cfg.default), ("cjk", self.cfg.cjk))
+            for key, rules in self._rules.all().items()
         }
-        self._bullets = {"default": tuple(self.cfg.default.bullets), "cjk": tuple(self.cfg.cjk.bullets)}
+        self._bullets = {key: tuple(rules.bullets) for key, rules in self._rules.all().items()}
 
-    def _stop_words_for(self, key: str, lang: str | None) -> frozenset[str] | None:
-        """The configured list, else the language's own, else None (the rule cannot judge)."""
+    def _stop_words_for(self, key: str, doc: Document) -> frozenset[str] | None:
+        """The configured list, else the language's own, else None (the rule cannot judge).
+
+        Only a document not yet through language ID (lang None) is read as English; a CJK
+        language without a list (yue, wuu, ...) counts any CJK function character."""
         if self._configured_stop_words[key] is not None:
             return self._configured_stop_words[key]
-        if key == "cjk":
-            return self._stop_words.get(lang or "", self._all_cjk_stop_chars)
-        return self._stop_words.get(lang or "en")
+        lang = doc.lang
+        if lang is None:
+            return self._all_cjk_stop_chars if doc.is_cjk else self._stop_words["en"]
+        if doc.is_cjk:
+            return self._stop_words.get(lang, self._all_cjk_stop_chars)
+        return self._stop_words.get(lang)
 
     def process(self, doc: Document) -> str | None:
-        key = "cjk" if doc.is_cjk else "default"
-        rules: GopherQualityRules = getattr(self.cfg, key)
+        key = self._rules.key(doc)
+        rules: GopherQualityRules = self._rules.named(key)
         text = doc.text
         units = doc.units
         n_units = len(units)
@@ -138,7 +157,7 @@ class GopherQuality(Stage):
             alpha_units = doc.text.split() if rules.alpha_words_split == "whitespace" else units
             n_alpha = sum(1 for u in alpha_units if u[0].isalpha() or _HAS_LETTER.search(u))
             alpha_ratio = _ratio(n_alpha, len(alpha_units))
-        stop_words = self._stop_words_for(key, doc.lang)
+        stop_words = self._stop_words_for(key, doc)
         n_stop = len(stop_words.intersection(units)) if stop_words is not None else -1
         for signal, value in (
             ("word_count", n_content),

@@ -12,6 +12,7 @@ import importlib.resources
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import BatchStage
+from dataengine.stages.classical_chinese import HAN_LANGS, is_classical_chinese
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
 
@@ -43,6 +44,11 @@ class LangIdConfig(BaseModel):
     )
     languages: list[str] | None = Field(
         None, description="languages to keep (ISO 639-1 as lid.176 names them); None = all"
+    )
+    classical_chinese: bool = Field(
+        True,
+        description="relabel classical Chinese (poetry, the classics) that lid.176 calls zh/ja/yue/wuu as lzh, "
+        "judged by its own rules; the threshold stays that of the model's label, and languages: [zh] admits it",
     )
     max_chars: int = Field(
         10_000,
@@ -84,12 +90,17 @@ class LanguageIdentifier(BatchStage):
         predictions = self.predict_many([doc.text for doc in docs])
         return [self._decide(doc, lang, score) for doc, (lang, score) in zip(docs, predictions, strict=True)]
 
-    def _decide(self, doc: Document, lang: str, score: float) -> str | None:
+    def _decide(self, doc: Document, model_lang: str, score: float) -> str | None:
+        lang = model_lang
+        if self.cfg.classical_chinese and model_lang in HAN_LANGS and is_classical_chinese(doc.text):
+            lang = "lzh"
         doc.set_lang(lang, score)
         self.signal(doc, "lang", lang)
         self.signal(doc, "score", score)
-        if score < self.cfg.thresholds.get(lang, self.cfg.threshold):
+        threshold = self.cfg.thresholds.get(model_lang, self.cfg.threshold)
+        if score < self.cfg.thresholds.get(lang, threshold):
             return "below_threshold"
         if self.allowed is not None and lang not in self.allowed:
-            return "not_allowed"
+            if not (lang == "lzh" and "zh" in self.allowed):
+                return "not_allowed"
         return None
