@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import regex
 
+from dataengine.stages.reflow import reflow
+
 CJK_LANGS = frozenset({"zh", "ja", "ko", "yue", "wuu", "lzh"})
 
 # Words as NLTK's treebank tokenizer (which Gopher/FineWeb were tuned with) cuts them, at
@@ -39,7 +41,15 @@ _PARAGRAPH_BREAK = regex.compile(r"\n{2,}")
 # Attributes that are state, not caches: everything else in __dict__ is a cached split.
 _STATE = frozenset({"text", "lang", "lang_score", "signals"})
 # Caches that depend on the language (through `is_cjk`), dropped by `set_lang`.
-_LANG_DEPENDENT = ("units", "unit_ids", "unit_length_cumsum", "_ngram_cache")
+_LANG_DEPENDENT = (
+    "units",
+    "unit_ids",
+    "unit_length_cumsum",
+    "_ngram_cache",
+    "reflowed_text",
+    "reflowed_lines",
+    "non_empty_reflowed_lines",
+)
 
 
 class Document:
@@ -79,6 +89,24 @@ class Document:
     def non_empty_lines(self) -> list[str]:
         """Lines with something other than whitespace, unstripped."""
         return [line for line in self.lines if line and not line.isspace()]
+
+    @cached_property
+    def reflowed_text(self) -> str:
+        """The text with hard-wrapped lines joined into paragraphs (`stages.reflow`); the text itself
+        (same object) when it is not wrapped, or is CJK (no spaces tell a wrap from a break)."""
+        return self.text if self.is_cjk else reflow(self.text)
+
+    @cached_property
+    def reflowed_lines(self) -> list[str]:
+        """Lines of `reflowed_text`: one per paragraph of a hard-wrapped book; `lines` for other text."""
+        return self.lines if self.reflowed_text is self.text else self.reflowed_text.split("\n")
+
+    @cached_property
+    def non_empty_reflowed_lines(self) -> list[str]:
+        """`reflowed_lines` with something other than whitespace, unstripped."""
+        if self.reflowed_text is self.text:
+            return self.non_empty_lines
+        return [line for line in self.reflowed_lines if line and not line.isspace()]
 
     @cached_property
     def paragraphs(self) -> list[str]:

@@ -5,6 +5,13 @@ repeat, or there are many newlines per word (lists, menus). Defaults are
 DataTrove's FineWebQualityFilter. For CJK, sentence ends include closing
 quotes after 。！？ and ellipses, a short line is measured in characters of
 denser script, and the newline ratio is per character.
+
+The rules read `doc.reflowed_lines`: a hard-wrapped book or plain-text file is measured one
+paragraph per line (`stages.reflow`), so a sentence spread over wrapped lines is not taken for
+lines that fail to end a sentence; such a paragraph also ends a sentence when the terminal mark
+sits inside closing quotes or brackets (dialogue: `"Go."`). Text that is not hard-wrapped (web
+text, menus, lists) is measured on its own lines, exactly as DataTrove does; the signal `reflowed`
+says which was used.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataengine.stages.base import Stage
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import Document
 from dataengine.stages.gopher_repetition import duplicates
+from dataengine.stages.reflow import LINE_ENDS_SENTENCE
 from dataengine.stages.text_constants import LINE_ENDS_WITH_CJK_TERMINAL, LINE_ENDS_WITH_TERMINAL
 
 
@@ -59,7 +67,8 @@ class FineWebConfig(ByLangRules):
 
 
 class FineWebQuality(Stage):
-    """Signals: line_punct_ratio, short_line_ratio, char_dup_ratio, newline_ratio.
+    """Signals: line_punct_ratio, short_line_ratio, char_dup_ratio, newline_ratio, reflowed (1 when
+    the line statistics were measured on the re-flowed paragraphs of hard-wrapped text).
     Rules (in this order): empty, line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio."""
 
     name = "fineweb"
@@ -72,11 +81,15 @@ class FineWebQuality(Stage):
     def process(self, doc: Document) -> str | None:
         cjk = doc.is_cjk
         rules: FineWebRules = self._rules(doc)
-        lines = doc.non_empty_lines
+        lines = doc.non_empty_reflowed_lines
         if not lines:
             return "empty"
-        text = doc.text
-        ends = LINE_ENDS_WITH_CJK_TERMINAL if cjk else LINE_ENDS_WITH_TERMINAL
+        text = doc.reflowed_text
+        reflowed = text is not doc.text
+        if cjk:
+            ends = LINE_ENDS_WITH_CJK_TERMINAL
+        else:  # a re-flowed paragraph of dialogue ends in a closing quote: `"Yes," he said. "Go."`
+            ends = LINE_ENDS_SENTENCE if reflowed else LINE_ENDS_WITH_TERMINAL
         punct_ratio = len(ends.findall(text)) / len(lines)
         short_ratio = sum(1 for line in lines if len(line) <= rules.short_line_length) / len(lines)
         dup_ratio = duplicates(lines)[1] / max(1, len(text) - text.count("\n"))
@@ -85,6 +98,7 @@ class FineWebQuality(Stage):
         self.signal(doc, "short_line_ratio", round(short_ratio, 4))
         self.signal(doc, "char_dup_ratio", round(dup_ratio, 4))
         self.signal(doc, "newline_ratio", round(newline_ratio, 4))
+        self.signal(doc, "reflowed", int(reflowed))
 
         if (
             rules.line_punct_thr is not None

@@ -145,10 +145,13 @@ class GopherQuality(Stage):
         mean_len = _ratio(content_chars, n_content)
         hash_ratio = _ratio(text.count("#"), n_units)
         ellipsis_ratio = _ratio(text.count("...") + text.count("…"), n_units)
-        n_lines = len(doc.lines)
+        # hard-wrapped text (books) is measured one paragraph per line: a wrapped line that happens
+        # to start with "-" ("--" dashes) or end with "..." is not a bullet or an ellipsis line
+        lines = doc.reflowed_lines
+        n_lines = len(lines)
         bullets = self._bullets[key]
-        n_bullet = sum(1 for line in doc.lines if line.lstrip(LINE_SPACES).startswith(bullets))
-        n_ellipsis = sum(1 for line in doc.lines if line.rstrip(LINE_SPACES).endswith(ELLIPSES))
+        n_bullet = sum(1 for line in lines if line.lstrip(LINE_SPACES).startswith(bullets))
+        n_ellipsis = sum(1 for line in lines if line.rstrip(LINE_SPACES).endswith(ELLIPSES))
         bullet_ratio = _ratio(n_bullet, n_lines)
         ellipsis_lines_ratio = _ratio(n_ellipsis, n_lines)
         if doc.is_cjk:
