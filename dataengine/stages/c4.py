@@ -7,7 +7,12 @@ left. Defaults are DataTrove's C4QualityFilter. For CJK, terminal punctuation
 includes 。！？… and closing quotes, the per-line minimum counts characters,
 sentences are counted by their end marks (CJK sentences need no space after),
 and a line (often a whole paragraph) with an unterminated tail is cut back to
-its last sentence end instead of being dropped.
+its last sentence end instead of being dropped. CJK text is read in both
+punctuation styles: full-width 。！？ and half-width . ! ? directly followed by
+the next sentence (as in Chinese paper abstracts), where a half-width period
+inside a number (2.5, 1.2.3), an abbreviation or initials (Dr., U.S., J.K.),
+a URL or file name (www.example.com, a.py), a list number (1.) or an ellipsis
+(...) ends nothing.
 The surviving lines replace the text (`doc.set_text`).
 """
 
@@ -28,6 +33,8 @@ from dataengine.stages.text_constants import (
     C4_END_PUNCTUATION,
     C4_POLICY_PHRASES,
     CJK_CLOSING_MARKS,
+    CJK_FULL_STOPS,
+    CJK_PERIODS,
     LINE_SPACES,
 )
 
@@ -42,7 +49,35 @@ _SENTENCE_BREAK = regex.compile(
     r"(?<!(?<![\p{L}.])(?:" + _ABBREVIATIONS + r"|\p{L}))(?:(?<!\.)\.(?!\.)|[?!]+)[\"'”’)\]]*\s+(?=\S)",
     regex.IGNORECASE,
 )
-_CJK_SENTENCE_END = regex.compile(r"[。！？!?]+[」』”’）)]*|(?<![.])[.](?=\s|$)")
+_CJK_LETTER = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
+_CLOSE = regex.escape(CJK_CLOSING_MARKS)
+_FULL_STOPS = regex.escape(CJK_FULL_STOPS)
+_PERIODS = regex.escape(CJK_PERIODS)
+# A sentence end in CJK text, then the closing marks after it. Full-width 。！？ always end one. Half-width
+# ! ? end one after a CJK character or closing mark, or when no ASCII word or URL query (?id=1) goes on.
+# A period (. or ．) ends one after a CJK character or closing mark unless lower-case ASCII follows (a file
+# name such as 报告.docx) or it is part of an ellipsis; after anything else (ASCII words, digits) only when
+# no letter, digit or period follows (so 2.5, www.example.com and a.py never split), and then not after an
+# abbreviation, initials (U.S., e.g., J.K.), a single letter before a space (J. Smith) or a list number
+# at the start of the line or after a space or punctuation (1. 2.), though 3.14. ends one.
+_CJK_SENTENCE_END = regex.compile(
+    rf"""
+    (?=[{_FULL_STOPS}{_PERIODS}!?])  # (fails fast where no end mark is)
+    (?:[{_FULL_STOPS}][{_FULL_STOPS}!?]*[{_CLOSE}]*
+  | (?<=[{_CJK_LETTER}{_CLOSE}])[!?]+[{_CLOSE}]*
+  | [!?]+[{_CLOSE}]*+(?![A-Za-z0-9_=&/])
+  | (?<![{_PERIODS}…])(?<=[{_CJK_LETTER}{_CLOSE}])[{_PERIODS}](?![{_PERIODS}])[{_CLOSE}]*+(?![a-z{_PERIODS}])
+  | (?<![{_PERIODS}…{_CJK_LETTER}{_CLOSE}])
+    (?<!(?<![A-Za-z])(?i:{_ABBREVIATIONS}))
+    (?<![A-Za-z][{_PERIODS}][A-Za-z])
+    (?<!(?:^|[\s\p{{P}}])(?<!\d[{_PERIODS},])\d{{1,3}})
+    [{_PERIODS}](?![{_PERIODS}])[{_CLOSE}]*+
+    (?:(?=\s)(?<!(?<![A-Za-z])[A-Za-z][{_PERIODS}][{_CLOSE}]*)|(?=$|[{_CJK_LETTER}\p{{P}}\p{{S}}])(?![{_PERIODS},;:，；：、])))
+    """,
+    regex.VERBOSE,
+)
+# End marks that need the text around them to tell whether they end a CJK sentence.
+_CONTEXT_MARKS = frozenset(CJK_PERIODS + "!?")
 _CJK_OR_SPACE = r"\s\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{P}"
 
 
@@ -52,11 +87,15 @@ def ends_sentence(line: str, end_punct: tuple[str, ...], closers: str = "") -> b
     return core.endswith(end_punct) and not core.endswith("...")
 
 
-def trim_to_last_sentence_end(line: str, end_punct: tuple[str, ...], closers: str = "") -> str:
+def trim_to_last_sentence_end(
+    line: str, end_punct: tuple[str, ...], closers: str = "", cjk: bool = False
+) -> str:
     """The line up to its last sentence end (with the closing marks after it), or "" if none.
 
     A CJK paragraph is one long line; when only its tail is unterminated (cut
-    off, or a caption), the finished sentences before it are kept.
+    off, or a caption), the finished sentences before it are kept. With `cjk`, a
+    half-width . ! ? (or ．) is a cut only where it ends a CJK sentence (not in
+    2.5, U.S. or www.example.com).
     """
     cut = len(line)
     while cut > 0:
@@ -65,6 +104,9 @@ def trim_to_last_sentence_end(line: str, end_punct: tuple[str, ...], closers: st
             return ""
         if line.endswith("..", 0, cut):  # an ellipsis is not a sentence end: look before it
             cut = len(line[:cut].rstrip("."))
+            continue
+        if cjk and line[cut - 1] in _CONTEXT_MARKS and not _CJK_SENTENCE_END.match(line, cut - 1):
+            cut -= 1
             continue
         stop = cut
         while stop < len(line) and line[stop] in closers:
@@ -84,10 +126,16 @@ def count_sentences(lines: list[str]) -> int:
     return sum(1 for line in lines if line) + len(_SENTENCE_BREAK.findall(joined))
 
 
+def cjk_sentence_ends(line: str) -> list[int]:
+    """Offsets in a CJK line just after each sentence end (and the closing marks after it)."""
+    return [m.end() for m in _CJK_SENTENCE_END.finditer(line)]
+
+
 def count_cjk_sentences(line: str) -> int:
-    """Sentences in a CJK line: runs of end marks, plus an unterminated tail."""
-    ends = list(_CJK_SENTENCE_END.finditer(line))
-    tail = line[ends[-1].end() :].strip() if ends else line.strip()
+    """Sentences in a CJK line: its sentence ends (full-width 。！？ runs, or half-width . ! ? read in
+    context: not in 2.5, U.S., www.example.com, a list number or an ellipsis), plus an unterminated tail."""
+    ends = cjk_sentence_ends(line)
+    tail = line[ends[-1] :].strip() if ends else line.strip()
     return len(ends) + (1 if tail else 0)
 
 
@@ -185,7 +233,7 @@ class C4Quality(Stage):
                 line = C4_CITATION.sub("", line)
             if rules.filter_no_terminal_punct and not ends_sentence(line, end_punct, closers):
                 trim = rules.trim_unterminated_tail
-                line = trim_to_last_sentence_end(line, end_punct, closers) if trim else ""
+                line = trim_to_last_sentence_end(line, end_punct, closers, cjk) if trim else ""
                 if not line:
                     dropped["no_terminal_punct"] += 1
                     continue
