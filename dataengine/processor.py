@@ -186,6 +186,7 @@ class DocumentProcessor:
     def _count(self, out: dict, text: str) -> dict:
         stats = self.stats
         lang = out.get("lang") or "unknown"
+        stats.count_row(lang, out.get("source"), out.get("reject"))
         if out.get("reject"):
             stats.rejected_by_reason[out["reject"]] += 1
             stats.langs_rejected[lang] += 1

@@ -104,6 +104,91 @@ def _table(rows: list[tuple]) -> str:
     return f"<table>{cells}</table>"
 
 
+def percent(part: int, whole: int) -> str:
+    """A share as a person reads it: whole percents, one decimal where rounding would say 0% or 100%."""
+    if not whole:
+        return "n/a"
+    p = 100 * part / whole
+    text = f"{p:.0f}%"
+    if text in ("0%", "100%") and 0 < part < whole:
+        text = f"{p:.1f}%"
+    return text
+
+
+def headline(name: str, group: dict) -> str:
+    """One line per group: 'zh: 10% kept — top reason c4:too_few_sentences (85% of its rejections)'."""
+    line = f"{name}: {percent(group['kept'], group['input'])} kept of {group['input']}"
+    reasons = group.get("reasons") or {}
+    if not reasons:
+        return f"{line} — nothing rejected"
+    top, n = next(iter(reasons.items()))
+    return f"{line} — top reason {top} ({percent(n, group['rejected'])} of its rejections)"
+
+
+def _top_reasons(group: dict, k: int = 3) -> str:
+    items = list((group.get("reasons") or {}).items())[:k]
+    return "; ".join(f"{r} {n} ({percent(n, group['rejected'])})" for r, n in items) or "–"
+
+
+def _common_dir(paths: list[str]) -> str:
+    """The folder all these paths (or URIs) share, ending in "/" ('' if none), to show them shorter."""
+    dirs = [posixpath.dirname(p) + "/" for p in paths if p != "unknown"]
+    prefix = posixpath.commonprefix(dirs) if dirs else ""
+    prefix = prefix[: prefix.rfind("/") + 1]
+    return prefix if len(prefix) > 1 else ""
+
+
+def breakdown_table(groups: dict, label: str, limit: int = 50, prefix: str = "") -> str:
+    """Groups (run.json's by_language or by_source, largest input first) as an HTML table."""
+    head = (
+        f"<tr><th>{html.escape(label)}</th><th>input</th><th>kept</th><th>rejected</th>"
+        "<th>keep rate</th><th>top reasons (share of rejections)</th></tr>"
+    )
+    rows = []
+    for name, g in list(groups.items())[:limit]:
+        rate = 100 * g["kept"] / g["input"] if g["input"] else 0
+        shown = name[len(prefix) :] if prefix and name.startswith(prefix) else name
+        rows.append(
+            f"<tr><td>{html.escape(shown)}</td><td>{g['input']}</td><td>{g['kept']}</td>"
+            f'<td>{g["rejected"]}</td><td style="background:linear-gradient(90deg,{KEPT}66 {rate:.1f}%,'
+            f'transparent {rate:.1f}%)">{percent(g["kept"], g["input"])}</td>'
+            f"<td>{html.escape(_top_reasons(g))}</td></tr>"
+        )
+    more = len(groups) - limit
+    note = f"<p>… and {more} more in run.json</p>" if more > 0 else ""
+    return f'<table class="groups">{head}{"".join(rows)}</table>{note}'
+
+
+def breakdown_sections(run: dict) -> str:
+    """Headlines and tables per language and per source file ('' for a run.json written before them)."""
+    by_lang, by_source = run.get("by_language"), run.get("by_source")
+    if not by_lang and not by_source:
+        return ""
+    parts = []
+    if by_lang:
+        lines = "".join(
+            f"<li><b>{html.escape(k)}</b>{html.escape(headline(k, g)[len(k) :])}</li>"
+            for k, g in list(by_lang.items())[:15]
+        )
+        parts.append(f'<h2>keep rate by language</h2><ul class="headlines">{lines}</ul>')
+        parts.append(breakdown_table(by_lang, "language"))
+        parts.append(
+            "<p class=note>language = detected language (<code>code</code> for source code, "
+            "<code>unknown</code> for rows rejected before language ID, e.g. io:*).</p>"
+        )
+    if by_source:
+        prefix = _common_dir(list(by_source))
+        where = f" (under {html.escape(prefix)})" if prefix else ""
+        parts.append(f"<h2>keep rate by source file{where}</h2>")
+        parts.append(breakdown_table(by_source, "source file", prefix=prefix))
+    if "dedup" in run:
+        parts.append(
+            "<p class=note>dedup:* rejections count in the language and source file of the copy that was "
+            "rejected (its own <code>lang</code> and <code>source</code>).</p>"
+        )
+    return "".join(parts)
+
+
 def write_report(output: str) -> str:
     """Write OUT/report.html and OUT/report/*.png from OUT/run.json; return the HTML path."""
     fs, root = resolve(output)
@@ -129,9 +214,11 @@ def write_report(output: str) -> str:
     reasons = _table(sorted(run["rejected_by_reason"].items(), key=lambda kv: -kv[1]))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>dataengine run report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td{{padding:2px 10px;border-bottom:1px solid #ddd}}
-img{{max-width:100%}}</style></head><body>
+img{{max-width:100%}}th{{text-align:left;padding:2px 10px;border-bottom:2px solid #999}}
+table.groups td:nth-child(n+2):nth-child(-n+5){{text-align:right}}.note{{color:#555;font-size:90%}}
+ul.headlines{{font-size:110%}}</style></head><body>
 <h1>dataengine run report</h1><p>{html.escape(output)}</p>
-{summary}<h2>rejections</h2>{reasons}
+{summary}{breakdown_sections(run)}<h2>rejections</h2>{reasons}
 {"".join(images)}
 </body></html>"""
     path = f"{root}/report.html"

@@ -1,0 +1,169 @@
+"""Keep rate and top reasons per language and per source file: run.json's by_language / by_source and
+report.html's tables and headlines, on the bundled sample (en web, zh Wikipedia, code, a book, a WARC)
+through the real runner with the shipped configs/pipeline.yaml (dedup phase on)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dataengine.config import load_pipeline_config
+from dataengine.processor import DocumentProcessor
+from dataengine.report import headline, write_report
+from dataengine.stats import RunStats, source_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ["en_web.jsonl.gz", "zh_wiki.jsonl.gz", "code.jsonl.gz", "pg84.txt", "web_pages.warc.gz"]
+
+
+def _assert_groups_add_up(run: dict, name: str) -> None:
+    groups = run[name]
+    assert sum(g["input"] for g in groups.values()) == run["input"], name
+    assert sum(g["kept"] for g in groups.values()) == run["kept"], name
+    assert sum(g["rejected"] for g in groups.values()) == run["rejected"], name
+    reasons: Counter = Counter()
+    for key, g in groups.items():
+        assert g["input"] == g["kept"] + g["rejected"] == g["kept"] + sum(g["reasons"].values()), key
+        assert g["keep_rate"] == pytest.approx(g["kept"] / g["input"], abs=1e-4)
+        counts = list(g["reasons"].values())
+        assert counts == sorted(counts, reverse=True), f"{key}: reasons not sorted by count"
+        if counts:
+            assert g["top_reason"] == next(iter(g["reasons"]))
+            assert g["top_reason_share"] == pytest.approx(counts[0] / g["rejected"], abs=1e-4)
+        reasons.update(g["reasons"])
+    assert dict(reasons) == run["rejected_by_reason"], name
+    inputs = [g["input"] for g in groups.values()]
+    assert inputs == sorted(inputs, reverse=True), f"{name}: not sorted by input"
+
+
+def _rows(paths: list[Path], columns: list[str]) -> list[dict]:
+    rows: list[dict] = []
+    for path in paths:
+        for f in sorted(path.glob("*.parquet")):
+            rows += pq.read_table(f, columns=columns).to_pylist()
+    return rows
+
+
+def test_processor_counts_each_row_in_its_language_and_file(corpus):
+    """Without Ray: the processor's per-batch statistics, merged as the runner merges unit markers."""
+    cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["dedup=null"])
+    processor = DocumentProcessor(cfg)
+    zh = [
+        json.loads(line)["text"]
+        for line in open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")
+    ][:40]
+    en = [
+        json.loads(line)["text"] for line in open(corpus / "web/text/ewt_web_docs.jsonl", encoding="utf-8")
+    ][:40]
+    rows = [{"text": t, "source": f"/data/zh.jsonl@{100 * i}"} for i, t in enumerate(zh)]
+    rows += [{"text": t, "source": f"/data/en.parquet#row {i}"} for i, t in enumerate(en)]
+    rows.append({"text": "", "source": "/data/en.parquet#row 40", "reject": "io:missing_text"})
+    total = RunStats()
+    for start in range(0, len(rows), 16):  # batches, each taken as a unit's statistics and merged
+        processor.process(rows[start : start + 16])
+        total.merge(RunStats.from_dict(processor.take_stats().to_dict()))
+    run = total.to_dict()
+    assert run["input"] == len(rows)
+    for name in ("by_language", "by_source"):
+        _assert_groups_add_up(run, name)
+    assert set(run["by_source"]) == {"/data/zh.jsonl", "/data/en.parquet"}
+    assert run["by_source"]["/data/zh.jsonl"]["input"] == len(zh)
+    assert run["by_source"]["/data/en.parquet"]["input"] == len(en) + 1
+    assert run["by_language"]["unknown"] == {
+        "input": 1,
+        "kept": 0,
+        "rejected": 1,
+        "keep_rate": 0.0,
+        "top_reason": "io:missing_text",
+        "top_reason_share": 1.0,
+        "reasons": {"io:missing_text": 1},
+    }
+    assert run["by_language"]["zh"]["input"] >= 0.9 * len(zh)
+    assert run["by_language"]["en"]["input"] >= 0.9 * len(en)
+
+
+def test_source_file_drops_the_record_offset():
+    assert source_file("/d/a.jsonl.gz@1234") == "/d/a.jsonl.gz"
+    assert source_file("s3://bucket/x@2/part.warc.gz@77") == "s3://bucket/x@2/part.warc.gz"
+    assert source_file("/d/t.parquet#row 9") == "/d/t.parquet"
+    assert source_file("memory:row 3") == "memory"
+    assert source_file("/d/book.txt") == "/d/book.txt"  # a whole-file text document
+    assert source_file("/d/book.txt#part 2/8") == "/d/book.txt"  # a part of a split document
+    assert source_file("/d/a.jsonl@1234#part 10/12") == "/d/a.jsonl"
+    assert source_file(None) == "unknown"
+
+
+@pytest.mark.ray
+def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
+    from dataengine.runner import run
+
+    out = tmp_path_factory.mktemp("report") / "out"
+    inputs = [str(ROOT / "sample" / name) for name in SAMPLE]
+    cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["ray.num_workers=2"])
+    assert cfg.dedup is not None, "the shipped config runs the dedup phase"
+    result = run(cfg, inputs=inputs, output=str(out), progress=False)
+    on_disk = json.loads((out / "run.json").read_text())
+    assert on_disk["by_language"] == result["by_language"] and on_disk["by_source"] == result["by_source"]
+    for name in ("by_language", "by_source"):
+        _assert_groups_add_up(on_disk, name)
+    by_lang, by_source = on_disk["by_language"], on_disk["by_source"]
+    assert {"en", "zh", "code"} <= set(by_lang)
+    assert set(by_source) == set(inputs)
+
+    # every group's counts are what the output files hold: kept rows after dedup by their lang and
+    # source file; rejected rows of both phases (dedup's attributed by the rejected copy's own columns)
+    kept = _rows([out / "dedup" / "kept"], ["lang", "source"])
+    rejected = _rows([out / "rejected", out / "dedup" / "rejected"], ["lang", "source", "reject"])
+    assert len(kept) == on_disk["kept"] and len(rejected) == on_disk["rejected"]
+    assert any(r["reject"].startswith("dedup:") for r in rejected), "the sample has duplicates"
+    for name, key_of in (
+        ("by_language", lambda r: r["lang"] or "unknown"),
+        ("by_source", lambda r: source_file(r["source"])),
+    ):
+        kept_by = Counter(key_of(r) for r in kept)
+        reasons_by: dict[str, Counter] = {}
+        for r in rejected:
+            reasons_by.setdefault(key_of(r), Counter())[r["reject"]] += 1
+        for key, g in on_disk[name].items():
+            assert g["kept"] == kept_by[key], (name, key)
+            assert g["reasons"] == dict(reasons_by.get(key, {})), (name, key)
+    assert on_disk["phase1"]["kept"] == sum(
+        g["kept"] + sum(n for r, n in g["reasons"].items() if r.startswith("dedup:"))
+        for g in by_lang.values()
+    )
+
+    # the report: a headline per language, a table per language and per source file
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "keep rate by language" in page and "keep rate by source file" in page
+    for lang in ("zh", "en"):
+        g = by_lang[lang]
+        line = headline(lang, g)
+        assert re.fullmatch(rf"{lang}: \d+(\.\d)?% kept of {g['input']} — top reason \S+ \(.*\)", line)
+        assert g["top_reason"] in line
+        assert line[len(lang) :] in page
+    for path in inputs:
+        assert f"<td>{Path(path).name}</td>" in page  # shown under their common folder
+    positions = [page.index(f"<td>{lang}</td>") for lang in by_lang]
+    assert positions == sorted(positions), "the table lists languages by input count"
+
+    # `dataengine report OUT` redraws the page from run.json alone
+    (out / "report.html").unlink()
+    shutil.rmtree(out / "report")
+    cli = Path(sys.executable).with_name("dataengine")
+    subprocess.run([str(cli), "report", str(out)], check=True, capture_output=True, timeout=300)
+    assert (out / "report.html").read_text(encoding="utf-8") == page
+
+    # a run.json written before these sections still draws (without them)
+    old = {k: v for k, v in on_disk.items() if k not in ("by_language", "by_source")}
+    legacy = out.parent / "legacy"
+    legacy.mkdir()
+    (legacy / "run.json").write_text(json.dumps(old))
+    assert "keep rate by language" not in Path(write_report(str(legacy))).read_text(encoding="utf-8")
