@@ -54,15 +54,18 @@ def code_files(data: Path) -> list[dict]:
     return [f for f in files if f["language"] not in PROSE_LANGUAGES and f["content"].strip()]
 
 
-def engine_langs(texts: list[str], config) -> tuple[list[str | None], list[bool]]:
-    """The `lang` the engine chain writes for each text, and whether it was kept."""
+def engine_langs(texts: list[str], config) -> tuple[list[set], list[bool]]:
+    """The `lang`s the engine chain writes for each text (a text over input.split_words becomes parts with
+    ids `<id>#<k>`: the set of its parts' langs), and whether all of it was kept."""
     result = process([{"id": str(i), "text": t} for i, t in enumerate(texts)], config)
-    lang, kept = {}, {}
+    langs: dict[str, set] = {str(i): set() for i in range(len(texts))}
+    kept = dict.fromkeys(langs, True)
     for table, is_kept in ((result.kept, True), (result.rejected, False)):
         for row in table.select(["id", "lang"]).to_pylist():
-            lang[row["id"]] = row["lang"]
-            kept[row["id"]] = is_kept
-    return [lang[str(i)] for i in range(len(texts))], [kept[str(i)] for i in range(len(texts))]
+            original = row["id"].split("#")[0]
+            langs[original].add(row["lang"])
+            kept[original] &= is_kept
+    return [langs[str(i)] for i in range(len(texts))], [kept[str(i)] for i in range(len(texts))]
 
 
 def main() -> None:
@@ -98,7 +101,7 @@ def main() -> None:
         alone = sum(p >= model_only.cfg.threshold for p in model_only.code_probabilities(texts))
         both = sum(map(stage.is_code, texts))
         langs, _ = engine_langs(texts, config)
-        chain = sum(lang == CODE_LANG for lang in langs)
+        chain = sum(CODE_LANG in lang for lang in langs)
         print(f"| {name} | {len(texts):,} | {alone:,} | {both:,} | {chain:,} |")
 
     files = code_files(data)
@@ -107,7 +110,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     detected = [stage.is_code(f["content"]) for f in files]
     alone = sum(p >= 0.5 for p in model_only.code_probabilities([f["content"] for f in files]))
-    not_code = [f["path"] for f, lang in zip(files, langs, strict=True) if lang != CODE_LANG]
+    not_code = [f["path"] for f, lang in zip(files, langs, strict=True) if lang != {CODE_LANG}]
     print("\n## Real source files (non-empty, Markdown/reST excluded)\n")
     print(
         f"files: {len(files):,}; detected as code: model alone {alone / len(files):.3f}, "
@@ -125,7 +128,7 @@ def main() -> None:
     langs, _ = engine_langs(texts, config)
     bare = bare_lid_labels(texts)
     n = len(records)
-    engine_ok = sum(lang == r["expected"] for lang, r in zip(langs, records, strict=True))
+    engine_ok = sum(lang == {r["expected"]} for lang, r in zip(langs, records, strict=True))
     bare_ok = sum(label == r["expected"] for label, r in zip(bare, records, strict=True))
     n_langs = len({r["lang"] for r in records})
     print(f"\n## Language ID on UDHR lines ({n:,} lines, {n_langs} variants lid.176 knows)\n")
