@@ -6,6 +6,7 @@ from stage_corpora import cmrc_paragraphs, english_web_docs, read_jsonl, wikitex
 
 from dataengine.stages import Document
 from dataengine.stages.gopher_quality import GopherQuality, GopherQualityConfig, GopherQualityRules
+from dataengine.stages.text_constants import STOP_WORDS
 
 PROSE = (
     "The committee met on Tuesday to discuss the new budget for the library. Members agreed that the "
@@ -116,3 +117,26 @@ def test_chinese_rules_reject_chinese_junk():
 def test_english_web_text_mostly_passes(corpus):
     docs = english_web_docs(corpus)["guardian"]
     assert all(decide(t)[0] is None for t in docs)
+
+
+def test_japanese_and_korean_count_their_own_function_characters(corpus):
+    docs = {t[:40]: t for t in read_jsonl(corpus / "langid" / "udhr2_docs.jsonl.gz")}
+    ja = next(t for t in docs.values() if "世界人権宣言" in t[:40])
+    ko = next(t for t in docs.values() if "모든 인류 구성원" in t)
+    for text, lang in ((ja, "ja"), (ko, "ko")):
+        rule, signals = decide(text, lang=lang)
+        assert rule is None
+        assert signals["gopher.stop_words"] == len(set(STOP_WORDS[lang]).intersection(text)) >= 5
+
+
+def test_classical_chinese_rules_and_by_lang_override(corpus):
+    """lzh (recognised by language ID) drops the modern function-character rule and allows a quatrain;
+    a by_lang override changes one language and keeps the rest of its variant."""
+    poem = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+    assert decide(poem, lang="lzh")[0] is None
+    assert decide(poem, lang="zh")[0] == "too_few_words"
+    spanish = next(t for t in read_jsonl(corpus / "langid" / "udhr2_docs.jsonl.gz") if "Considerando" in t)
+    cfg = GopherQualityConfig(by_lang={"es": {"max_words": 100}})
+    doc = Document(spanish, lang="es")
+    assert GopherQuality(cfg).process(doc) == "too_many_words"
+    assert GopherQuality(cfg).process(Document(spanish, lang="pt")) is None

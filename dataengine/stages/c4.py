@@ -176,11 +176,12 @@ def _cjk_rules() -> C4Rules:
 
 class C4Config(ByLangRules):
     """English (and other spaced languages) rules, the CJK rules, per-language overrides (`by_lang`).
-    Classical Chinese (lzh): verse lines end in ， or nothing and a quatrain is two sentences."""
+    Classical Chinese (lzh): verse lines end in ， or nothing, and one sentence
+    (Gopher's 20-character floor judges the length)."""
 
     model_config = ConfigDict(extra="forbid")
     BUILTIN_BY_LANG = {
-        "lzh": {"filter_no_terminal_punct": False, "min_sentences": 2, "min_words_per_line": 3}
+        "lzh": {"filter_no_terminal_punct": False, "min_sentences": 1, "min_words_per_line": 3}
     }
 
     default: C4Rules = Field(default_factory=C4Rules)
