@@ -81,7 +81,8 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     np.testing.assert_array_equal(sig, minhash_signatures(texts, langs, cfg.dedup.minhash))
     assert on_disk["dedup"]["minhash_signatures"] == {"from_column": kept.num_rows, "computed": 0}
     # every reason is stage:rule and every rejected row carries one
-    assert all(":" in r for r in rejected.column("reject").to_pylist())
+    reasons = set(rejected.column("reject").to_pylist())
+    assert all(":" in r for r in reasons)
     # the broken lines are rejected rows with io reasons, the file named in source
     io_rows = [r for r in rejected.to_pylist() if r["reject"].startswith("io:")]
     assert len([r for r in io_rows if "broken.jsonl" in r["source"]]) == 4
@@ -92,8 +93,20 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     # signals are columns on both sides, so a user can re-threshold
     assert any(name.startswith("gopher.") for name in kept.column_names)
     assert set(kept.column_names) <= set(rejected.column_names)
-    # the report exists with its charts
+    # per detected language and per input file, counts add up to the totals of both phases
+    for name in ("by_language", "by_source"):
+        groups = on_disk[name]
+        for key in ("input", "kept", "rejected"):
+            assert sum(g[key] for g in groups.values()) == on_disk[key], (name, key)
+    by_file = {Path(k).name: g for k, g in on_disk["by_source"].items()}
+    assert set(by_file) == {p.name for p in mixed_corpus.iterdir()}
+    assert sum(n for r, n in by_file["broken.jsonl"]["reasons"].items() if r.startswith("io:")) == 4
+    assert on_disk["by_language"]["unknown"]["reasons"].keys() <= {r for r in reasons if r.startswith("io:")}
+    assert on_disk["by_language"]["zh"]["kept"] >= 0.85 * 300
+    # the report exists with its charts and the per-language and per-file tables
     assert (out / "report.html").stat().st_size > 500
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "keep rate by language" in page and "<td>broken.jsonl</td>" in page
     assert all(
         (out / "report" / f"{c}.png").stat().st_size > 1000 for c in ("funnel", "reasons", "languages")
     )
