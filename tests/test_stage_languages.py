@@ -219,3 +219,19 @@ def test_by_lang_from_yaml_and_set_and_unknown_rules_fail(udhr):
     for model in (GopherQualityConfig, C4Config, FineWebConfig, GopherRepetitionConfig):
         with pytest.raises(ValidationError):
             model(by_lang={"fr": {"no_such_rule": 1}})
+
+
+def test_scripts_without_word_spaces_skip_the_word_length_rule(corpus, langid):
+    """Thai, Lao, Khmer, Burmese write no space between words: a space-separated token is a phrase, and the
+    English mean-word-length bounds (3-10) would reject every such document."""
+    docs = {
+        row["lang"]: row["text"]
+        for row in map(json.loads, gzip.open(corpus / "langid" / "udhr2_docs.jsonl.gz", "rt"))
+    }
+    for variant, lang in (("tha", "th"), ("lao", "lo"), ("khm", "km"), ("mya", "my")):
+        text = docs[variant]
+        assert langid.predict(text)[0] == lang
+        rule, doc = gopher(text, lang)
+        assert doc.signals["gopher.mean_word_length"] > 10, lang  # what the English rule would reject
+        assert rule != "mean_word_length", lang
+        assert gopher(text, lang, GopherQualityConfig(by_lang={lang: None}))[0] == "mean_word_length"

@@ -78,13 +78,18 @@ def _cjk_rules() -> GopherQualityRules:
 # Classical Chinese: a five-character quatrain (五言绝句) is 20 characters, and poems use few of the
 # modern function characters (的 了 是 ...) that the CJK stop-word rule counts.
 _LZH_RULES: dict[str, Any] = {"min_words": 20, "min_stop_words": None}
+# Scripts that write no space between words (Thai, Lao, Khmer, Burmese, Tibetan, Dzongkha): a
+# space-separated "word" is a phrase, so the mean-word-length rule cannot judge them.
+_NO_WORD_SPACE_RULES: dict[str, Any] = {"min_avg_word_length": None, "max_avg_word_length": None}
 
 
 class GopherQualityConfig(ByLangRules):
     """English (and other spaced languages) rules, the CJK character-based rules, per-language overrides."""
 
     model_config = ConfigDict(extra="forbid")
-    BUILTIN_BY_LANG = {"lzh": _LZH_RULES}
+    BUILTIN_BY_LANG = {"lzh": _LZH_RULES} | {
+        lang: _NO_WORD_SPACE_RULES for lang in ("th", "lo", "km", "my", "bo", "dz")
+    }
 
     default: GopherQualityRules = Field(default_factory=GopherQualityRules)
     cjk: GopherQualityRules = Field(default_factory=_cjk_rules)
