@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from dataengine.config import PipelineConfig
 from dataengine.dedup.minhash import SIGNATURE_TYPE, minhash_signatures, signature_column, signature_metadata
+from dataengine.io.split import split_rows
 from dataengine.stages import PROSE_ONLY, Document, Stage, build_stages
 from dataengine.stages.code import CODE_LANG
 from dataengine.stats import RunStats, length_bin
@@ -105,7 +106,9 @@ class DocumentProcessor:
         """Stage by stage over the whole batch (a model is called once per batch), then kept and
         rejected rows in input order."""
         results: list[dict | _InFlight] = []
-        for row in rows:
+        # a document over input.split_words becomes several rows here, so every count below (input
+        # included) is of the rows the stages judge; run.json's split_documents/split_parts say how many
+        for row in split_rows(rows, self.cfg.input, self.stats.stage_counters):
             out, n_bytes = self._admit(row)
             if out.get("reject"):  # rejected by the reader (io:*): nothing to annotate
                 results.append(self._count(out, row.get("text") or ""))

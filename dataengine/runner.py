@@ -297,6 +297,10 @@ def summarize(
     result.update(
         {
             "units": {"total": len(units), "resumed_from_previous_run": skipped, "failed": len(errors)},
+            # documents over input.split_words, read as one and counted in `input` as their parts:
+            # documents as read = input - split_parts + split_documents
+            "split_documents": total.stage_counters.get("input.split_documents", 0),
+            "split_parts": total.stage_counters.get("input.split_parts", 0),
             "failed_units": list(errors),
             "timings": {
                 "wall_s": round(time.time() - started, 3),

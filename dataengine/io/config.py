@@ -32,6 +32,9 @@ class InputConfig(pydantic.BaseModel, extra="forbid"):
     # Uncompressed JSONL/text files (and Parquet files, by row groups) larger than this are split
     # into several work units, cut at line (paragraph, row-group) boundaries.
     unit_bytes: int = pydantic.Field(64 * 2**20, gt=0)
+    # A document of more words than this (two CJK characters count as one word) is split at paragraph
+    # breaks into parts of about equal size, each judged on its own (`dataengine.io.split`); None: never.
+    split_words: int | None = pydantic.Field(10_000, gt=0)
     # Plain text: one document per file, per blank-line separated paragraph, or per line.
     text_mode: Literal["file", "paragraphs", "lines"] = "file"
     # trafilatura options (https://trafilatura.readthedocs.io): precision over recall, tables, comments.
