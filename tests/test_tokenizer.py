@@ -14,11 +14,12 @@ from dataengine.io.readers.rows import stable_id
 from dataengine.pack.compression import compression_report, format_report
 from dataengine.pack.extend import extend_tokenizer, read_word_list
 from dataengine.pack.holdout import Heldout, is_heldout
-from dataengine.pack.sample_corpus import write_sample_corpus
+from dataengine.pack.sample_corpus import book_documents, chinese_documents, write_sample_corpus
 from dataengine.pack.tokenizer import (
     BOS,
     EOS,
     PAD,
+    LanguageSampling,
     TokenizerConfig,
     file_sha256,
     load_hf_tokenizer,
@@ -198,3 +199,137 @@ def test_32k_reaches_compression_targets(shared_data, tmp_path):
     print(format_report(report))
     assert report["zh"]["chars_per_token"] >= 1.3
     assert report["en"]["chars_per_token"] >= 3.5
+
+
+# --- language balance (issue 13): Chinese is scarce next to books and code ---
+
+BALANCE_VOCAB = 4096
+
+
+@pytest.fixture(scope="module")
+def unbalanced(corpus, tmp_path_factory) -> list[Path]:
+    """zh: 400 CMRC Wikipedia paragraphs (~0.2M chars); en: the bundled English Gutenberg books
+    (~1.2M); code: ~0.6M chars of real source files. Natural shares about 10% / 60% / 30%."""
+    out = tmp_path_factory.mktemp("unbalanced")
+    paths = write_sample_corpus(corpus, out, max_chars=600_000, channels=("code",))
+    zh = out / "zh.jsonl"
+    with open(zh, "w", encoding="utf-8") as f:
+        for doc in list(chinese_documents(corpus))[:400]:
+            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    en = out / "en.jsonl"
+    with open(en, "w", encoding="utf-8") as f:
+        for doc in book_documents(corpus):
+            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    return [en, zh, paths["code"]]
+
+
+@pytest.fixture(scope="module")
+def natural_and_default(unbalanced, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    out = tmp_path_factory.mktemp("balance")
+    trained = {}
+    for name, sampling in (("natural", {"balance": "natural"}), ("default", {})):
+        config = TokenizerConfig(
+            vocab_size=BALANCE_VOCAB, heldout_fraction=0.1, language_sampling=LanguageSampling(**sampling)
+        )
+        path = out / f"{name}.json"
+        trained[name] = (path, train_tokenizer(unbalanced, path, config))
+    return trained
+
+
+def test_default_balance_gives_chinese_more_weight_and_better_compression(natural_and_default, unbalanced):
+    natural, default = natural_and_default["natural"][1], natural_and_default["default"][1]
+    assert (
+        default["language_sampling"]["balance"]
+        == TokenizerConfig().language_sampling.balance
+        == "temperature"
+    )
+    nat, bal = natural["language_sampling"]["channels"], default["language_sampling"]["channels"]
+    available = {c: row["available_chars"] for c, row in nat.items()}
+    assert set(available) == {"en", "zh", "code"} and min(available, key=available.get) == "zh"
+    # natural: every document once, shares as the inputs hold them
+    assert all(row["rate"] == 1.0 for row in nat.values())
+    for c, row in nat.items():
+        assert row["share"] == pytest.approx(available[c] / sum(available.values()), abs=0.01)
+    # default: the scarce language is upsampled, the largest channel read once
+    assert bal["zh"]["share"] > 1.5 * nat["zh"]["share"]
+    assert bal["zh"]["rate"] > bal["code"]["rate"] >= 1.0 and bal["en"]["rate"] == 1.0
+    # shares follow chars ** alpha (no channel reaches max_repeat here)
+    alpha = TokenizerConfig().language_sampling.alpha
+    for c in ("zh", "code"):
+        expected = (available[c] / available["en"]) ** alpha
+        assert bal[c]["share"] / bal["en"]["share"] == pytest.approx(expected, rel=0.1), c
+    # held-out compression is reported per channel, and Chinese gains from its larger share
+    for meta in (natural, default):
+        assert set(meta["heldout_compression"]) == {"en", "zh", "code"}
+    zh_nat, zh_bal = natural["heldout_compression"]["zh"], default["heldout_compression"]["zh"]
+    assert zh_bal["chars_per_token"] > 1.05 * zh_nat["chars_per_token"]
+    assert zh_bal["bytes_per_token"] > 2 * zh_bal["chars_per_token"]  # 3-byte Han characters
+    en_nat, en_bal = natural["heldout_compression"]["en"], default["heldout_compression"]["en"]
+    assert en_bal["chars_per_token"] > 0.9 * en_nat["chars_per_token"]  # English gives up little
+
+
+def test_reported_compression_is_the_report_on_heldout_documents(natural_and_default, unbalanced):
+    """The figures recorded at training are those `tokenizer report` gives on the same held-out ids."""
+    path, meta = natural_and_default["default"]
+    report = compression_report(load_tokenizer(path), unbalanced, heldout=Heldout(**meta["heldout"]))
+    assert meta["heldout_compression"].keys() == report.keys()
+    for channel, row in report.items():
+        recorded = meta["heldout_compression"][channel]
+        assert recorded["documents"] == row["documents"] > 0
+        assert recorded["tokens"] == row["tokens"] and recorded["chars"] == row["chars"]
+
+
+def test_equal_balance_weights_and_budget(unbalanced, tmp_path):
+    """equal: the same share each (max_repeat permitting); channel_weights act on top (0 leaves a channel
+    out); a budget smaller than the balanced sample scales every channel alike."""
+    base = dict(vocab_size=1024, heldout_fraction=0.1)
+    equal = train_tokenizer(
+        unbalanced,
+        tmp_path / "equal.json",
+        TokenizerConfig(**base, language_sampling=LanguageSampling(balance="equal", max_repeat=100)),
+    )["language_sampling"]["channels"]
+    for row in equal.values():
+        assert row["share"] == pytest.approx(1 / 3, abs=0.03)
+    weighted = train_tokenizer(
+        unbalanced, tmp_path / "weighted.json", TokenizerConfig(**base, channel_weights={"code": 0, "zh": 2})
+    )
+    channels = weighted["language_sampling"]["channels"]
+    assert channels["code"]["sampled_chars"] == 0 and channels["code"]["rate"] == 0
+    full = train_tokenizer(unbalanced, tmp_path / "full.json", TokenizerConfig(**base))["language_sampling"]
+    budget = 600_000
+    small = train_tokenizer(unbalanced, tmp_path / "small.json", TokenizerConfig(**base, sample_chars=budget))
+    assert sum(r["sampled_chars"] for r in full["channels"].values()) > 2 * budget
+    assert small["sample"]["chars"] <= budget
+    natural_zh = full["channels"]["zh"]["available_chars"] / sum(
+        r["available_chars"] for r in full["channels"].values()
+    )
+    assert small["language_sampling"]["channels"]["zh"]["share"] > 1.5 * natural_zh
+    for c, row in small["language_sampling"]["channels"].items():
+        # documents are drawn whole by id hash: shares hold up to the draw of a few large code files
+        assert row["share"] == pytest.approx(full["channels"][c]["share"], abs=0.08), c
+        assert row["rate"] < full["channels"][c]["rate"]
+
+
+def test_cli_train_prints_shares_and_compression_per_language(unbalanced, tmp_path):
+    from typer.testing import CliRunner
+
+    from dataengine.pack.cli import tokenizer_app
+
+    tok = tmp_path / "tok.json"
+    given = [x for p in unbalanced for x in ("--input", str(p))]
+    args = ["train", *given, "--vocab-size", "1024", "--heldout-fraction", "0.1", "--output", str(tok)]
+    result = CliRunner().invoke(tokenizer_app, args)
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["balance"] == "temperature" and set(printed["shares"]) == {"en", "zh", "code"}
+    meta = read_meta(tok)
+    for channel in ("en", "zh"):
+        recorded = meta["heldout_compression"][channel]
+        assert printed["compression"][channel]["chars_per_token"] == round(recorded["chars_per_token"], 3)
+        assert (
+            printed["compression"][channel]["bytes_per_token"]
+            > printed["compression"][channel]["chars_per_token"] - 1e-9
+        )
+    result = CliRunner().invoke(tokenizer_app, [*args, "--balance", "natural"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["shares"]["zh"] < printed["shares"]["zh"]

@@ -64,6 +64,9 @@ def train(
     output: str = OUTPUT,
     vocab_size: int = typer.Option(None, "--vocab-size", help="sets vocab_size"),
     sample_chars: int = typer.Option(None, "--sample-chars", help="sets sample_chars"),
+    balance: str = typer.Option(
+        None, "--balance", help="sets language_sampling.balance: natural | equal | temperature"
+    ),
     heldout_fraction: float = HELDOUT,
     channel_weight: list[str] = typer.Option(
         None, "--channel-weight", help="CHANNEL=W sets channel_weights.CHANNEL, e.g. zh=3"
@@ -71,7 +74,9 @@ def train(
     reserved_tokens: int = typer.Option(None, "--reserved-tokens", help="sets reserved_tokens"),
     embedding_headroom: int = typer.Option(None, "--embedding-headroom", help="sets embedding_headroom"),
 ) -> None:
-    """Train a byte-level BPE tokenizer on documents; records the held-out setting in its .meta.json."""
+    """Train a byte-level BPE tokenizer on documents, each channel's share of the sample set by
+    language_sampling; prints and records (.meta.json) the held-out setting, the shares and the
+    compression per channel on held-out documents."""
     from dataengine.pack.tokenizer import train_tokenizer
 
     flags = {
@@ -79,6 +84,7 @@ def train(
         "output": output,
         "vocab_size": vocab_size,
         "sample_chars": sample_chars,
+        "language_sampling.balance": balance,
         "heldout_fraction": heldout_fraction,
         "reserved_tokens": reserved_tokens,
         "embedding_headroom": embedding_headroom,
@@ -91,7 +97,24 @@ def train(
         fail(str(err))
     _rejected_note(meta["rejected_by_reason"])
     summary = {"output": cfg.output, "embedding_size": meta["embedding_size"], "heldout": meta["heldout"]}
-    typer.echo(json.dumps({**summary, **meta["sample"]}))
+    sampling = meta["language_sampling"]
+    shares = {c: row["share"] for c, row in sampling["channels"].items()}
+    compression = {
+        channel: {key: round(row[key], 3) for key in ("chars_per_token", "bytes_per_token")}
+        for channel, row in meta["heldout_compression"].items()
+    }
+    typer.echo(
+        json.dumps(
+            {
+                **summary,
+                **meta["sample"],
+                "balance": sampling["balance"],
+                "shares": shares,
+                "compression": compression,
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 @tokenizer_app.command("report", epilog=config_epilog(TokenizerReportCommand))

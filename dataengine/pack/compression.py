@@ -58,16 +58,32 @@ def compression_report(
         ]
         if not docs:
             continue
-        encodings = tokenizer.encode_batch([d["text"] for d in docs], add_special_tokens=False)
-        for doc, encoding in zip(docs, encodings, strict=True):
-            row = totals.setdefault(document_channel(doc["category"], doc["lang"]), _empty())
-            row["documents"] += 1
-            row["chars"] += len(doc["text"])
-            row["bytes"] += len(doc["text"].encode())
-            row["cjk_chars"] += len(_CJK_CHAR.findall(doc["text"]))
-            row["tokens"] += len(encoding.ids)
+        by_channel: dict[str, list[str]] = {}
+        for d in docs:
+            by_channel.setdefault(document_channel(d["category"], d["lang"]), []).append(d["text"])
+        _add(tokenizer, totals, by_channel)
     if not totals:
         raise ValueError(f"no held-out documents in {list(map(str, inputs))} ({heldout or 'all documents'})")
+    return {channel: _ratios(row) for channel, row in sorted(totals.items())}
+
+
+def _add(tokenizer: Tokenizer, totals: dict[str, dict[str, int]], texts: dict[str, list[str]]) -> None:
+    for channel, batch in texts.items():
+        row = totals.setdefault(channel, _empty())
+        for text, encoding in zip(
+            batch, tokenizer.encode_batch(batch, add_special_tokens=False), strict=True
+        ):
+            row["documents"] += 1
+            row["chars"] += len(text)
+            row["bytes"] += len(text.encode())
+            row["cjk_chars"] += len(_CJK_CHAR.findall(text))
+            row["tokens"] += len(encoding.ids)
+
+
+def text_compression(tokenizer: Tokenizer, texts: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Per-channel compression of texts already in memory (channel -> texts); {} for none."""
+    totals: dict[str, dict[str, int]] = {}
+    _add(tokenizer, totals, {c: batch for c, batch in texts.items() if batch})
     return {channel: _ratios(row) for channel, row in sorted(totals.items())}
 
 

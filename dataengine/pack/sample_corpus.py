@@ -69,17 +69,25 @@ def english_documents(shared: Path, chunk_chars: int = 6000) -> Iterator[dict]:
                 text = json.loads(line)["text"]
                 for j, chunk in enumerate(_chunks(text, chunk_chars)):
                     yield {"id": f"{rel}:{i}:{j}", "text": chunk, "source": f"{rel}:{i}", "lang": "en"}
+    yield from book_documents(shared, chunk_chars=chunk_chars)
+
+
+def book_documents(
+    shared: Path, files: list[str] | None = None, chunk_chars: int = 6000, lang: str = "en"
+) -> Iterator[dict]:
+    """The Gutenberg books of ``lang`` (or the named ``files``, e.g. ``pg1342.txt``) in paragraph-aligned
+    chunks of about ``chunk_chars``; books absent from the folder are skipped."""
     with open(shared / "reference/gutenberg/books_metadata.jsonl") as f:
         books = [json.loads(line) for line in f]
     for book in books:
-        if book["language"] != "en":
+        if book["file"] not in files if files is not None else book["language"] != lang:
             continue
         rel = f"reference/gutenberg/{book['file']}"
         if not (shared / rel).is_file():
             continue
         text = (shared / rel).read_text(encoding="utf-8").replace("\r\n", "\n")
         for j, chunk in enumerate(_chunks(text, chunk_chars)):
-            yield {"id": f"{rel}:{j}", "text": chunk, "source": rel, "lang": "en"}
+            yield {"id": f"{rel}:{j}", "text": chunk, "source": rel, "lang": book["language"]}
 
 
 def chinese_documents(shared: Path, lines_per_doc: int = 12) -> Iterator[dict]:
@@ -126,18 +134,25 @@ def poetry_documents(shared: Path, every: int = 4) -> Iterator[dict]:
                 }
 
 
-def write_sample_corpus(shared: Path, out_dir: Path, max_chars: int | None = None) -> dict[str, Path]:
-    """Write en.jsonl, zh.jsonl, code.jsonl and poetry.jsonl under ``out_dir`` (each at most ``max_chars`` of
-    text, documents kept whole); returns channel -> path."""
+FOUR_BOOKS = ["pg1342.txt", "pg84.txt", "pg98.txt", "pg345.txt"]  # Austen, Shelley, Dickens, Stoker
+
+
+def write_sample_corpus(
+    shared: Path, out_dir: Path, max_chars: int | None = None, channels: tuple[str, ...] = CHANNELS
+) -> dict[str, Path]:
+    """Write en.jsonl, zh.jsonl, code.jsonl and poetry.jsonl (or the named ``channels``; ``books``: the
+    four English ``FOUR_BOOKS``, as en documents) under ``out_dir``, each at most ``max_chars`` of text,
+    documents kept whole; returns channel -> path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     makers = {
         "en": english_documents,
+        "books": lambda shared: book_documents(shared, FOUR_BOOKS),
         "zh": chinese_documents,
         "code": code_documents,
         "poetry": poetry_documents,
     }
     paths = {}
-    for channel in CHANNELS:
+    for channel in channels:
         path = out_dir / f"{channel}.jsonl"
         total = 0
         with open(path, "w", encoding="utf-8") as f:

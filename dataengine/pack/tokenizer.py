@@ -28,19 +28,24 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dataengine.io.units import Unit
-from dataengine.pack.config import ReaderKey
+from dataengine.pack.compression import text_compression
+from dataengine.pack.config import ReaderKey, Strict
 from dataengine.pack.holdout import DEFAULT_FRACTION, Heldout, id_fraction
 from dataengine.pack.inputs import document_channel, plan, unit_documents
 
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
 RESERVED = "<|reserved_{}|>"
 TURN_CHARS = 1_000_000  # characters a file contributes before the next file's turn
+COUNT_FACTOR = 4  # the counting pass reads at most this many times sample_chars
+REPORT_CHARS = 1_000_000  # held-out characters kept per channel for the compression report
+ALPHA = 0.3  # temperature balance exponent (see LanguageSampling; measured in benchmarks/RESULTS.md)
+MAX_REPEAT = 8.0
 
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Bopomofo}"
 PRETOKENIZE_PATTERN = (
@@ -53,6 +58,26 @@ PRETOKENIZE_PATTERN = (
     r"|\s+(?!\S)"  # indentation: a run of spaces, leaving the last one to the next word
     r"|\s+"
 )
+
+
+class LanguageSampling(Strict):
+    """How many characters each channel (category, else language) gives the training sample."""
+
+    balance: Literal["natural", "equal", "temperature"] = Field(
+        "temperature",
+        description="natural = as the inputs hold them; equal = the same share each; temperature = "
+        "shares proportional to chars ** alpha (small channels upsampled)",
+    )
+    alpha: float = Field(
+        ALPHA, ge=0.0, le=1.0, description="temperature balance: share ~ chars ** alpha (1 natural, 0 equal)"
+    )
+    max_repeat: float = Field(
+        MAX_REPEAT, ge=1.0, description="a channel's documents are repeated at most this often by the balance"
+    )
+
+    @property
+    def exponent(self) -> float:
+        return {"natural": 1.0, "equal": 0.0}.get(self.balance, self.alpha)
 
 
 class TokenizerConfig(ReaderKey):
@@ -79,9 +104,13 @@ class TokenizerConfig(ReaderKey):
     heldout_fraction_by_channel: dict[str, float] = Field(
         default_factory=dict, description="held-out share per channel (category, else lang); recorded"
     )
+    language_sampling: LanguageSampling = Field(
+        default_factory=LanguageSampling,
+        description="each channel's share of the training sample (balance: natural | equal | temperature)",
+    )
     channel_weights: dict[str, float] = Field(
         default_factory=dict,
-        description="repeat a channel's documents in the sample (e.g. zh=3 when Chinese is scarce); default 1",
+        description="multiply a channel's rate after the balance (0 leaves it out); default 1",
     )
 
     @model_validator(mode="after")
@@ -134,17 +163,14 @@ def _repeats(doc_id: str, weight: float) -> int:
     return whole + (id_fraction(doc_id, seed=1) < weight - whole)
 
 
-def sample_texts(
-    units: Sequence[Unit], config: TokenizerConfig, stats: dict[str, int], rejected: Counter
-) -> Iterator[str]:
-    """Texts for training, stopping at ``sample_chars``: work units (files, or pieces of large
-    ones) take turns of about ``TURN_CHARS`` characters each (so a budget smaller than the corpus
-    still sees every source, whatever its document sizes), held-out ids are skipped, and a
-    channel's documents are repeated by its weight. Records the reader rejects are counted into
-    ``rejected``."""
+def _stream(
+    units: Sequence[Unit], config: TokenizerConfig, rejected: Counter
+) -> Iterator[tuple[dict, str, str]]:
+    """(document, channel, training text) of all units in turn order: work units (files, or pieces of
+    large ones) take turns of about ``TURN_CHARS`` characters read, so a prefix of the stream sees every
+    source whatever its document sizes. The order depends only on the inputs, so two passes over it read
+    the same documents in the same order."""
     streams = [unit_documents(unit, config.input, rejected) for unit in units]
-    heldout = config.heldout
-    budget = config.sample_chars
     while streams:
         for stream in list(streams):
             turn = 0
@@ -153,20 +179,94 @@ def sample_texts(
                 if doc is None:
                     streams.remove(stream)
                     break
-                channel = document_channel(doc["category"], doc["lang"])
-                if heldout.holds(doc["id"], channel):
-                    stats["heldout_skipped"] += 1
-                    continue
-                weight = config.channel_weights.get(channel, 1.0)
-                for _ in range(_repeats(doc["id"], weight)):
-                    text = doc["text"][: min(config.max_doc_chars, budget)]
-                    stats["documents"] += 1
-                    stats["chars"] += len(text)
-                    budget -= len(text)
-                    turn += len(text)
-                    yield text
-                    if budget <= 0:
-                        return
+                text = doc["text"][: config.max_doc_chars]
+                turn += len(text)
+                yield doc, document_channel(doc["category"], doc["lang"]), text
+
+
+def channel_rates(available: dict[str, int], config: TokenizerConfig) -> dict[str, float]:
+    """How often each channel's documents go into the sample (1 = once; 2.5 = twice, and a third time
+    for half of them; 0.5 = half of them), from the characters each channel has for training.
+
+    The balance sets each channel's share of the sample, proportional to ``chars ** alpha`` (natural:
+    alpha 1; equal: 0): the largest channel is read once and a smaller one repeated
+    ``(largest / chars) ** (1 - alpha)`` times, at most ``max_repeat`` times (repeating a small channel
+    further teaches its own documents by heart, not its language). ``channel_weights`` multiply the
+    result (a weight-0 channel is left out); when the sample would exceed ``sample_chars``, every rate is
+    scaled down alike, so the shares hold and documents are drawn from the whole input."""
+    sampling = config.language_sampling
+    weights = {c: config.channel_weights.get(c, 1.0) for c in available}
+    live = {c: n for c, n in available.items() if n > 0 and weights[c] > 0}
+    if not live:
+        return {c: 0.0 for c in available}
+    largest = max(live.values())
+    exponent = 1.0 - sampling.exponent
+    rates = {
+        c: min(sampling.max_repeat, (largest / live[c]) ** exponent) * weights[c] if c in live else 0.0
+        for c in available
+    }
+    total = sum(rates[c] * available[c] for c in available)
+    scale = min(1.0, config.sample_chars / total)
+    return {c: rate * scale for c, rate in sorted(rates.items())}
+
+
+def sample_texts(
+    units: Sequence[Unit],
+    config: TokenizerConfig,
+    stats: dict[str, Any],
+    rejected: Counter,
+    heldout_docs: dict[str, list[str]] | None = None,
+) -> Iterator[str]:
+    """Texts for training, in two passes over the inputs with memory bounded by the channel count.
+
+    The first pass counts the training characters of each channel (held-out ids excluded), reading at
+    most ``COUNT_FACTOR * sample_chars`` characters, and keeps up to ``REPORT_CHARS`` of held-out text
+    per channel in ``heldout_docs`` (for the compression report); ``channel_rates`` turns the counts
+    into rates. The second pass reads the same documents in the same order and repeats or draws each
+    one by its channel's rate (a hash of its id decides the fractional part), stopping at
+    ``sample_chars``. Records the reader rejects are counted into ``rejected`` (once)."""
+    heldout = config.heldout
+    available: Counter = Counter()
+    read_docs = read_chars = 0
+    for doc, channel, text in _stream(units, config, rejected):
+        read_docs += 1
+        read_chars += len(text)
+        if heldout.holds(doc["id"], channel):
+            if heldout_docs is not None:
+                kept = heldout_docs.setdefault(channel, [])
+                if sum(map(len, kept)) < REPORT_CHARS:
+                    kept.append(doc["text"])
+        else:
+            available[channel] += len(text)
+        if read_chars >= COUNT_FACTOR * config.sample_chars:
+            break
+    rates = channel_rates(dict(available), config)
+    sampled: Counter = Counter()
+    stats["channels"] = {
+        c: {"available_chars": available[c], "rate": round(rates[c], 4)} for c in sorted(available)
+    }
+    budget = config.sample_chars
+    second = _stream(units, config, Counter())
+    for _position in range(read_docs):
+        doc, channel, text = next(second)
+        if heldout.holds(doc["id"], channel):
+            stats["heldout_skipped"] += 1
+            continue
+        for _ in range(_repeats(doc["id"], rates[channel])):
+            piece = text[:budget]
+            stats["documents"] += 1
+            stats["chars"] += len(piece)
+            sampled[channel] += len(piece)
+            budget -= len(piece)
+            yield piece
+            if budget <= 0:
+                break
+        if budget <= 0:
+            break
+    total = max(1, sum(sampled.values()))
+    for channel, row in stats["channels"].items():
+        row["sampled_chars"] = sampled[channel]
+        row["share"] = round(sampled[channel] / total, 4)
 
 
 def train_tokenizer(
@@ -184,10 +284,13 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    stats = {"documents": 0, "chars": 0, "heldout_skipped": 0, "rejected": 0}
+    stats: dict[str, Any] = {"documents": 0, "chars": 0, "heldout_skipped": 0, "rejected": 0}
     rejected: Counter = Counter()
-    tokenizer.train_from_iterator(sample_texts(units, config, stats, rejected), trainer=trainer)
+    heldout_docs: dict[str, list[str]] = {}
+    texts = sample_texts(units, config, stats, rejected, heldout_docs)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
     stats["rejected"] = sum(rejected.values())
+    channels = stats.pop("channels", {})
     if stats["documents"] == 0:
         raise ValueError(f"no training documents in {list(map(str, inputs))}")
     output = Path(output)
@@ -204,6 +307,8 @@ def train_tokenizer(
         "heldout": config.heldout.model_dump(),
         "config": config.model_dump(mode="json"),
         "sample": stats,
+        "language_sampling": {**config.language_sampling.model_dump(), "channels": channels},
+        "heldout_compression": text_compression(tokenizer, heldout_docs),
         "rejected_by_reason": dict(sorted(rejected.items())),
     }
     write_meta(output, meta)
