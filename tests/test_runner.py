@@ -216,6 +216,9 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, corpus, tmp_path):
     clean = run(cfg, inputs=[str(inputs)], output=str(tmp_path / "clean"), progress=False)
     assert resumed["units"]["resumed_from_previous_run"] == finished_before
     assert resumed["input"] == clean["input"] == len(docs)
+    # the per-language and per-file counts, summed from the markers of both runs, are the clean run's
+    assert resumed["by_language"] == clean["by_language"] and resumed["by_source"] == clean["by_source"]
+    assert {"zh", "en"} <= set(clean["by_language"]) and len(clean["by_source"]) == 12
     ids = _kept_ids(interrupted)
     assert ids == _kept_ids(tmp_path / "clean")
     assert len(ids) == len(set(ids)) == resumed["kept"]
