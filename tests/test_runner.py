@@ -89,7 +89,9 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     # Chinese Wikipedia mostly survives; language ID put zh on it
     zh_kept = [r for r in kept.select(["source", "lang"]).to_pylist() if "zh.jsonl" in r["source"]]
     assert len(zh_kept) >= 0.85 * 300
-    assert all(r["lang"] == "zh" for r in zh_kept)
+    # zh, or lzh for a paragraph made mostly of quoted Song poems (TRIAL_142, on the poet 魏玩)
+    langs = [r["lang"] for r in zh_kept]
+    assert set(langs) <= {"zh", "lzh"} and langs.count("lzh") <= 0.01 * len(langs)
     # signals are columns on both sides, so a user can re-threshold
     assert any(name.startswith("gopher.") for name in kept.column_names)
     assert set(kept.column_names) <= set(rejected.column_names)
