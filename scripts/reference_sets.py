@@ -19,37 +19,11 @@ import re
 import sys
 from pathlib import Path
 
+from dataengine.pack.sample_corpus import wikitext_articles
+
 CHUNK_CHARS = 8000
 PER_BOOK = 30
 NEWS_DOC_CHARS = 1000
-
-_WIKITEXT_DETOK = [
-    (" @-@ ", "-"),
-    (" @,@ ", ","),
-    (" @.@ ", "."),
-    (" , ", ", "),
-    (" . ", ". "),
-    (" ; ", "; "),
-    (" : ", ": "),
-    (" 's ", "'s "),
-    ("( ", "("),
-    (" )", ")"),
-]
-
-
-def wikitext_articles(path: Path) -> list[str]:
-    """WikiText-2 articles as running text (the file is space-tokenized), those over 1,000 characters."""
-    raw = path.read_text(encoding="utf-8")
-    out = []
-    for article in re.split(r"\n \= [^=\n]+ \= \n", raw):
-        text = "\n".join(
-            line.strip() for line in article.split("\n") if line.strip() and not line.startswith(" = ")
-        )
-        for tok, repl in _WIKITEXT_DETOK:
-            text = text.replace(tok, repl)
-        if len(text) > 1000:
-            out.append(text)
-    return out
 
 
 def book_body(text: str) -> str:
@@ -86,7 +60,7 @@ def spread(items: list, n: int) -> list:
 def english(root: Path) -> list[dict]:
     rows = [
         {"id": f"wikitext2-valid-{i}", "source": "wikitext-2_valid", "text": t}
-        for i, t in enumerate(wikitext_articles(root / "reference" / "wikitext-2_valid.txt"))
+        for i, t in enumerate(wikitext_articles(root))
     ]
     books = root / "reference" / "gutenberg"
     for line in (books / "books_metadata.jsonl").read_text(encoding="utf-8").splitlines():

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastwarc.stream_io import ChunkedReader
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+from dataengine.pack.sample_corpus import wikitext_articles  # noqa: F401 (re-exported for the tests)
 from dataengine.stages import Document
 from dataengine.stages.c4 import C4Quality
 from dataengine.stages.fineweb import FineWebQuality
@@ -59,36 +60,6 @@ def gutenberg_english_passages(data: Path, per_book: int = 20) -> list[str]:
         path = data / "reference" / "gutenberg" / book["file"]
         blocks = [b for b in path.read_text(encoding="utf-8").split("\n\n\n") if len(b) > 1000]
         out += blocks[2 : 2 + per_book]  # skip the licence header blocks
-    return out
-
-
-_WIKITEXT_DETOK = [
-    (" @-@ ", "-"),
-    (" @,@ ", ","),
-    (" @.@ ", "."),
-    (" , ", ", "),
-    (" . ", ". "),
-    (" ; ", "; "),
-    (" : ", ": "),
-    (" 's ", "'s "),
-    ("( ", "("),
-    (" )", ")"),
-]
-
-
-def wikitext_articles(data: Path) -> list[str]:
-    """WikiText-2 articles, detokenized back to running text (the file is space-tokenized)."""
-    raw = (data / "reference" / "wikitext-2_valid.txt").read_text(encoding="utf-8")
-    articles = re.split(r"\n \= [^=\n]+ \= \n", raw)
-    out = []
-    for article in articles:
-        text = "\n".join(
-            line.strip() for line in article.split("\n") if line.strip() and not line.startswith(" = ")
-        )
-        for tok, repl in _WIKITEXT_DETOK:
-            text = text.replace(tok, repl)
-        if len(text) > 1000:
-            out.append(text)
     return out
 
 

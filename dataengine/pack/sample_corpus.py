@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,6 +136,36 @@ def poetry_documents(shared: Path, every: int = 4) -> Iterator[dict]:
 
 
 FOUR_BOOKS = ["pg1342.txt", "pg84.txt", "pg98.txt", "pg345.txt"]  # Austen, Shelley, Dickens, Stoker
+
+
+_WIKITEXT_DETOK = [
+    (" @-@ ", "-"),
+    (" @,@ ", ","),
+    (" @.@ ", "."),
+    (" , ", ", "),
+    (" . ", ". "),
+    (" ; ", "; "),
+    (" : ", ": "),
+    (" 's ", "'s "),
+    ("( ", "("),
+    (" )", ")"),
+]
+
+
+def wikitext_articles(shared: Path) -> list[str]:
+    """WikiText-2 validation articles over 1,000 characters, detokenized back to running text (the file
+    is space-tokenized), for the rule tests and calibration: encyclopedic English as a reference."""
+    raw = (shared / "reference" / "wikitext-2_valid.txt").read_text(encoding="utf-8")
+    out = []
+    for article in re.split(r"\n \= [^=\n]+ \= \n", raw):
+        text = "\n".join(
+            line.strip() for line in article.split("\n") if line.strip() and not line.startswith(" = ")
+        )
+        for tok, repl in _WIKITEXT_DETOK:
+            text = text.replace(tok, repl)
+        if len(text) > 1000:
+            out.append(text)
+    return out
 
 
 def write_sample_corpus(
