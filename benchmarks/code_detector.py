@@ -68,6 +68,22 @@ def engine_langs(texts: list[str], config) -> tuple[list[set], list[bool]]:
     return [langs[str(i)] for i in range(len(texts))], [kept[str(i)] for i in range(len(texts))]
 
 
+def langid_accuracy(udhr_lines: list[dict], config) -> dict:
+    """Language-ID accuracy on the UDHR lines whose language lid.176 knows: the `lang` the engine chain
+    writes with `config` vs the bare lid.176 model's top label (also used by benchmarks/keep_rates.py)."""
+    records = known_to_lid(udhr_lines)
+    texts = [r["text"] for r in records]
+    langs, _ = engine_langs(texts, config)
+    bare = bare_lid_labels(texts)
+    return {
+        "lines": len(records),
+        "variants": len({r["lang"] for r in records}),
+        "engine_ok": sum(lang == {r["expected"]} for lang, r in zip(langs, records, strict=True)),
+        "bare_ok": sum(label == r["expected"] for label, r in zip(bare, records, strict=True)),
+        "records": records,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,15 +139,9 @@ def main() -> None:
     for path in not_code[:20]:
         print(f"  not code: {path}")
 
-    records = known_to_lid(udhr_lines)
-    texts = [r["text"] for r in records]
-    langs, _ = engine_langs(texts, config)
-    bare = bare_lid_labels(texts)
-    n = len(records)
-    engine_ok = sum(lang == {r["expected"]} for lang, r in zip(langs, records, strict=True))
-    bare_ok = sum(label == r["expected"] for label, r in zip(bare, records, strict=True))
-    n_langs = len({r["lang"] for r in records})
-    print(f"\n## Language ID on UDHR lines ({n:,} lines, {n_langs} variants lid.176 knows)\n")
+    acc = langid_accuracy(udhr_lines, config)
+    n, engine_ok, bare_ok = acc["lines"], acc["engine_ok"], acc["bare_ok"]
+    print(f"\n## Language ID on UDHR lines ({n:,} lines, {acc['variants']} variants lid.176 knows)\n")
     print(
         f"bare lid.176 top-1: {bare_ok / n:.4f}; engine chain lang: {engine_ok / n:.4f} "
         f"({engine_ok - bare_ok:+d} lines)"
