@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import regex
-from stage_corpora import cmrc_paragraphs
+from stage_corpora import cmrc_paragraphs, english_web_docs
 
 import dataengine
 from dataengine.config import load_pipeline_config
@@ -21,8 +21,10 @@ from dataengine.stages.c4 import (
     count_sentences,
     ends_sentence,
     trim_to_last_sentence_end,
+    wrapped_paragraphs,
 )
-from dataengine.stages.text_constants import C4_CJK_END_PUNCTUATION, CJK_CLOSING_MARKS
+from dataengine.stages.normalize import Normalizer
+from dataengine.stages.text_constants import C4_CJK_END_PUNCTUATION, C4_POLICY_PHRASES, CJK_CLOSING_MARKS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Chinese as most paper abstracts and much web text write it: half-width marks straight after a character.
@@ -107,6 +109,9 @@ def test_sentence_counting():
         == 4
     )
     assert count_sentences(["It was late... we left."]) == 1
+    # a letter after a digit or an apostrophe ends a word, not an initial: "1980s." and "didn't." end sentences
+    assert count_sentences(["It began in the 1980s. Few noticed. They didn't. Now all do."]) == 4
+    assert count_sentences(["Wilhelm F. Arntz collected them. Then J. Smith did."]) == 2
     # lines are counted apart: a break never spans two lines, trailing space or not
     assert count_sentences(["One line ends.", "Next line [1] ", "", "Last! Done."]) == 4
     assert count_cjk_sentences("今天下雨了。我们没有出门！你呢？还在家") == 4
@@ -300,3 +305,58 @@ def test_news_and_novel_keep_rates_in_both_punctuation_styles(shared_data):
         for style in (texts, [t.translate(HALF_WIDTH) for t in texts]):
             kept = sum(stage.process(Document(t, lang=lang[:2])) is None for t in style) / len(style)
             assert kept >= 0.95, (lang, kept)
+
+
+def _book_chunks(path: Path, size: int = 8000) -> list[str]:
+    """A book normalized and cut at blank lines into chunks of about `size` characters."""
+    chunks, current = [], []
+    for paragraph in Normalizer().normalize(path.read_text(encoding="utf-8")).split("\n\n"):
+        current.append(paragraph)
+        if sum(map(len, current)) >= size:
+            chunks, current = [*chunks, "\n\n".join(current)], []
+    return chunks
+
+
+def test_wrapped_book_keeps_whole_paragraphs_with_their_short_last_lines(corpus):
+    """Huckleberry Finn (bundled, hard-wrapped near 70 characters) in ~8k-character chunks through the
+    shipped c4 rules: the line rules judge each paragraph, so the output is the wrapped lines of whole
+    paragraphs, in order: the short last line of a kept paragraph ("said he.") is never dropped."""
+    stage = C4Quality(load_pipeline_config(ROOT / "configs" / "pipeline.yaml").stages.c4)
+    chunks = _book_chunks(corpus / "reference" / "gutenberg" / "pg76.txt")
+    assert len(chunks) >= 60
+    short_tails = kept_words = dropped_words = 0
+    for text in chunks:
+        doc = Document(text, lang="en")
+        assert stage.process(doc) is None and doc.signals["c4.reflowed"] == 1
+        out, pos = doc.text.split("\n"), 0
+        for paragraph, lines in wrapped_paragraphs(text):
+            block = [line.strip() for line in lines]
+            if out[pos : pos + len(block)] == block and paragraph.strip():
+                pos += len(block)
+                kept_words += len(paragraph.split())
+                short_tails += len(block) >= 2 and len(block[-1].split()) < 3
+            else:  # dropped: a short one-line paragraph (a heading, "Yes."), or the licence's policy talk
+                policy = any(p in paragraph.lower() for p in C4_POLICY_PHRASES)
+                assert policy or (len(paragraph.split()) < 3 and len(block) == 1), paragraph
+                dropped_words += len(paragraph.split())
+        assert pos == len(out)  # nothing but whole paragraphs, each line as written
+        assert doc.signals["c4.lines_kept"] <= doc.signals["c4.lines"] < text.count("\n")
+    assert short_tails >= 200  # wrapped paragraphs whose last line has one or two words, all kept
+    assert dropped_words <= 0.01 * (kept_words + dropped_words)
+
+
+def test_web_text_and_chinese_are_judged_line_by_line(corpus, zh_paragraphs):
+    """Web text (one paragraph per line, menus) and Chinese are never read as wrapped: their lines are
+    judged as DataTrove judges them."""
+    stage = C4Quality()
+    web = [t for texts in english_web_docs(corpus).values() for t in texts]
+    for text in web:
+        doc = Document(text, lang="en")
+        stage.process(doc)
+        assert doc.signals["c4.reflowed"] == 0
+    # Chinese wrapped at 40 characters (no spaces tell a wrap from a break): still line by line
+    wrapped = ["\n".join(t[i : i + 40] for i in range(0, len(t), 40)) for t in zh_paragraphs[:50]]
+    for text in wrapped:
+        doc = Document(text, lang="zh")
+        stage.process(doc)
+        assert doc.signals["c4.reflowed"] == 0 and doc.signals["c4.lines"] == text.count("\n") + 1

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataengine.stages.base import Stage
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import CJK_LANGS, Document
+from dataengine.stages.reflow import soft_breaks
 from dataengine.stages.text_constants import (
     C4_CITATION,
     C4_CJK_END_PUNCTUATION,
@@ -44,9 +45,12 @@ _ABBREVIATIONS = (
     "|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|u\\.s|a\\.m|p\\.m"
 )
 # A sentence ends at ? or ! or a single period (not an ellipsis, an abbreviation or an
-# initial such as "H.") followed by optional closing quotes and a space.
+# initial such as "H.") followed by optional closing quotes and a space. An abbreviation or initial
+# stands alone: a letter after a digit or an apostrophe ends a word ("the 1980s.", "didn't.").
 _SENTENCE_BREAK = regex.compile(
-    r"(?<!(?<![\p{L}.])(?:" + _ABBREVIATIONS + r"|\p{L}))(?:(?<!\.)\.(?!\.)|[?!]+)[\"'”’)\]]*\s+(?=\S)",
+    r"(?<!(?<![\p{L}\p{M}\p{N}.'’])(?:"
+    + _ABBREVIATIONS
+    + r"|\p{L}))(?:(?<!\.)\.(?!\.)|[?!]+)[\"'”’)\]]*\s+(?=\S)",
     regex.IGNORECASE,
 )
 _CJK_LETTER = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
@@ -139,6 +143,39 @@ def count_cjk_sentences(line: str) -> int:
     return len(ends) + (1 if tail else 0)
 
 
+def wrapped_paragraphs(text: str) -> list[tuple[str, list[str]]] | None:
+    """A hard-wrapped text (`stages.reflow`) as (paragraph, its wrapped lines) pairs: the paragraph is
+    its lines joined as `reflow` joins them; None when the text does not look wrapped."""
+    lines = text.split("\n")
+    soft = soft_breaks(lines)
+    if soft is None:
+        return None
+    joins = set(soft)
+    out: list[tuple[str, list[str]]] = []
+    start = 0
+    for i in range(len(lines)):
+        if i not in joins:  # line i ends a paragraph (or is a line of its own)
+            group = lines[start : i + 1]
+            out.append((" ".join(line.strip() for line in group), group))
+            start = i + 1
+    return out
+
+
+def _curly_line(line: str, wrapped: list[str] | None, rules: C4Rules) -> bool:
+    """Whether a kept line with "{" rejects the document. In a wrapped paragraph, only a line that C4
+    would keep on its own (enough words, a sentence end where the rule is on) counts: code or JSON in
+    an RFC ("{" alone, `"items": {`) is dropped line by line, as DataTrove does, not read as prose."""
+    if wrapped is None:
+        return True
+    end_punct, closers = tuple(rules.end_punctuation), rules.closing_marks
+    return any(
+        "{" in piece
+        and len(piece.split()) >= rules.min_words_per_line
+        and (not rules.filter_no_terminal_punct or ends_sentence(piece.strip(), end_punct, closers))
+        for piece in wrapped
+    )
+
+
 class C4Rules(BaseModel):
     """Thresholds of one script family (-1 or False turns a rule off)."""
 
@@ -192,7 +229,18 @@ class C4Config(ByLangRules):
 class C4Quality(Stage):
     """Signals: lines, lines_kept, sentences, lines_trimmed, and dropped-line counts per reason
     (dropped_long_word, dropped_no_terminal_punct, dropped_too_few_words, dropped_javascript,
-    dropped_policy). Document rules: lorem_ipsum, curly_bracket, too_few_sentences."""
+    dropped_policy), reflowed (1 when the text is hard-wrapped). Document rules: lorem_ipsum,
+    curly_bracket, too_few_sentences.
+
+    A hard-wrapped text (a book, a plain-text file: `Document.reflowed_text` differs from the text)
+    is judged one paragraph at a time: the line rules (words per line, terminal punctuation, long
+    words, javascript, policy) read each paragraph joined from its wrapped lines, and a kept
+    paragraph is written as its own lines, so the text keeps its wrapping and the short last line
+    of a paragraph ("said he.") is not dropped on its own.
+    The `dropped_*`, `lines` and `lines_kept` counts are then of paragraphs. Web text (never
+    wrapped) and CJK are judged line by line, as DataTrove does. Sentences are counted on the lines
+    written out, as DataTrove counts them (each line, plus the breaks inside it): on paragraphs,
+    8k-character chunks of unpunctuated prose (the end of Joyce's Ulysses) count 3 and were lost."""
 
     name = "c4"
 
@@ -223,8 +271,10 @@ class C4Quality(Stage):
         kept: list[str] = []
         trimmed = 0
         rule: str | None = None
-        lines = doc.text.splitlines()
-        for raw in lines:
+        paragraphs = None if cjk or doc.reflowed_text is doc.text else wrapped_paragraphs(doc.text)
+        units = paragraphs or [(line, None) for line in doc.text.splitlines()]
+        n_kept = 0  # lines (paragraphs of wrapped text) kept
+        for raw, wrapped in units:
             line = raw.strip()
             if long_word is not None and long_word.search(line):
                 dropped["long_word"] += 1
@@ -249,19 +299,26 @@ class C4Quality(Stage):
             if rules.filter_javascript and "javascript" in lower:
                 dropped["javascript"] += 1
                 continue
-            if rules.filter_curly_bracket and "{" in line:
+            if rules.filter_curly_bracket and "{" in line and _curly_line(line, wrapped, rules):
                 rule = "curly_bracket"
                 break
             if rules.filter_policy and any(p in lower for p in policy):
                 dropped["policy"] += 1
                 continue
-            kept.append(line)
+            n_kept += 1
+            if wrapped is None:
+                kept.append(line)
+                continue
+            for piece in wrapped:  # the paragraph's own lines, its citations removed as in `line`
+                piece = piece.strip()
+                kept.append(C4_CITATION.sub("", piece) if rules.remove_citations else piece)
 
         n_sentences = 0
         if rules.min_sentences != -1:
             n_sentences = sum(map(count_cjk_sentences, kept)) if cjk else count_sentences(kept)
-        self.signal(doc, "lines", len(lines))
-        self.signal(doc, "lines_kept", len(kept))
+        self.signal(doc, "lines", len(units))
+        self.signal(doc, "lines_kept", n_kept)
+        self.signal(doc, "reflowed", int(paragraphs is not None))
         self.signal(doc, "sentences", n_sentences)
         self.signal(doc, "lines_trimmed", trimmed)
         for reason, count in dropped.items():
