@@ -329,7 +329,7 @@ def test_wrapped_book_keeps_whole_paragraphs_with_their_short_last_lines(corpus)
         doc = Document(text, lang="en")
         assert stage.process(doc) is None and doc.signals["c4.reflowed"] == 1
         out, pos = doc.text.split("\n"), 0
-        for paragraph, lines in wrapped_paragraphs(text):
+        for paragraph, lines in wrapped_paragraphs(Document(text, lang="en")):
             block = [line.strip() for line in lines]
             if out[pos : pos + len(block)] == block and paragraph.strip():
                 pos += len(block)

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataengine.stages.base import Stage
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import CJK_LANGS, Document
-from dataengine.stages.reflow import soft_breaks
 from dataengine.stages.text_constants import (
     C4_CITATION,
     C4_CJK_END_PUNCTUATION,
@@ -143,22 +142,13 @@ def count_cjk_sentences(line: str) -> int:
     return len(ends) + (1 if tail else 0)
 
 
-def wrapped_paragraphs(text: str) -> list[tuple[str, list[str]]] | None:
-    """A hard-wrapped text (`stages.reflow`) as (paragraph, its wrapped lines) pairs: the paragraph is
-    its lines joined as `reflow` joins them; None when the text does not look wrapped."""
-    lines = text.split("\n")
-    soft = soft_breaks(lines)
-    if soft is None:
+def wrapped_paragraphs(doc: Document) -> list[tuple[str, list[str]]] | None:
+    """A hard-wrapped document (`Document.paragraph_groups`) as (paragraph, its wrapped lines) pairs, the
+    paragraph its stripped lines joined by spaces; None when the text does not look wrapped."""
+    groups = doc.paragraph_groups
+    if groups is None:
         return None
-    joins = set(soft)
-    out: list[tuple[str, list[str]]] = []
-    start = 0
-    for i in range(len(lines)):
-        if i not in joins:  # line i ends a paragraph (or is a line of its own)
-            group = lines[start : i + 1]
-            out.append((" ".join(line.strip() for line in group), group))
-            start = i + 1
-    return out
+    return [(" ".join(line.strip() for line in group), group) for group in groups]
 
 
 def _curly_line(line: str, wrapped: list[str] | None, rules: C4Rules) -> bool:
@@ -271,7 +261,7 @@ class C4Quality(Stage):
         kept: list[str] = []
         trimmed = 0
         rule: str | None = None
-        paragraphs = None if cjk or doc.reflowed_text is doc.text else wrapped_paragraphs(doc.text)
+        paragraphs = wrapped_paragraphs(doc)
         units = paragraphs or [(line, None) for line in doc.text.splitlines()]
         n_kept = 0  # lines (paragraphs of wrapped text) kept
         for raw, wrapped in units:

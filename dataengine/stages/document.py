@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import regex
 
-from dataengine.stages.reflow import reflow
+from dataengine.stages.reflow import join_paragraph, paragraph_groups
 
 CJK_LANGS = frozenset({"zh", "ja", "ko", "yue", "wuu", "lzh"})
 
@@ -46,6 +46,7 @@ _LANG_DEPENDENT = (
     "unit_ids",
     "unit_length_cumsum",
     "_ngram_cache",
+    "paragraph_groups",
     "reflowed_text",
     "reflowed_lines",
     "non_empty_reflowed_lines",
@@ -91,10 +92,17 @@ class Document:
         return [line for line in self.lines if line and not line.isspace()]
 
     @cached_property
+    def paragraph_groups(self) -> list[list[str]] | None:
+        """A hard-wrapped text's lines grouped into paragraphs (`stages.reflow`); None when it is not
+        wrapped, or is CJK (no spaces tell a wrap from a break)."""
+        return None if self.is_cjk else paragraph_groups(self.text)
+
+    @cached_property
     def reflowed_text(self) -> str:
-        """The text with hard-wrapped lines joined into paragraphs (`stages.reflow`); the text itself
-        (same object) when it is not wrapped, or is CJK (no spaces tell a wrap from a break)."""
-        return self.text if self.is_cjk else reflow(self.text)
+        """The text with hard-wrapped lines joined into paragraphs; the text itself (same object) when
+        it is not wrapped."""
+        groups = self.paragraph_groups
+        return self.text if groups is None else "\n".join(map(join_paragraph, groups))
 
     @cached_property
     def reflowed_lines(self) -> list[str]:

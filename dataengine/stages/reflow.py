@@ -75,24 +75,29 @@ def soft_breaks(lines: list[str]) -> list[int] | None:
     return soft
 
 
-def reflow(text: str) -> str:
-    """The text with its wrapped lines joined into paragraphs; the text itself when it is not wrapped.
-
-    Spaced scripts only: CJK wrapping has no spaces to tell a wrap from a break (see `Document`)."""
+def paragraph_groups(text: str) -> list[list[str]] | None:
+    """The lines of a hard-wrapped text grouped into paragraphs (the breaks inside a group are soft),
+    or None when the text does not look wrapped. Spaced scripts only: CJK wrapping has no spaces to
+    tell a wrap from a break (see `Document`)."""
     if text.count("\n") <= MIN_SOFT_BREAKS:
-        return text
+        return None
     lines = text.split("\n")
     soft = soft_breaks(lines)
     if soft is None:
-        return text
-    out: list[str] = []
-    joined = set(soft)
-    current = lines[0]
-    for i in range(1, len(lines)):
-        if i - 1 in joined:
-            current = current.rstrip(_STRIP) + " " + lines[i].lstrip(_STRIP)
-        else:
-            out.append(current)
-            current = lines[i]
-    out.append(current)
-    return "\n".join(out)
+        return None
+    joins = set(soft)
+    groups: list[list[str]] = []
+    start = 0
+    for i in range(len(lines)):
+        if i not in joins:  # line i ends a paragraph (or is a line of its own)
+            groups.append(lines[start : i + 1])
+            start = i + 1
+    return groups
+
+
+def join_paragraph(group: list[str]) -> str:
+    """One paragraph's wrapped lines joined with one space (the outer edges of the paragraph kept)."""
+    if len(group) == 1:
+        return group[0]
+    inner = (line.strip(_STRIP) for line in group[1:-1])
+    return " ".join([group[0].rstrip(_STRIP), *inner, group[-1].lstrip(_STRIP)])
