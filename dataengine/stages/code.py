@@ -16,7 +16,7 @@ import regex
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import BatchStage
-from dataengine.stages.code_text import code_features, code_shape
+from dataengine.stages.code_text import CodeShape, code_features, code_shape
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
 
@@ -74,10 +74,11 @@ class CodeFilter(BatchStage):
         return self.code_probabilities([text])[0]
 
     def is_code(self, text: str) -> bool:
-        """The stage's decision: the model's score and (unless `require_shape` is off) the text's shape."""
-        return self.code_probability(text) >= self.cfg.threshold and (
-            not self.cfg.require_shape or code_shape(text).is_code_shaped
-        )
+        return self._decides_code(self.code_probability(text), code_shape(text))
+
+    def _decides_code(self, p_code: float, shape: CodeShape) -> bool:
+        """The model's score and (unless `require_shape` is off) the text's shape."""
+        return p_code >= self.cfg.threshold and (not self.cfg.require_shape or shape.is_code_shaped)
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         probabilities = self.code_probabilities([doc.text for doc in docs])
@@ -89,7 +90,7 @@ class CodeFilter(BatchStage):
         self.signal(doc, "ascii_line_share", shape.ascii_line_share)
         self.signal(doc, "code_line_share", shape.code_line_share)
         self.signal(doc, "symbol_density", shape.symbol_density)
-        if p_code < self.cfg.threshold or (self.cfg.require_shape and not shape.is_code_shaped):
+        if not self._decides_code(p_code, shape):
             return None
         doc.set_lang(CODE_LANG, p_code)
         lengths = [len(line) for line in doc.lines]
