@@ -188,15 +188,12 @@ class DocumentProcessor:
 
     def _count(self, out: dict, text: str) -> dict:
         stats = self.stats
-        lang = out.get("lang") or "unknown"
-        stats.count_row(lang, out.get("source"), out.get("reject"))
+        stats.count_row(out.get("lang"), out.get("source"), out.get("reject"))
         if out.get("reject"):
             stats.rejected_by_reason[out["reject"]] += 1
-            stats.langs_rejected[lang] += 1
             stats.length_hist_rejected[length_bin(len(text))] += 1
         else:
             stats.kept += 1
-            stats.langs_kept[lang] += 1
             stats.length_hist_kept[length_bin(len(text))] += 1
         return out
 

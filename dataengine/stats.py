@@ -78,6 +78,10 @@ def breakdowns_to_dict(groups: dict[str, Breakdown]) -> dict:
     return {k: g.to_dict() for k, g in sorted(groups.items(), key=lambda kv: (-kv[1].input, kv[0]))}
 
 
+def _most_common(counts: dict[str, int]) -> dict[str, int]:
+    return dict(Counter({k: n for k, n in counts.items() if n}).most_common())
+
+
 def _merge_breakdowns(into: dict[str, Breakdown], other: dict[str, Breakdown]) -> None:
     for key, group in other.items():
         into.setdefault(key, Breakdown()).merge(group)
@@ -88,8 +92,6 @@ _COUNTERS = (
     "funnel_docs",
     "funnel_bytes",
     "stage_seconds",
-    "langs_kept",
-    "langs_rejected",
     "length_hist_kept",
     "length_hist_rejected",
     "stage_counters",
@@ -107,8 +109,6 @@ class RunStats:
     funnel_docs: Counter = field(default_factory=Counter)
     funnel_bytes: Counter = field(default_factory=Counter)
     stage_seconds: Counter = field(default_factory=Counter)
-    langs_kept: Counter = field(default_factory=Counter)
-    langs_rejected: Counter = field(default_factory=Counter)
     length_hist_kept: Counter = field(default_factory=Counter)
     length_hist_rejected: Counter = field(default_factory=Counter)
     stage_counters: Counter = field(default_factory=Counter)
@@ -146,8 +146,8 @@ class RunStats:
             "funnel_docs": dict(self.funnel_docs),
             "funnel_bytes": dict(self.funnel_bytes),
             "stage_seconds": {k: round(v, 4) for k, v in self.stage_seconds.items()},
-            "langs_kept": dict(self.langs_kept.most_common()),
-            "langs_rejected": dict(self.langs_rejected.most_common()),
+            "langs_kept": _most_common({k: g.kept for k, g in self.by_language.items()}),
+            "langs_rejected": _most_common({k: g.rejected for k, g in self.by_language.items()}),
             "length_hist_kept": {str(k): v for k, v in sorted(self.length_hist_kept.items())},
             "length_hist_rejected": {str(k): v for k, v in sorted(self.length_hist_rejected.items())},
             "stage_counters": dict(sorted(self.stage_counters.items())),
