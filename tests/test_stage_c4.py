@@ -283,15 +283,23 @@ def test_news_and_novel_keep_rates_in_both_punctuation_styles(shared_data):
     """SIGHAN 2005 news (lines joined into ~600-character documents, and the same as one-line paragraphs)
     and a Japanese novel (吾輩は猫である, ~1500-character chunks) through the shipped c4 rules."""
     stage = C4Quality(load_pipeline_config(ROOT / "configs" / "pipeline.yaml").stages.c4)
-    news = []
-    for name in ("pku_test.utf8.gz", "msr_test.utf8.gz", "cityu_test.utf8"):
+    news, by_file = [], {}
+    for name in ("pku_test.utf8.gz", "msr_test.utf8.gz", "cityu_test.utf8", "as_test.utf8.gz"):
         path = shared_data / "zh" / "sighan2005" / name
+        by_file[name] = []
         with (gzip.open if name.endswith(".gz") else open)(path, "rt", encoding="utf-8-sig") as f:
             doc = ""
             for line in filter(None, map(str.strip, f)):
                 doc += line + "\n"
                 if len(doc) >= 600:
-                    news, doc = [*news, doc], ""
+                    by_file[name], doc = [*by_file[name], doc], ""
+        news += by_file[name]
+    # characters kept, per file: AS is written one clause a line (9,793 of its 14,429 lines end in ，);
+    # read line by line, C4 kept 24% of its characters
+    for name, texts in by_file.items():
+        docs = [Document(t, lang="zh") for t in texts]
+        kept = sum(len(d.text) for d in docs if stage.process(d) is None)
+        assert kept >= 0.9 * sum(map(len, texts)), (name, kept / sum(map(len, texts)))
     novel_lines = (
         (shared_data / "reference" / "wagahaiwa_nekodearu.txt").read_text(encoding="utf-8").splitlines()
     )
@@ -345,18 +353,61 @@ def test_wrapped_book_keeps_whole_paragraphs_with_their_short_last_lines(corpus)
     assert dropped_words <= 0.01 * (kept_words + dropped_words)
 
 
-def test_web_text_and_chinese_are_judged_line_by_line(corpus, zh_paragraphs):
-    """Web text (one paragraph per line, menus) and Chinese are never read as wrapped: their lines are
-    judged as DataTrove judges them."""
+def test_web_text_is_judged_line_by_line(corpus):
+    """Web text (one paragraph per line, menus) is never read as wrapped: its lines are judged as
+    DataTrove judges them."""
     stage = C4Quality()
     web = [t for texts in english_web_docs(corpus).values() for t in texts]
     for text in web:
         doc = Document(text, lang="en")
         stage.process(doc)
         assert doc.signals["c4.reflowed"] == 0
-    # Chinese wrapped at 40 characters (no spaces tell a wrap from a break): still line by line
-    wrapped = ["\n".join(t[i : i + 40] for i in range(0, len(t), 40)) for t in zh_paragraphs[:50]]
-    for text in wrapped:
-        doc = Document(text, lang="zh")
-        stage.process(doc)
+
+
+def _c4_output(text: str) -> tuple[str | None, Document]:
+    doc = Document(text, lang="zh")
+    return C4Quality().process(doc), doc
+
+
+def test_chinese_a_clause_a_line_or_wrapped_is_judged_a_sentence_at_a_time(zh_paragraphs):
+    """CMRC paragraphs rewritten one clause a line (a break after every ，、；：, as in SIGHAN's AS news),
+    in both punctuation styles, and wrapped at 40 characters: C4 keeps exactly the text it keeps of the
+    one-line paragraph, as the writer's own lines (the last one cut back to the sentence end). Before,
+    every clause line without a sentence end was dropped."""
+    clause_end = regex.compile(r"(?<=[，、；：])")
+    n_split = 0
+    for paragraph in zh_paragraphs[:200]:
+        styles = {
+            "clauses": clause_end.sub("\n", paragraph).strip(),
+            "clauses, half-width": clause_end.sub("\n", paragraph).strip().translate(HALF_WIDTH),
+            "wrapped": "\n".join(paragraph[i : i + 40] for i in range(0, len(paragraph), 40)),
+        }
+        for style, text in styles.items():
+            if "\n" not in text:
+                continue
+            n_split += 1
+            got, doc = _c4_output(text)
+            rule, whole = _c4_output(paragraph if "half" not in style else paragraph.translate(HALF_WIDTH))
+            assert got == rule and doc.signals["c4.reflowed"] == 1, (style, paragraph)
+            assert doc.signals["c4.sentences"] == whole.signals["c4.sentences"], (style, paragraph)
+            if rule is None:
+                # the same characters (a space at a wrap is stripped with its line, as C4 strips lines)
+                assert "".join(doc.text.split()) == "".join(whole.text.split()), (style, paragraph)
+                lines = [line.strip() for line in text.split("\n")]
+                out = doc.text.split("\n")
+                assert out[:-1] == lines[: len(out) - 1] and lines[len(out) - 1].startswith(out[-1])
+    assert n_split >= 500
+
+
+def test_chinese_sentence_a_line_stays_line_by_line(zh_paragraphs):
+    """One sentence a line (no clause mark at a line end, lines of any length) is not a wrap."""
+    sentence_end = regex.compile(r"(?<=[。！？])(?=.)")
+    n = 0
+    for paragraph in zh_paragraphs[:200]:
+        text = sentence_end.sub("\n", paragraph)
+        if text.count("\n") < 3:
+            continue
+        n += 1
+        _, doc = _c4_output(text)
         assert doc.signals["c4.reflowed"] == 0 and doc.signals["c4.lines"] == text.count("\n") + 1
+    assert n >= 50

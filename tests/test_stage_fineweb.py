@@ -150,11 +150,20 @@ def test_wrapped_article_reads_like_the_same_article_on_one_line_per_paragraph()
     assert decide("\n".join(f"Item number {i} of the list" for i in range(12)))[1]["fineweb.reflowed"] == 0
 
 
-def test_chinese_is_not_reflowed(corpus):
-    """CJK has no spaces to tell a wrap from a break: Chinese lines stay lines (even wrapped ones)."""
-    paragraph = next(t for t in cmrc_paragraphs(corpus) if len(t) > 400)
+def test_chinese_wrapped_at_a_width_or_a_clause_a_line_is_reflowed(corpus):
+    """CJK has no spaces to tell a wrap from a break; a fixed width and clause marks at line ends do.
+    A Chinese paragraph wrapped at 35 characters, or cut after each ，, reads as the paragraph; one
+    sentence a line stays lines."""
+    paragraph = next(t for t in cmrc_paragraphs(corpus) if len(t) > 400 and "\n" not in t)
     wrapped = "\n".join(paragraph[i : i + 35] for i in range(0, len(paragraph), 35))
-    doc = Document(wrapped, lang="zh")
-    assert doc.reflowed_text is wrapped and doc.reflowed_lines == doc.lines
-    FineWebQuality().process(doc)
-    assert doc.signals["fineweb.reflowed"] == 0
+    clauses = paragraph.replace("，", "，\n")
+    for text in (wrapped, clauses):
+        doc = Document(text, lang="zh")
+        # the paragraph's characters (a space at a wrap goes with the stripped line edge)
+        assert "".join(doc.reflowed_text.split()) == "".join(paragraph.split())
+        assert len(doc.reflowed_lines) == 1
+        FineWebQuality().process(doc)
+        assert doc.signals["fineweb.reflowed"] == 1
+    sentences = paragraph.replace("。", "。\n").strip()
+    doc = Document(sentences, lang="zh")
+    assert doc.reflowed_text is sentences and doc.reflowed_lines == doc.lines

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataengine.stages.base import Stage
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import CJK_LANGS, Document
+from dataengine.stages.reflow import join_lines, junction
 from dataengine.stages.text_constants import (
     C4_CITATION,
     C4_CJK_END_PUNCTUATION,
@@ -144,15 +145,31 @@ def count_cjk_sentences(line: str) -> int:
 
 def wrapped_paragraphs(doc: Document) -> list[tuple[str, list[str]]] | None:
     """A hard-wrapped document (`Document.paragraph_groups`) as (paragraph, its wrapped lines) pairs, the
-    paragraph its stripped lines joined by spaces; None when the text does not look wrapped."""
+    paragraph its stripped lines joined (`reflow.join_lines`); None when the text does not look wrapped."""
     groups = doc.paragraph_groups
     if groups is None:
         return None
-    return [(" ".join(line.strip() for line in group), group) for group in groups]
+    return [(join_lines([line.strip() for line in group], doc.is_cjk), group) for group in groups]
+
+
+def _pieces_of(line: str, pieces: list[str], cjk: bool) -> list[str]:
+    """The wrapped pieces that make up `line` (their join, possibly cut back to a sentence end): a
+    paragraph trimmed to its last sentence keeps its own line breaks up to the cut."""
+    out: list[str] = []
+    end = 0
+    for k, piece in enumerate(pieces):
+        if k:
+            end += len(junction(pieces[k - 1], piece, cjk))
+        if end >= len(line):
+            break
+        out.append(piece[: len(line) - end].rstrip())
+        end += len(piece)
+    return [piece for piece in out if piece]
 
 
 def _curly_line(line: str, wrapped: list[str] | None, rules: C4Rules) -> bool:
-    """Whether a kept line with "{" rejects the document. In a wrapped paragraph, only a line that C4
+    """Whether a kept line with "{" in spaced text rejects the document (a CJK sentence with "{" always
+    does, joined from clause lines or not). In a wrapped paragraph, only a line that C4
     would keep on its own (enough words, a sentence end where the rule is on) counts: code or JSON in
     an RFC ("{" alone, `"items": {`) is dropped line by line, as DataTrove does, not read as prose."""
     if wrapped is None:
@@ -227,10 +244,13 @@ class C4Quality(Stage):
     words, javascript, policy) read each paragraph joined from its wrapped lines, and a kept
     paragraph is written as its own lines, so the text keeps its wrapping and the short last line
     of a paragraph ("said he.") is not dropped on its own.
-    The `dropped_*`, `lines` and `lines_kept` counts are then of paragraphs. Web text (never
-    wrapped) and CJK are judged line by line, as DataTrove does. Sentences are counted on the lines
-    written out, as DataTrove counts them (each line, plus the breaks inside it): on paragraphs,
-    8k-character chunks of unpunctuated prose (the end of Joyce's Ulysses) count 3 and were lost."""
+    The `dropped_*`, `lines` and `lines_kept` counts are then of paragraphs. CJK written one clause a
+    line (lines ending in ，、；：) is judged the same way, a sentence at a time, and a sentence cut back
+    to its last sentence end keeps its own line breaks up to the cut. Web text is judged line by line,
+    as DataTrove does. Spaced text's sentences are counted on the lines written out, as DataTrove
+    counts them (each line, plus the breaks inside it): on paragraphs, 8k-character chunks of
+    unpunctuated prose (the end of Joyce's Ulysses) count 3 and were lost. CJK sentences are counted
+    on the joined sentences (a clause line is not a sentence)."""
 
     name = "c4"
 
@@ -258,20 +278,24 @@ class C4Quality(Stage):
         dropped = dict.fromkeys(
             ("long_word", "no_terminal_punct", "too_few_words", "javascript", "policy"), 0
         )
-        kept: list[str] = []
+        kept: list[str] = []  # lines written out
+        kept_units: list[str] = []  # the lines or joined paragraphs they came from
         trimmed = 0
         rule: str | None = None
         paragraphs = wrapped_paragraphs(doc)
         units = paragraphs or [(line, None) for line in doc.text.splitlines()]
-        n_kept = 0  # lines (paragraphs of wrapped text) kept
         for raw, wrapped in units:
             line = raw.strip()
             if long_word is not None and long_word.search(line):
                 dropped["long_word"] += 1
                 continue
             n_words = len(line) - line.count(" ") if cjk else len(line.split())
+            pieces = None if wrapped is None else [piece.strip() for piece in wrapped]
             if rules.remove_citations:
                 line = C4_CITATION.sub("", line)
+                if pieces is not None:
+                    pieces = [C4_CITATION.sub("", piece) for piece in pieces]
+                    line = join_lines(pieces, cjk)
             if rules.filter_no_terminal_punct and not ends_sentence(line, end_punct, closers):
                 trim = rules.trim_unterminated_tail
                 line = trim_to_last_sentence_end(line, end_punct, closers, cjk) if trim else ""
@@ -289,25 +313,20 @@ class C4Quality(Stage):
             if rules.filter_javascript and "javascript" in lower:
                 dropped["javascript"] += 1
                 continue
-            if rules.filter_curly_bracket and "{" in line and _curly_line(line, wrapped, rules):
+            if rules.filter_curly_bracket and "{" in line and (cjk or _curly_line(line, wrapped, rules)):
                 rule = "curly_bracket"
                 break
             if rules.filter_policy and any(p in lower for p in policy):
                 dropped["policy"] += 1
                 continue
-            n_kept += 1
-            if wrapped is None:
-                kept.append(line)
-                continue
-            for piece in wrapped:  # the paragraph's own lines, its citations removed as in `line`
-                piece = piece.strip()
-                kept.append(C4_CITATION.sub("", piece) if rules.remove_citations else piece)
+            kept_units.append(line)
+            kept.extend([line] if pieces is None else _pieces_of(line, pieces, cjk))
 
         n_sentences = 0
         if rules.min_sentences != -1:
-            n_sentences = sum(map(count_cjk_sentences, kept)) if cjk else count_sentences(kept)
+            n_sentences = sum(map(count_cjk_sentences, kept_units)) if cjk else count_sentences(kept)
         self.signal(doc, "lines", len(units))
-        self.signal(doc, "lines_kept", n_kept)
+        self.signal(doc, "lines_kept", len(kept_units))
         self.signal(doc, "reflowed", int(paragraphs is not None))
         self.signal(doc, "sentences", n_sentences)
         self.signal(doc, "lines_trimmed", trimmed)

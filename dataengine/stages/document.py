@@ -93,20 +93,23 @@ class Document:
 
     @cached_property
     def paragraph_groups(self) -> list[list[str]] | None:
-        """A hard-wrapped text's lines grouped into paragraphs (`stages.reflow`); None when it is not
-        wrapped, or is CJK (no spaces tell a wrap from a break)."""
-        return None if self.is_cjk else paragraph_groups(self.text)
+        """A hard-wrapped text's lines grouped into paragraphs (`stages.reflow`: by wrap width, or for
+        CJK by clause marks at line ends and a fixed width); None when it is not wrapped."""
+        return paragraph_groups(self.text, self.is_cjk)
 
     @cached_property
     def reflowed_text(self) -> str:
         """The text with hard-wrapped lines joined into paragraphs; the text itself (same object) when
         it is not wrapped."""
         groups = self.paragraph_groups
-        return self.text if groups is None else "\n".join(map(join_paragraph, groups))
+        if groups is None:
+            return self.text
+        return "\n".join(join_paragraph(group, self.is_cjk) for group in groups)
 
     @cached_property
     def reflowed_lines(self) -> list[str]:
-        """Lines of `reflowed_text`: one per paragraph of a hard-wrapped book; `lines` for other text."""
+        """Lines of `reflowed_text`: one per paragraph of a hard-wrapped book (or sentence of clause-per-line
+        CJK); `lines` for other text."""
         return self.lines if self.reflowed_text is self.text else self.reflowed_text.split("\n")
 
     @cached_property

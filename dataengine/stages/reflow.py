@@ -17,9 +17,20 @@ statistics are exactly those of DataTrove.
 
 Only soft breaks are joined (with one space); blank lines, paragraph ends and short lines stay, so
 the re-flowed text has one line per paragraph (or per verse line, heading, list entry).
+
+CJK has no spaces to tell a wrap from a break, but two other things do. Its clause marks: a line
+that ends in ，、；： (or half-width , ; :) stops mid-sentence, as in news or transcripts written one
+clause a line (SIGHAN's Academia Sinica test file). And a fixed width: a CJK wrapper cuts after
+exactly W characters (W ± 1 where it keeps punctuation off a line start), so when most breaks
+follow a line of the text's most common length, those breaks are wraps. Such lines are joined to
+the next (with nothing between), so that the line rules see the sentence instead of dropping
+every piece that has no sentence end.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from itertools import pairwise
 
 import regex
 
@@ -37,6 +48,9 @@ _STRIP = LINE_SPACES + "\r"
 # A sentence end, possibly inside closing quotes or brackets: `end."` `end?”` `end.)`
 ENDS_SENTENCE = regex.compile(r"\p{Sentence_Terminal}[\"'”’»)\]]*$")
 LINE_ENDS_SENTENCE = regex.compile(ENDS_SENTENCE.pattern, regex.MULTILINE)  # counts such lines in a text
+CJK_CLAUSE_MARKS = tuple("，、；：,;:")  # a CJK line ending in one of these goes on in the next line
+MIN_CJK_WRAP_WIDTH = 20  # characters: narrower equal lines are verse, not a wrap
+_SPACED_WORD_CHAR = regex.compile(r"[\p{Latin}\p{Greek}\p{Cyrillic}\p{Nd}]")
 
 
 def _first_word_length(line: str) -> int:
@@ -75,17 +89,56 @@ def soft_breaks(lines: list[str]) -> list[int] | None:
     return soft
 
 
-def paragraph_groups(text: str) -> list[list[str]] | None:
+def _cjk_wrap_width(lines: list[str], lengths: list[int], breaks: list[int]) -> int | None:
+    """The width W a CJK text is wrapped at, or None. W is the most common line length; the text is
+    wrapped at W when few lines are wider, enough breaks follow a line of W ± 1 characters, and those
+    lines mostly end mid-sentence (lines that are sentences of similar length are not a wrap)."""
+    counts = Counter(n for n in lengths if n >= MIN_CJK_WRAP_WIDTH)
+    if not counts:
+        return None
+    width = counts.most_common(1)[0][0]
+    wider = sum(1 for n in lengths if n > width + 1)
+    if wider > (1 - WIDTH_QUANTILE) * sum(1 for n in lengths if n):
+        return None
+    at_width = [i for i in breaks if abs(lengths[i] - width) <= 1]
+    if len(at_width) < MIN_SOFT_BREAKS or len(at_width) < MIN_SOFT_SHARE * len(breaks):
+        return None
+    ending = sum(1 for i in at_width if ENDS_SENTENCE.search(lines[i].rstrip(_STRIP)))
+    return None if ending > MAX_TERMINAL_SHARE * len(at_width) else width
+
+
+def cjk_breaks(lines: list[str]) -> list[int] | None:
+    """Indices i of CJK lines that go on in line i + 1 (they end in a clause mark, or the text is
+    wrapped at a fixed width and line i has that width); None when there are none."""
+    lengths = [len(line.rstrip(_STRIP)) for line in lines]
+    breaks = [i for i in range(len(lines) - 1) if lengths[i] and lines[i + 1].strip(_STRIP)]
+    width = _cjk_wrap_width(lines, lengths, breaks)
+    joins = [
+        i
+        for i in breaks
+        if lines[i].rstrip(_STRIP).endswith(CJK_CLAUSE_MARKS)
+        or (width is not None and abs(lengths[i] - width) <= 1)
+    ]
+    return joins or None
+
+
+def paragraph_groups(text: str, cjk: bool = False) -> list[list[str]] | None:
     """The lines of a hard-wrapped text grouped into paragraphs (the breaks inside a group are soft),
-    or None when the text does not look wrapped. Spaced scripts only: CJK wrapping has no spaces to
-    tell a wrap from a break (see `Document`)."""
-    if text.count("\n") <= MIN_SOFT_BREAKS:
+    or None when the text does not look wrapped: for spaced scripts by the wrap width, for CJK by the
+    clause marks at line ends and a fixed wrap width."""
+    if cjk:
+        if "\n" not in text:
+            return None
+        lines = text.split("\n")
+        breaks = cjk_breaks(lines)
+    else:
+        if text.count("\n") <= MIN_SOFT_BREAKS:
+            return None
+        lines = text.split("\n")
+        breaks = soft_breaks(lines)
+    if breaks is None:
         return None
-    lines = text.split("\n")
-    soft = soft_breaks(lines)
-    if soft is None:
-        return None
-    joins = set(soft)
+    joins = set(breaks)
     groups: list[list[str]] = []
     start = 0
     for i in range(len(lines)):
@@ -95,9 +148,26 @@ def paragraph_groups(text: str) -> list[list[str]] | None:
     return groups
 
 
-def join_paragraph(group: list[str]) -> str:
-    """One paragraph's wrapped lines joined with one space (the outer edges of the paragraph kept)."""
+def junction(left: str, right: str, cjk: bool = False) -> str:
+    """What joins two wrapped lines of one paragraph: a space; in CJK nothing, unless a Latin word or
+    a number ends the one and begins the other (a wrap at the space of "John H. McArthur")."""
+    if not cjk:
+        return " "
+    spaced = left and right and _SPACED_WORD_CHAR.match(left[-1]) and _SPACED_WORD_CHAR.match(right[0])
+    return " " if spaced else ""
+
+
+def join_lines(lines: list[str], cjk: bool = False) -> str:
+    """Wrapped lines (their edges already stripped) joined into their paragraph."""
+    parts = [lines[0]]
+    for left, right in pairwise(lines):
+        parts += [junction(left, right, cjk), right]
+    return "".join(parts)
+
+
+def join_paragraph(group: list[str], cjk: bool = False) -> str:
+    """One paragraph's wrapped lines joined (the outer edges of the paragraph kept)."""
     if len(group) == 1:
         return group[0]
-    inner = (line.strip(_STRIP) for line in group[1:-1])
-    return " ".join([group[0].rstrip(_STRIP), *inner, group[-1].lstrip(_STRIP)])
+    inner = [line.strip(_STRIP) for line in group[1:-1]]
+    return join_lines([group[0].rstrip(_STRIP), *inner, group[-1].lstrip(_STRIP)], cjk)
