@@ -37,12 +37,15 @@ HELDOUT = 0.1
 
 @pytest.fixture(scope="module")
 def inputs(corpus, tmp_path_factory) -> list[Path]:
-    """en and zh as JSONL (lang only), code as Parquet with a category column (§3.1)."""
+    """en and zh as JSONL (lang only), code as Parquet with lang and category columns (§3.1)."""
     root = tmp_path_factory.mktemp("pack_inputs")
     corpus = write_sample_corpus(corpus, root, max_chars=120_000)
     code = [json.loads(line) for line in open(corpus["code"], encoding="utf-8")]
     table = pa.Table.from_pylist(
-        [{"id": d["id"], "text": d["text"], "source": d["source"], "category": "code"} for d in code]
+        [
+            {"id": d["id"], "text": d["text"], "source": d["source"], "lang": "code", "category": "code"}
+            for d in code
+        ]
     )
     pq.write_table(table, root / "code.parquet", row_group_size=16)
     return [corpus["en"], corpus["zh"], root / "code.parquet"]
@@ -106,7 +109,11 @@ def test_pack_conserves_documents_and_round_trips(ray_session, inputs, tokenizer
         manifest["documents_in"] == len(docs) == splits["train"]["documents"] + splits["heldout"]["documents"]
     )
     assert manifest["tokens_in"] == splits["train"]["tokens"] + splits["heldout"]["tokens"]
-    assert manifest["channels"] == ["code", "en", "zh"]  # category for code, else lang
+    assert manifest["channels"] == [
+        "code",
+        "en",
+        "zh",
+    ]  # channels by lang (phase 1 gives source files lang=code)
     assert manifest["seq_len"] == SEQ_LEN and manifest["dtype"] == "uint16"
     assert (out / "tokenizer.json").read_bytes() == tokenizer_path.read_bytes()
 
@@ -309,7 +316,12 @@ def test_cli_plain_jsonl_gets_the_ids_of_dataengine_run(ray_session, plain_input
     )
     assert result.exit_code == 0, result.output
     trained = json.loads(result.output)
-    assert trained["documents"] > 0 and trained["heldout"] == {"fraction": 0.2, "seed": 0, "by_channel": {}}
+    assert trained["documents"] > 0 and trained["heldout"] == {
+        "fraction": 0.2,
+        "seed": 0,
+        "by_channel": {},
+        "channel": ["lang"],
+    }
     meta = json.loads(tok.with_name("tok.meta.json").read_text())
     assert meta["heldout"]["fraction"] == 0.2
 

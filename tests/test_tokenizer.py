@@ -70,7 +70,12 @@ def test_specials_vocab_and_embedding_headroom(trained):
     assert meta["embedding_size"] == math.ceil((SMALL.vocab_size + 1000) / 128) * 128
     assert meta["embedding_size"] % 128 == 0 and meta["embedding_size"] - SMALL.vocab_size >= 1000
     assert meta["sample"]["chars"] <= SMALL.sample_chars and meta["sample"]["heldout_skipped"] > 0
-    assert meta["heldout"] == {"fraction": 0.05, "seed": 0, "by_channel": {}}  # reused by pack and report
+    assert meta["heldout"] == {
+        "fraction": 0.05,
+        "seed": 0,
+        "by_channel": {},
+        "channel": ["lang"],
+    }  # reused by pack and report
 
 
 def test_pretokenizer_digits_code_whitespace_and_cjk(trained):
@@ -108,7 +113,7 @@ def test_compression_report_on_heldout(trained, sample):
     report = compression_report(
         load_tokenizer(trained), list(sample.values()), heldout=Heldout(fraction=0.05)
     )
-    assert set(report) == {"en", "zh", "code", "poetry"}
+    assert set(report) == {"en", "zh", "code", "lzh"}
     heldout_zh = sum(is_heldout(d["id"], 0.05) for d in _docs(sample["zh"]))
     assert report["zh"]["documents"] == heldout_zh > 0
     assert report["en"]["chars_per_token"] > 2.0  # real merges (bytes would give 1.0)

@@ -31,6 +31,13 @@ INPUTS = typer.Option(None, "--input", "-i", help="sets inputs: file, folder, gl
 TOKENIZER = typer.Option(None, "--tokenizer", "-t", help="sets tokenizer")
 HELDOUT = typer.Option(None, "--heldout-fraction", help="sets heldout_fraction")
 OUTPUT = typer.Option(None, "--output", "-o", help="sets output")
+CHANNEL = typer.Option(
+    None, "--channel", help="sets channel: lang | category | lang,category (fields naming a channel)"
+)
+
+
+def _channel(value: str | None) -> list[str] | None:
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _weights(pairs: list[str] | None) -> dict[str, float]:
@@ -73,6 +80,7 @@ def train(
     ),
     reserved_tokens: int = typer.Option(None, "--reserved-tokens", help="sets reserved_tokens"),
     embedding_headroom: int = typer.Option(None, "--embedding-headroom", help="sets embedding_headroom"),
+    channel: str = CHANNEL,
 ) -> None:
     """Train a byte-level BPE tokenizer on documents, each channel's share of the sample set by
     language_sampling; prints and records (.meta.json) the held-out setting, the shares and the
@@ -88,6 +96,7 @@ def train(
         "heldout_fraction": heldout_fraction,
         "reserved_tokens": reserved_tokens,
         "embedding_headroom": embedding_headroom,
+        "channel": _channel(channel),
         **_weights(channel_weight),
     }
     cfg = load_command_config(TokenizerTrainCommand, config, set_, flags)
@@ -142,13 +151,14 @@ def report(
     rejected: Counter = Counter()
     try:
         loaded = load_tokenizer(cfg.tokenizer)
-        heldout = (
-            None
-            if cfg.all_documents
-            else cfg.heldout_for(read_meta(cfg.tokenizer), str(meta_path(cfg.tokenizer)))
-        )
+        heldout = cfg.heldout_for(read_meta(cfg.tokenizer), str(meta_path(cfg.tokenizer)))
         result = compression_report(
-            loaded, cfg.inputs, heldout=heldout, input_config=cfg.input, rejected=rejected
+            loaded,
+            cfg.inputs,
+            heldout=heldout,
+            all_documents=cfg.all_documents,
+            input_config=cfg.input,
+            rejected=rejected,
         )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
@@ -199,6 +209,7 @@ def pack_command(
     heldout_fraction: float = HELDOUT,
     num_workers: int = typer.Option(None, "--num-workers", help="sets num_workers"),
     rows_per_shard: int = typer.Option(None, "--rows-per-shard", help="sets rows_per_shard"),
+    channel: str = CHANNEL,
 ) -> None:
     """Tokenize and pack documents into token shards (train + heldout) with a manifest."""
     from dataengine.pack.packer import pack
@@ -213,6 +224,7 @@ def pack_command(
         "heldout_fraction": heldout_fraction,
         "num_workers": num_workers,
         "rows_per_shard": rows_per_shard,
+        "channel": _channel(channel),
     }
     cfg = load_command_config(PackCommand, config, set_, flags)
     try:

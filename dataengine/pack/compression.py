@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 
 from dataengine.io.config import InputConfig
 from dataengine.pack.holdout import Heldout
-from dataengine.pack.inputs import document_channel, document_tables, reader_config
+from dataengine.pack.inputs import document_tables, reader_config
 
 _CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 
@@ -41,29 +41,32 @@ def compression_report(
     inputs: Sequence[str | Path],
     *,
     heldout: Heldout | None = None,
+    all_documents: bool = False,
     input_config: InputConfig | None = None,
     rejected: Counter | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per-channel compression on the documents of ``inputs`` that ``heldout`` holds out
-    (``heldout=None``: every document, for inputs that are held out as a whole). Documents are read
-    as by ``dataengine run``; records the reader rejects are counted into ``rejected``."""
+    """Per-channel compression (channels named as ``heldout`` names them) on the documents of ``inputs``
+    that ``heldout`` holds out (``all_documents`` or no ``heldout``: every document, for inputs that
+    are held out as a whole; channels by language then). Documents are read as by ``dataengine run``; records the reader rejects are counted into
+    ``rejected``."""
     input_config = input_config or reader_config()
     rejected = Counter() if rejected is None else rejected
     totals: dict[str, dict[str, int]] = {}
+    all_documents = all_documents or heldout is None
+    heldout = heldout or Heldout()
     for table in document_tables(inputs, input_config, rejected):
-        docs = [
-            d
-            for d in table.to_pylist()
-            if heldout is None or heldout.holds(d["id"], document_channel(d["category"], d["lang"]))
-        ]
-        if not docs:
-            continue
         by_channel: dict[str, list[str]] = {}
-        for d in docs:
-            by_channel.setdefault(document_channel(d["category"], d["lang"]), []).append(d["text"])
+        for d in table.to_pylist():
+            channel = heldout.channel_of(d)
+            if all_documents or heldout.holds(d["id"], channel):
+                by_channel.setdefault(channel, []).append(d["text"])
+        if not by_channel:
+            continue
         _add(tokenizer, totals, by_channel)
     if not totals:
-        raise ValueError(f"no held-out documents in {list(map(str, inputs))} ({heldout or 'all documents'})")
+        raise ValueError(
+            f"no held-out documents in {list(map(str, inputs))} ({'all documents' if all_documents else heldout})"
+        )
     return {channel: _ratios(row) for channel, row in sorted(totals.items())}
 
 

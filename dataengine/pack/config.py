@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.io.config import InputConfig
-from dataengine.pack.holdout import Heldout, resolve_heldout
+from dataengine.pack.holdout import ChannelField, Heldout, resolve_heldout
 from dataengine.pack.inputs import reader_config
 
 
@@ -39,6 +39,11 @@ class HeldoutKeys(Strict):
         None, description="null = the tokenizer's recorded per-channel shares"
     )
     heldout_seed: int | None = Field(None, description="null = the tokenizer's recorded seed (else 0)")
+    channel: list[ChannelField] | None = Field(
+        None,
+        description="row fields that name a document's channel ([lang], [category], [lang, category]); "
+        "null = the tokenizer's recorded setting",
+    )
 
     def heldout_for(self, meta: Mapping[str, Any], where: str) -> Heldout:
         """This config's held-out setting against a tokenizer's ``meta`` (``where``: its file)."""
@@ -48,6 +53,7 @@ class HeldoutKeys(Strict):
             self.heldout_fraction,
             self.heldout_seed,
             self.heldout_fraction_by_channel,
+            self.channel,
         )
 
 

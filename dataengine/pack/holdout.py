@@ -13,8 +13,8 @@ documents the tokenizer never trained on (``Heldout.within``), else they refuse.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,14 +32,24 @@ def is_heldout(doc_id: str, fraction: float, seed: int = 0) -> bool:
     return fraction > 0 and id_fraction(doc_id, seed) < fraction
 
 
+ChannelField = Literal["lang", "category"]
+
+
 class Heldout(BaseModel):
-    """Which documents are held out: a share of ids per channel (channel = category, else lang)."""
+    """Which documents are held out: a share of ids per channel. A document's channel is named by the
+    row fields in `channel` (`lang`, `category`, or both: `en/news`), recorded with the setting so that
+    pack and report name channels as the tokenizer did."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fraction: float = Field(DEFAULT_FRACTION, ge=0.0, lt=1.0)
     seed: int = 0
     by_channel: dict[str, float] = Field(default_factory=dict)
+    channel: tuple[ChannelField, ...] = Field(("lang",), min_length=1)
+
+    def channel_of(self, row: Mapping[str, Any]) -> str:
+        """The document's channel: its `channel` fields' values joined by `/` (missing: unknown)."""
+        return "/".join(str(row.get(name) or "unknown") for name in self.channel)
 
     def fraction_of(self, channel: str) -> float:
         return self.by_channel.get(channel, self.fraction)
@@ -64,18 +74,27 @@ def resolve_heldout(
     fraction: float | None = None,
     seed: int | None = None,
     by_channel: Mapping[str, float] | None = None,
+    channel: Sequence[str] | None = None,
 ) -> Heldout:
     """The held-out setting to use: the tokenizer's ``recorded`` one (else the default, for a tokenizer
     trained elsewhere), with the values given explicitly; a given value that would hold out documents
     the tokenizer trained on raises ValueError naming ``where`` the recorded setting is."""
     base = Heldout(**recorded) if recorded else Heldout()
     given = {
-        k: v for k, v in (("fraction", fraction), ("seed", seed), ("by_channel", by_channel)) if v is not None
+        k: v
+        for k, v in (("fraction", fraction), ("seed", seed), ("by_channel", by_channel), ("channel", channel))
+        if v is not None
     }
     if not given:
         return base
     chosen = base.model_copy(update={**given, "by_channel": dict(given.get("by_channel", base.by_channel))})
     chosen = Heldout.model_validate(chosen.model_dump())
+    if recorded and chosen.channel != base.channel and (chosen.by_channel or base.by_channel):
+        raise ValueError(
+            f"channel={list(chosen.channel)}: {where} holds out a share per channel of {list(base.channel)} "
+            f"({base.by_channel}); the same shares cannot be read by other channels. Leave channel unset, "
+            "or retrain the tokenizer with the new channel"
+        )
     if recorded and not chosen.within(base):
         raise ValueError(
             f"heldout_fraction={chosen.fraction} heldout_seed={chosen.seed} "

@@ -99,8 +99,3 @@ def document_tables(
     for unit in plan(inputs, config):
         for table in unit_tables(unit, config, batch_size):
             yield documents_only(table, rejected)
-
-
-def document_channel(category: str | None, lang: str | None) -> str:
-    """The channel a document is trained and evaluated under: its category, else its language."""
-    return category or lang or "unknown"

@@ -40,7 +40,7 @@ from dataengine.io.config import InputConfig
 from dataengine.io.units import Unit
 from dataengine.pack.config import PackConfig
 from dataengine.pack.holdout import Heldout
-from dataengine.pack.inputs import document_channel, documents_only, plan, unit_tables
+from dataengine.pack.inputs import documents_only, plan, unit_tables
 from dataengine.pack.order import make_order
 from dataengine.pack.shards import (
     DTYPES,
@@ -105,9 +105,10 @@ def tokenize_block(
     for doc_ids, end in zip(ids, ends.tolist(), strict=True):
         tokens[end - len(doc_ids) - 1 : end - 1] = doc_ids
     tokens[ends - 1] = eos
+    columns = {name: batch[name].to_pylist() for name in heldout.channel}
     channels = [
-        document_channel(c, lang)
-        for c, lang in zip(batch["category"].to_pylist(), batch["lang"].to_pylist(), strict=True)
+        heldout.channel_of({name: values[i] for name, values in columns.items()})
+        for i in range(batch.num_rows)
     ]
     held = np.fromiter(
         (

@@ -1,7 +1,7 @@
 """A mixed English / Chinese / code document set built from the shared real-text folder.
 
 Tests, the throughput benchmark and the compression report need the same realistic input:
-kept-document rows (§3.1: id, text, source, plus lang or category) from real text, not typed
+kept-document rows (§3.1: id, text, source, lang, and category where phase 1 would set one) from real text, not typed
 strings. This module turns the shared folder (``../shared/data``) into one JSONL file per
 channel. Files absent from the folder are skipped, so the bundled subset (``tests/data``, laid out
 alike) gives a smaller corpus of the same kinds. Pre-tokenized corpora (WikiText, Brown) are left out: their spaces around
@@ -116,7 +116,8 @@ def code_documents(shared: Path) -> Iterator[dict]:
         for line in f:
             record = json.loads(line)
             name = f"{record['repo']}/{record['path']}"
-            yield {"id": f"code:{name}", "text": record["content"], "source": name, "category": "code"}
+            row = {"id": f"code:{name}", "text": record["content"], "source": name}
+            yield {**row, "lang": "code", "category": "code"}  # as phase 1 labels a source file
 
 
 def poetry_documents(shared: Path, every: int = 4) -> Iterator[dict]:
@@ -130,8 +131,8 @@ def poetry_documents(shared: Path, every: int = 4) -> Iterator[dict]:
                     "id": f"poetry:{i}",
                     "text": text,
                     "source": f"zh_classical_poetry:{i}",
-                    "lang": "zh",
-                    "category": "poetry",
+                    "lang": "lzh",  # as phase 1 labels classical Chinese
+                    "category": "books",
                 }
 
 

@@ -36,8 +36,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from dataengine.io.units import Unit
 from dataengine.pack.compression import text_compression
 from dataengine.pack.config import ReaderKey, Strict
-from dataengine.pack.holdout import DEFAULT_FRACTION, Heldout, id_fraction
-from dataengine.pack.inputs import document_channel, plan, unit_documents
+from dataengine.pack.holdout import DEFAULT_FRACTION, ChannelField, Heldout, id_fraction
+from dataengine.pack.inputs import plan, unit_documents
 
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
 RESERVED = "<|reserved_{}|>"
@@ -102,7 +102,13 @@ class TokenizerConfig(ReaderKey):
     )
     heldout_seed: int = Field(0, description="seed of the held-out id hash (recorded)")
     heldout_fraction_by_channel: dict[str, float] = Field(
-        default_factory=dict, description="held-out share per channel (category, else lang); recorded"
+        default_factory=dict, description="held-out share per channel; recorded"
+    )
+    channel: list[ChannelField] = Field(
+        ["lang"],
+        min_length=1,
+        description="row fields that name a document's channel: [lang], [category] or [lang, category] "
+        "(en/news); recorded, and reused by pack and report",
     )
     language_sampling: LanguageSampling = Field(
         default_factory=LanguageSampling,
@@ -129,6 +135,7 @@ class TokenizerConfig(ReaderKey):
             fraction=self.heldout_fraction,
             seed=self.heldout_seed,
             by_channel=self.heldout_fraction_by_channel,
+            channel=tuple(self.channel),
         )
 
     @property
@@ -181,7 +188,7 @@ def _stream(
                     break
                 text = doc["text"][: config.max_doc_chars]
                 turn += len(text)
-                yield doc, document_channel(doc["category"], doc["lang"]), text
+                yield doc, config.heldout.channel_of(doc), text
 
 
 def channel_rates(available: dict[str, int], config: TokenizerConfig) -> dict[str, float]:
