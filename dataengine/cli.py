@@ -78,6 +78,7 @@ def init(
 
 def _register_subcommands() -> None:
     from dataengine.calibrate import CalibrateCommand, calibrate_command
+    from dataengine.classifiers.cli import category_app, quality_app
     from dataengine.dedup.cli import DEDUP_EPILOG, dedup_command
     from dataengine.pack.cli import PACK_EPILOG, pack_command, tokenizer_app
     from dataengine.usage.cli import usage_app
@@ -87,6 +88,8 @@ def _register_subcommands() -> None:
     app.command("dedup", epilog=DEDUP_EPILOG)(dedup_command)
     app.command("calibrate", epilog=config_epilog(CalibrateCommand))(calibrate_command)
     app.add_typer(usage_app, name="usage")
+    app.add_typer(quality_app, name="quality")
+    app.add_typer(category_app, name="category")
 
 
 _register_subcommands()

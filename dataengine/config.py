@@ -5,38 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from dataengine.configio import load_config
 from dataengine.dedup.config import DedupConfig, MinHashConfig
 from dataengine.io.config import InputConfig
-from dataengine.stages.c4 import C4Config
-from dataengine.stages.code import CodeConfig
-from dataengine.stages.fineweb import FineWebConfig
-from dataengine.stages.gopher_quality import GopherQualityConfig
-from dataengine.stages.gopher_repetition import GopherRepetitionConfig
-from dataengine.stages.langid import LangIdConfig
-from dataengine.stages.normalize import NormalizeConfig
-from dataengine.stages.pii import PiiConfig
-from dataengine.stages.toxicity import ToxicityConfig
+from dataengine.stages.registry import STAGES
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StagesConfig(Strict):
-    """Per-document stages, run in this order; `null` turns a stage off."""
-
-    normalize: NormalizeConfig | None = Field(default_factory=NormalizeConfig)
-    code: CodeConfig | None = Field(default_factory=CodeConfig)
-    langid: LangIdConfig | None = Field(default_factory=LangIdConfig)
-    gopher: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
-    gopher_rep: GopherRepetitionConfig | None = Field(default_factory=GopherRepetitionConfig)
-    c4: C4Config | None = Field(default_factory=C4Config)
-    fineweb: FineWebConfig | None = Field(default_factory=FineWebConfig)
-    toxicity: ToxicityConfig | None = Field(default_factory=ToxicityConfig)
-    pii: PiiConfig | None = Field(default_factory=PiiConfig)
+StagesConfig = create_model(
+    "StagesConfig",
+    __base__=Strict,
+    __doc__="Per-document stages, run in this order; `null` turns a stage off.",
+    **{
+        stage.name: (stage.config_class | None, Field(default_factory=stage.config_class)) for stage in STAGES
+    },
+)
 
 
 class DecideConfig(Strict):
@@ -68,6 +56,15 @@ class PipelineConfig(Strict):
     ray: RayConfig = Field(default_factory=RayConfig)
     write: OutputConfig = Field(default_factory=OutputConfig)
     dedup: DedupConfig | None = None  # phase 2 on OUT/kept after phase 1 (OUT/dedup/); null = off
+
+    @model_validator(mode="after")
+    def _survivor_has_its_score(self) -> PipelineConfig:
+        if self.dedup is not None and self.dedup.survivor == "quality" and self.stages.quality is None:
+            raise ValueError(
+                "dedup.survivor 'quality' ranks by the quality stage's score, but stages.quality is null; "
+                "turn the stage on or set dedup.survivor to longest or earliest"
+            )
+        return self
 
     def signature_config(self) -> MinHashConfig | None:
         """The MinHash parameters phase 1 writes signatures with, or None when it writes none."""

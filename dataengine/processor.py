@@ -26,9 +26,15 @@ BASE_FIELDS = [
     pa.field("url", pa.string()),
     pa.field("title", pa.string()),
     pa.field("category", pa.string()),
+    pa.field("category_score", pa.float32()),
     pa.field("lang", pa.string()),
     pa.field("lang_score", pa.float32()),
+    pa.field("quality", pa.float32()),
+    pa.field("quality_bin", pa.int8()),
 ]
+# Written from the Document's attributes of the same name when a stage set them (an input's own
+# `category` stays when the category stage is off).
+_DOCUMENT_FIELDS = ("category", "category_score", "quality", "quality_bin")
 REJECT_FIELD = pa.field("reject", pa.string())
 
 # Documents that exercise every rule family (prose, CJK, code, empty) so that the signal
@@ -175,6 +181,10 @@ class DocumentProcessor:
         if doc.lang is not None:
             out["lang"] = doc.lang
             out["lang_score"] = doc.lang_score
+        for name in _DOCUMENT_FIELDS:
+            value = getattr(doc, name)
+            if value is not None:
+                out[name] = value
         for field in self.signal_fields:
             out[field.name] = doc.signals.get(field.name)
         unknown = doc.signals.keys() - out.keys()

@@ -141,7 +141,7 @@ def test_help_lists_every_dedup_key_with_its_default():
     result = CliRunner().invoke(_app(), ["dedup", "--help"], terminal_width=200)
     assert result.exit_code == 0
     for key in (
-        'survivor = "quality"',
+        'survivor = "earliest"',
         "minhash.num_perm = 128",
         "decontam.enabled = false",
         "inputs = required",

@@ -120,6 +120,10 @@ class DedupConfig(_Strict):
     incremental: IncrementalConfig = IncrementalConfig()
     semantic: SemanticConfig = SemanticConfig()
     decontam: DecontamConfig = DecontamConfig()
-    survivor: SurvivorRule = "quality"
+    # Which duplicate stays: highest `quality` (the quality stage's score; an input without that column
+    # is an error), longest, or earliest. configs/pipeline.yaml ranks by quality (phase 1 writes it);
+    # the bare default is earliest, as DataTrove and NeMo Curator keep the first, since arbitrary
+    # inputs carry no score.
+    survivor: SurvivorRule = "earliest"
     # Minimum shuffle partitions for groupby/join (more are used when band rows would exceed ~2M per partition).
     num_partitions: int = Field(8, ge=1)

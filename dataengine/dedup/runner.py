@@ -453,6 +453,8 @@ def run_dedup(
     if staged.units:
         timings["stage"] = round(time.time() - t0, 3)
     inputs_ = files.list_inputs(staged.paths)
+    if cfg.survivor == "quality":
+        _require_quality(inputs_)
     total = sum(f.num_rows for f in inputs_)
     parts = _partitions(cfg, total)
     bench = BenchmarkIndex.build(cfg.decontam) if cfg.decontam.enabled else None
@@ -499,6 +501,17 @@ def run_dedup(
     tmp_json.write_text(json.dumps(run, indent=2, sort_keys=False))
     tmp_json.replace(out / "run.json")
     return run
+
+
+def _require_quality(inputs_: Sequence[files.InputFile]) -> None:
+    """`survivor: quality` ranks by the quality stage's score: without the column it would silently
+    keep the earliest document, so it fails before any work instead."""
+    for f in inputs_:
+        if f.num_rows and "quality" not in pq.read_schema(f.path).names:
+            raise staging.InputError(
+                f"dedup.survivor is 'quality' but {f.path} has no `quality` column (phase 1 writes it with "
+                "stages.quality on); set dedup.survivor to longest or earliest"
+            )
 
 
 def _component_decisions(

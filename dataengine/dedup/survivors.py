@@ -17,7 +17,7 @@ def priority(rule: SurvivorRule, quality: np.ndarray | None, length: np.ndarray)
     """Lower is better: highest quality (missing quality ranks last), longest, or earliest (all equal)."""
     if rule == "quality":
         if quality is None:
-            return np.zeros(len(length), dtype=np.float64)
+            raise ValueError("survivor rule 'quality' needs the quality column")
         q = np.asarray(quality, dtype=np.float64)
         return np.where(np.isnan(q), np.inf, -q)
     if rule == "longest":

@@ -6,6 +6,8 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 
+from pydantic import BaseModel
+
 from dataengine.stages.document import Document
 
 
@@ -21,7 +23,9 @@ class Stage(ABC):
     cheaper per batch derives from `BatchStage` instead.
     """
 
-    name: str = "stage"
+    name: str = "stage"  # its key under `stages:` in the config, and the prefix of its signals
+    config_class: type[BaseModel]  # validated settings, passed to __init__
+    prose_only: bool = False  # documents detected as code skip it (its rules describe prose)
 
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()

@@ -253,6 +253,8 @@ class C4Quality(Stage):
     on the joined sentences (a clause line is not a sentence)."""
 
     name = "c4"
+    config_class = C4Config
+    prose_only = True
 
     def __init__(self, cfg: C4Config | None = None):
         super().__init__()

@@ -55,6 +55,7 @@ class CodeConfig(BaseModel):
 
 class CodeFilter(BatchStage):
     name = "code"
+    config_class = CodeConfig
 
     def __init__(self, cfg: CodeConfig | None = None):
         super().__init__()

@@ -39,7 +39,9 @@ _HAN_KANA_HANGUL = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _PARAGRAPH_BREAK = regex.compile(r"\n{2,}")
 
 # Attributes that are state, not caches: everything else in __dict__ is a cached split.
-_STATE = frozenset({"text", "lang", "lang_score", "signals"})
+_STATE = frozenset(
+    {"text", "lang", "lang_score", "signals", "category", "category_score", "quality", "quality_bin"}
+)
 # Caches that depend on the language (through `is_cjk`), dropped by `set_lang`.
 _LANG_DEPENDENT = (
     "units",
@@ -54,13 +56,18 @@ _LANG_DEPENDENT = (
 
 
 class Document:
-    """A document under processing: text, detected language, signals, and cached splits."""
+    """A document under processing: text, detected language, category and quality, signals, and cached
+    splits."""
 
     def __init__(self, text: str, lang: str | None = None, lang_score: float | None = None):
         self.text = text
         self.lang = lang
         self.lang_score = lang_score
         self.signals: dict[str, Any] = {}
+        self.category: str | None = None  # written by the category stage
+        self.category_score: float | None = None
+        self.quality: float | None = None  # written by the quality stage
+        self.quality_bin: int | None = None
 
     def set_text(self, text: str) -> None:
         """Replace the text and forget every split computed from the old one."""

@@ -72,6 +72,8 @@ class FineWebQuality(Stage):
     Rules (in this order): empty, line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio."""
 
     name = "fineweb"
+    config_class = FineWebConfig
+    prose_only = True
 
     def __init__(self, cfg: FineWebConfig | None = None):
         super().__init__()

@@ -108,6 +108,8 @@ class GopherQuality(Stage):
     language without a stop-word list)."""
 
     name = "gopher"
+    config_class = GopherQualityConfig
+    prose_only = True
 
     def __init__(self, cfg: GopherQualityConfig | None = None):
         super().__init__()

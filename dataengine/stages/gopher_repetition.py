@@ -82,6 +82,8 @@ class GopherRepetition(BatchStage):
     dup_line_frac, dup_line_char_frac, top_<n>_gram, duplicated_<n>_grams."""
 
     name = "gopher_rep"
+    config_class = GopherRepetitionConfig
+    prose_only = True
 
     def __init__(self, cfg: GopherRepetitionConfig | None = None):
         super().__init__()

@@ -62,6 +62,8 @@ class LanguageIdentifier(BatchStage):
     """Sets `doc.lang` / `doc.lang_score`; rejects "below_threshold" or "not_allowed"."""
 
     name = "langid"
+    config_class = LangIdConfig
+    prose_only = True
 
     def __init__(self, cfg: LangIdConfig | None = None):
         super().__init__()

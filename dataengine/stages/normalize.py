@@ -96,6 +96,7 @@ class Normalizer(Stage):
     """Rewrites the text to its normal form; rejects a document with nothing left ("empty")."""
 
     name = "normalize"
+    config_class = NormalizeConfig
 
     def __init__(self, cfg: NormalizeConfig | None = None):
         super().__init__()

@@ -301,6 +301,7 @@ class PiiMasker(Stage):
     """Masks PII in place (signals `<kind>` = values masked); rejects only with rule "too_many" when asked."""
 
     name = "pii"
+    config_class = PiiConfig
 
     def __init__(self, cfg: PiiConfig | None = None):
         super().__init__()

@@ -132,6 +132,8 @@ class ToxicityFilter(Stage):
     """Signals `bad_words` (matches) and `bad_word_fraction`; rejects with rule "bad_words"."""
 
     name = "toxicity"
+    config_class = ToxicityConfig
+    prose_only = True
 
     def __init__(self, cfg: ToxicityConfig | None = None):
         super().__init__()

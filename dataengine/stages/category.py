@@ -1,0 +1,59 @@
+"""Category: one coarse kind of text per document, from a fastText classifier.
+
+The taxonomy is a contract (docs/design.md): `encyclopedia, news, academic, books, forum, technical,
+code, math, web`. A document the code stage labelled code is `code` without asking the model. The
+category feeds per-category decisions (`stages.quality.by_category`), `pack`'s channels, the trainer's
+per-channel loss and the report's category mix. The packaged model is trained by
+scripts/train_category_model.py; `dataengine category train` trains one on a user's labels.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataengine.classifiers.model import LABEL_PREFIX, label_probabilities, packaged_model_path
+from dataengine.stages.base import BatchStage
+from dataengine.stages.code import CODE_LANG
+from dataengine.stages.document import Document
+from dataengine.stages.fasttext_models import load_model, require_model_file
+
+CATEGORIES = ("encyclopedia", "news", "academic", "books", "forum", "technical", "code", "math", "web")
+CODE_CATEGORY = "code"
+
+
+class CategoryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str | None = Field(None, description="fastText category model; default: the packaged one")
+    reject: list[str] = Field(default_factory=list, description="categories whose documents are rejected")
+
+
+class CategoryClassifier(BatchStage):
+    """Writes `category` and `category_score` (the label's probability); rule: rejected_category."""
+
+    name = "category"
+    config_class = CategoryConfig
+
+    def __init__(self, cfg: CategoryConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or CategoryConfig()
+        self.model_path = self.cfg.model_path or str(packaged_model_path("category.ftz"))
+        require_model_file(self.model_path, "stages.category.model_path")
+        labels = [label.removeprefix(LABEL_PREFIX) for label in load_model(self.model_path).get_labels()]
+        unknown = sorted(set(self.cfg.reject) - set(labels) - {CODE_CATEGORY})
+        if unknown:
+            raise ValueError(
+                f"stages.category.reject: {unknown} are not labels of {self.model_path} ({labels})"
+            )
+        self.reject = frozenset(self.cfg.reject)
+
+    def process_batch(self, docs: list[Document]) -> list[str | None]:
+        prose = [doc for doc in docs if doc.lang != CODE_LANG]
+        labels, probs = label_probabilities(load_model(self.model_path), [doc.text for doc in prose])
+        for doc, row in zip(prose, probs, strict=True):
+            best = int(row.argmax())
+            doc.category, doc.category_score = labels[best], float(row[best])
+        for doc in docs:
+            if doc.lang == CODE_LANG:
+                doc.category, doc.category_score = CODE_CATEGORY, 1.0
+        return ["rejected_category" if doc.category in self.reject else None for doc in docs]
