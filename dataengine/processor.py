@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
+from dataengine.classifiers.features import document_tokens
 from dataengine.config import PipelineConfig
 from dataengine.dedup.minhash import SIGNATURE_TYPE, minhash_signatures, signature_column, signature_metadata
 from dataengine.io.split import split_rows
@@ -198,7 +199,7 @@ class DocumentProcessor:
 
     def _count(self, out: dict, text: str) -> dict:
         stats = self.stats
-        stats.count_row(out.get("lang"), out.get("source"), out.get("reject"))
+        stats.count_row(out, 0 if out.get("reject") else document_tokens(text))
         if out.get("reject"):
             stats.rejected_by_reason[out["reject"]] += 1
             stats.length_hist_rejected[length_bin(len(text))] += 1

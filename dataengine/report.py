@@ -88,11 +88,69 @@ def timing_chart(run: dict) -> bytes:
     return _png(fig)
 
 
+def _empty(fig, ax, message: str) -> bytes:
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    return _png(fig)
+
+
+def categories_chart(run: dict) -> bytes:
+    """The kept set's category mix in documents and in tokens (words + CJK characters)."""
+    groups = {k: g["kept"] for k, g in run.get("by_category", {}).items() if g["kept"]}
+    tokens = run.get("category_tokens", {})
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    if not groups:
+        return _empty(fig, ax, "no kept documents with a category")
+    names = sorted(groups, key=lambda k: -tokens.get(k, 0))
+    docs_total, tokens_total = sum(groups.values()), max(1, sum(tokens.values()))
+    x = range(len(names))
+    ax.bar(
+        [i - 0.2 for i in x],
+        [100 * groups[k] / docs_total for k in names],
+        0.4,
+        color=KEPT,
+        label="documents",
+    )
+    ax.bar(
+        [i + 0.2 for i in x],
+        [100 * tokens.get(k, 0) / tokens_total for k in names],
+        0.4,
+        color="#264653",
+        label="tokens",
+    )
+    ax.set_xticks(list(x), names, rotation=30)
+    ax.set_ylabel("% of kept")
+    ax.set_title("category mix of the kept documents")
+    ax.legend()
+    return _png(fig)
+
+
+def quality_chart(run: dict, top: int = 8) -> bytes:
+    """Kept documents per quality bin (0-19, the scorer's percentile buckets), per language and category."""
+    series: dict[str, list[int]] = {}
+    for key, n in run.get("quality_bins", {}).items():
+        lang, category, b = key.rsplit("|", 2)
+        series.setdefault(f"{lang} / {category}", [0] * 20)[int(b)] += n
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    if not series:
+        return _empty(fig, ax, "no quality scores (stages.quality off, or no model for these languages)")
+    for name in sorted(series, key=lambda k: -sum(series[k]))[:top]:
+        ax.plot(range(20), series[name], marker="o", markersize=3, label=f"{name} ({sum(series[name])})")
+    ax.set_xticks(range(0, 20, 2))
+    ax.set_xlabel("quality bin (5-percentile buckets of the scorer's reference crawl)")
+    ax.set_ylabel("kept documents")
+    ax.set_title("quality per language and category")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
 CHARTS = {
     "funnel": funnel_chart,
     "reasons": reasons_chart,
     "languages": languages_chart,
     "lengths": lengths_chart,
+    "categories": categories_chart,
+    "quality": quality_chart,
     "timing": timing_chart,
 }
 
@@ -162,7 +220,7 @@ def breakdown_table(groups: dict, label: str, limit: int = 50, prefix: str = "")
 def breakdown_sections(run: dict) -> str:
     """Headlines and tables per language and per source file ('' for a run.json written before them)."""
     by_lang, by_source = run.get("by_language"), run.get("by_source")
-    if not by_lang and not by_source:
+    if not by_lang and not by_source and not run.get("by_category"):
         return ""
     parts = []
     if by_lang:
@@ -181,6 +239,15 @@ def breakdown_sections(run: dict) -> str:
         where = f" (under {html.escape(prefix)})" if prefix else ""
         parts.append(f"<h2>keep rate by source file{where}</h2>")
         parts.append(breakdown_table(by_source, "source file", prefix=prefix))
+    by_category = run.get("by_category")
+    if by_category and set(by_category) != {"unknown"}:
+        parts.append("<h2>keep rate by category</h2>")
+        parts.append(breakdown_table(by_category, "category"))
+        if "dedup" in run:
+            parts.append(
+                "<p class=note>The category mix in tokens and the quality chart count phase 1's kept rows "
+                "(before dedup); the table above counts dedup's rejections too.</p>"
+            )
     if "dedup" in run:
         parts.append(
             "<p class=note>dedup:* rejections count in the language and source file of the copy that was "

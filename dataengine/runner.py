@@ -226,13 +226,12 @@ def _dedup_phase(cfg: PipelineConfig, output: str, phase1: dict, rerun: bool) ->
         raise RunError(f"{previous}: dedup saw {dedup['input']} documents, phase 1 kept {phase1['kept']}")
     reasons = Counter(phase1["rejected_by_reason"])
     reasons.update(dedup["rejected_by_reason"])
-    by_language, by_source = _attribute_dedup(Path(output) / "dedup" / "rejected", phase1)
+    groups = _attribute_dedup(Path(output) / "dedup" / "rejected", phase1)
     result = dict(phase1)
     result.update(
         {
             "kept": dedup["kept"],
-            "by_language": by_language,
-            "by_source": by_source,
+            **groups,
             "rejected": sum(reasons.values()),
             "rejected_by_reason": dict(sorted(reasons.items())),
             "phase1": {k: phase1[k] for k in ("input", "kept", "rejected", "rejected_by_reason")},
@@ -248,29 +247,38 @@ def _dedup_phase(cfg: PipelineConfig, output: str, phase1: dict, rerun: bool) ->
     return result
 
 
-def _attribute_dedup(rejected_dir: Path, phase1: dict) -> tuple[dict, dict]:
-    """Phase 1's by_language / by_source with each dedup rejection moved from its group's kept to its
-    reason. The groups come from the rejected rows' own `lang` and `source` columns (the values phase 1
-    wrote), read a batch at a time: nothing proportional to the corpus is held."""
+_GROUPINGS = (("by_language", "lang"), ("by_source", "source"), ("by_category", "category"))
+
+
+def _attribute_dedup(rejected_dir: Path, phase1: dict) -> dict[str, dict]:
+    """Phase 1's by_language / by_source / by_category with each dedup rejection moved from its group's
+    kept to its reason. The groups come from the rejected rows' own `lang`, `source` and `category`
+    columns (the values phase 1 wrote), read a batch at a time: nothing proportional to the corpus is
+    held."""
     import pyarrow.parquet as pq
 
     groups = {
-        name: {k: Breakdown.from_dict(g) for k, g in phase1.get(name, {}).items()}
-        for name in ("by_language", "by_source")
+        name: {k: Breakdown.from_dict(g) for k, g in phase1.get(name, {}).items()} for name, _ in _GROUPINGS
     }
     moved: Counter = Counter()
     for path in sorted(rejected_dir.glob("*.parquet")) if rejected_dir.is_dir() else []:
         pf = pq.ParquetFile(path)
-        columns = [c for c in ("lang", "source", "reject") if c in pf.schema_arrow.names]
+        columns = [c for c in ("lang", "source", "category", "reject") if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(columns=columns, batch_size=65536):
             cols = batch.to_pydict()
             n = batch.num_rows
-            for lang, source, reject in zip(
-                cols.get("lang", [None] * n), cols.get("source", [None] * n), cols["reject"], strict=True
-            ):
-                moved[(lang or UNKNOWN, source_file(source), reject)] += 1
-    for (lang, source, reject), n in moved.items():
-        for name, key in (("by_language", lang), ("by_source", source)):
+            keys = zip(
+                (x or UNKNOWN for x in cols.get("lang", [None] * n)),
+                map(source_file, cols.get("source", [None] * n)),
+                (x or UNKNOWN for x in cols.get("category", [None] * n)),
+                cols["reject"],
+                strict=True,
+            )
+            moved.update(keys)
+    for (*keys, reject), n in moved.items():
+        for (name, _), key in zip(_GROUPINGS, keys, strict=True):
+            if not groups[name] and name == "by_category":
+                continue  # a run.json written before categories were counted
             group = groups[name].get(key)
             if group is None or group.kept < n:
                 raise RunError(
@@ -278,7 +286,7 @@ def _attribute_dedup(rejected_dir: Path, phase1: dict) -> tuple[dict, dict]:
                 )
             group.kept -= n
             group.reasons[reject] += n
-    return breakdowns_to_dict(groups["by_language"]), breakdowns_to_dict(groups["by_source"])
+    return {name: breakdowns_to_dict(group) for name, group in groups.items()}
 
 
 def summarize(

@@ -87,6 +87,7 @@ def _merge_breakdowns(into: dict[str, Breakdown], other: dict[str, Breakdown]) -
         into.setdefault(key, Breakdown()).merge(group)
 
 
+_BREAKDOWNS = ("by_language", "by_source", "by_category")
 _COUNTERS = (
     "rejected_by_reason",
     "funnel_docs",
@@ -95,6 +96,8 @@ _COUNTERS = (
     "length_hist_kept",
     "length_hist_rejected",
     "stage_counters",
+    "category_tokens",
+    "quality_bins",
 )
 
 
@@ -115,11 +118,23 @@ class RunStats:
     # per detected language ("unknown" before language ID) and per input file: input, kept, reasons
     by_language: dict[str, Breakdown] = field(default_factory=dict)
     by_source: dict[str, Breakdown] = field(default_factory=dict)
+    # per category (the category stage's, or the input's): rows, and the kept rows' tokens (words + CJK
+    # characters); kept rows per "lang|category|quality_bin"
+    by_category: dict[str, Breakdown] = field(default_factory=dict)
+    category_tokens: Counter = field(default_factory=Counter)
+    quality_bins: Counter = field(default_factory=Counter)
 
-    def count_row(self, lang: str | None, source: str | None, reject: str | None) -> None:
-        """One finished row in its language's and its source file's breakdown."""
-        self.by_language.setdefault(lang or UNKNOWN, Breakdown()).add(reject)
-        self.by_source.setdefault(source_file(source), Breakdown()).add(reject)
+    def count_row(self, row: dict, kept_tokens: int = 0) -> None:
+        """One finished row in its language's, source file's and category's breakdown."""
+        reject = row.get("reject")
+        category = row.get("category") or UNKNOWN
+        self.by_language.setdefault(row.get("lang") or UNKNOWN, Breakdown()).add(reject)
+        self.by_source.setdefault(source_file(row.get("source")), Breakdown()).add(reject)
+        self.by_category.setdefault(category, Breakdown()).add(reject)
+        if not reject:
+            self.category_tokens[category] += kept_tokens
+            if row.get("quality_bin") is not None:
+                self.quality_bins[f"{row.get('lang') or UNKNOWN}|{category}|{row['quality_bin']}"] += 1
 
     @property
     def rejected(self) -> int:
@@ -132,8 +147,8 @@ class RunStats:
         self.kept_bytes += other.kept_bytes
         for name in _COUNTERS:
             getattr(self, name).update(getattr(other, name))
-        _merge_breakdowns(self.by_language, other.by_language)
-        _merge_breakdowns(self.by_source, other.by_source)
+        for name in _BREAKDOWNS:
+            _merge_breakdowns(getattr(self, name), getattr(other, name))
 
     def to_dict(self) -> dict:
         return {
@@ -153,6 +168,9 @@ class RunStats:
             "stage_counters": dict(sorted(self.stage_counters.items())),
             "by_language": breakdowns_to_dict(self.by_language),
             "by_source": breakdowns_to_dict(self.by_source),
+            "by_category": breakdowns_to_dict(self.by_category),
+            "category_tokens": _most_common(self.category_tokens),
+            "quality_bins": dict(sorted(self.quality_bins.items())),
         }
 
     @classmethod
@@ -168,7 +186,7 @@ class RunStats:
             if name.startswith("length_hist"):
                 counts = {int(k): v for k, v in counts.items()}
             getattr(stats, name).update(counts)
-        for name in ("by_language", "by_source"):
+        for name in _BREAKDOWNS:
             for key, group in data.get(name, {}).items():
                 getattr(stats, name)[key] = Breakdown.from_dict(group)
         return stats

@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from reference_sets import book_body, chunks, spread  # noqa: E402
 
+from dataengine.classifiers.features import document_tokens  # noqa: E402
 from dataengine.classifiers.train import (  # noqa: E402
     TrainSettings,
-    document_tokens,
     evaluate,
     label_probabilities,
     split_held_out,

@@ -112,7 +112,7 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
     result = run(cfg, inputs=inputs, output=str(out), progress=False)
     on_disk = json.loads((out / "run.json").read_text())
     assert on_disk["by_language"] == result["by_language"] and on_disk["by_source"] == result["by_source"]
-    for name in ("by_language", "by_source"):
+    for name in ("by_language", "by_source", "by_category"):
         _assert_groups_add_up(on_disk, name)
     by_lang, by_source = on_disk["by_language"], on_disk["by_source"]
     assert {"en", "zh", "code"} <= set(by_lang)
@@ -120,13 +120,14 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
 
     # every group's counts are what the output files hold: kept rows after dedup by their lang and
     # source file; rejected rows of both phases (dedup's attributed by the rejected copy's own columns)
-    kept = _rows([out / "dedup" / "kept"], ["lang", "source"])
-    rejected = _rows([out / "rejected", out / "dedup" / "rejected"], ["lang", "source", "reject"])
+    kept = _rows([out / "dedup" / "kept"], ["lang", "source", "category"])
+    rejected = _rows([out / "rejected", out / "dedup" / "rejected"], ["lang", "source", "category", "reject"])
     assert len(kept) == on_disk["kept"] and len(rejected) == on_disk["rejected"]
     assert any(r["reject"].startswith("dedup:") for r in rejected), "the sample has duplicates"
     for name, key_of in (
         ("by_language", lambda r: r["lang"] or "unknown"),
         ("by_source", lambda r: source_file(r["source"])),
+        ("by_category", lambda r: r["category"] or "unknown"),
     ):
         kept_by = Counter(key_of(r) for r in kept)
         reasons_by: dict[str, Counter] = {}
@@ -140,9 +141,18 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
         for g in by_lang.values()
     )
 
-    # the report: a headline per language, a table per language and per source file
+    # category mix in tokens and quality bins count phase 1's kept rows
+    phase1_kept = _rows([out / "kept"], ["category", "quality_bin"])
+    assert set(on_disk["category_tokens"]) == {r["category"] for r in phase1_kept}
+    assert sum(on_disk["quality_bins"].values()) == sum(r["quality_bin"] is not None for r in phase1_kept) > 0
+
+    # the report: a headline per language, a table per language, source file and category, their charts
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "keep rate by language" in page and "keep rate by source file" in page
+    assert "keep rate by category" in page
+    assert (out / "report" / "categories.png").stat().st_size > 0 and (
+        out / "report" / "quality.png"
+    ).is_file()
     for lang in ("zh", "en"):
         g = by_lang[lang]
         line = headline(lang, g)
@@ -162,7 +172,11 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
     assert (out / "report.html").read_text(encoding="utf-8") == page
 
     # a run.json written before these sections still draws (without them)
-    old = {k: v for k, v in on_disk.items() if k not in ("by_language", "by_source")}
+    old = {
+        k: v
+        for k, v in on_disk.items()
+        if k not in ("by_language", "by_source", "by_category", "category_tokens", "quality_bins")
+    }
     legacy = out.parent / "legacy"
     legacy.mkdir()
     (legacy / "run.json").write_text(json.dumps(old))

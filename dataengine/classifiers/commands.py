@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dataengine.classifiers.features import document_tokens
 from dataengine.classifiers.model import label_probabilities
 from dataengine.classifiers.train import (
     TrainSettings,
-    document_tokens,
     evaluate,
     split_held_out,
     token_weighted_edges,

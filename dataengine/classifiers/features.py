@@ -23,3 +23,11 @@ def classifier_features(text: str, max_chars: int = MAX_CHARS) -> str:
     """The tokens of the text's opening, space-joined (digits folded to 0, newlines as `__nl__`)."""
     tokens = _TOKEN.findall(_DIGITS.sub("0", text[:max_chars].lower()))
     return " ".join("__nl__" if t == "\n" else t for t in tokens)
+
+
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
+def document_tokens(text: str) -> int:
+    """A document's weight in token-weighted shares: whitespace words plus CJK characters."""
+    return max(1, len(_CJK.findall(text)) + len(_CJK.sub(" ", text).split()))

@@ -19,12 +19,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import regex
 
 from dataengine.classifiers.features import classifier_features
 from dataengine.classifiers.model import LABEL_PREFIX, card_path, label_probabilities
-
-_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 
 
 @dataclass(frozen=True)
@@ -148,11 +145,6 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def document_tokens(text: str) -> int:
-    """A document's weight in token-weighted shares: whitespace words plus CJK characters."""
-    return max(1, len(_CJK.findall(text)) + len(_CJK.sub(" ", text).split()))
 
 
 def token_weighted_edges(scores: np.ndarray, tokens: np.ndarray, n_bins: int = 20) -> list[float]:
