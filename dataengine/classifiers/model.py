@@ -30,9 +30,14 @@ def read_card(model_path: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def model_labels(model) -> list[str]:
+    """The fastText model's labels without their `__label__` prefix."""
+    return [label.removeprefix(LABEL_PREFIX) for label in model.get_labels()]
+
+
 def label_probabilities(model, texts: list[str]) -> tuple[list[str], np.ndarray]:
     """The model's labels and a [len(texts), len(labels)] matrix of their probabilities."""
-    labels = [label.removeprefix(LABEL_PREFIX) for label in model.get_labels()]
+    labels = model_labels(model)
     index = {label: i for i, label in enumerate(labels)}
     out = np.zeros((len(texts), len(labels)), dtype=np.float64)
     if texts:

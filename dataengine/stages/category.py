@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.classifiers.model import LABEL_PREFIX, label_probabilities, packaged_model_path
+from dataengine.classifiers.model import label_probabilities, model_labels, packaged_model_path
 from dataengine.stages.base import BatchStage
 from dataengine.stages.code import CODE_LANG
 from dataengine.stages.document import Document
@@ -39,7 +39,7 @@ class CategoryClassifier(BatchStage):
         self.cfg = cfg or CategoryConfig()
         self.model_path = self.cfg.model_path or str(packaged_model_path("category.ftz"))
         require_model_file(self.model_path, "stages.category.model_path")
-        labels = [label.removeprefix(LABEL_PREFIX) for label in load_model(self.model_path).get_labels()]
+        labels = model_labels(load_model(self.model_path))
         unknown = sorted(set(self.cfg.reject) - set(labels) - {CODE_CATEGORY})
         if unknown:
             raise ValueError(

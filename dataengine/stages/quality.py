@@ -21,7 +21,7 @@ import numpy as np
 import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataengine.classifiers.model import LABEL_PREFIX, label_probabilities, packaged_model_path, read_card
+from dataengine.classifiers.model import label_probabilities, model_labels, packaged_model_path, read_card
 from dataengine.stages.base import BatchStage
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
@@ -84,7 +84,7 @@ class _LanguageModel:
     def __init__(self, lang: str, path: str | None):
         self.path = path or str(packaged_model_path(f"quality_{lang}.ftz"))
         require_model_file(self.path, f"stages.quality.models.{lang}")
-        labels = [label.removeprefix(LABEL_PREFIX) for label in load_model(self.path).get_labels()]
+        labels = model_labels(load_model(self.path))
         if POSITIVE not in labels:
             raise ValueError(f"{self.path}: a quality model needs the label {POSITIVE!r}, it has {labels}")
         edges = read_card(self.path).get("bin_edges")
@@ -114,9 +114,15 @@ class QualityScorer(BatchStage):
         super().__init__()
         self.cfg = cfg or QualityConfig()
         self.models = {lang: _LanguageModel(lang, path) for lang, path in self.cfg.models.items()}
-        for model in self.models.values():  # fail at set-up, not on the first document
-            for rule in (self.cfg, *self.cfg.by_category.values()):
-                model.threshold_for(rule)
+        # each language's threshold per category ("" = the default rule), resolved once at set-up (a
+        # keep_top without bin edges fails here, not on the first document)
+        self.thresholds = {
+            lang: {
+                category: model.threshold_for(rule)
+                for category, rule in {"": self.cfg, **self.cfg.by_category}.items()
+            }
+            for lang, model in self.models.items()
+        }
 
     def _scored(self, doc: Document) -> bool:
         if doc.lang not in self.models or doc.category in self.cfg.exempt_categories:
@@ -142,8 +148,9 @@ class QualityScorer(BatchStage):
     def _decide(self, doc: Document, model: _LanguageModel, score: float) -> str | None:
         doc.quality = score
         doc.quality_bin = bisect.bisect_right(model.edges, score) if model.edges else None
-        rule = self.cfg.by_category.get(doc.category or "", self.cfg)
-        threshold = model.threshold_for(rule)
+        category = doc.category if doc.category in self.cfg.by_category else ""
+        rule = self.cfg.by_category.get(category, self.cfg)
+        threshold = self.thresholds[doc.lang][category]
         if threshold is None or score >= threshold:
             return None
         return "below_threshold" if rule.threshold is not None else "below_keep_top"
