@@ -47,6 +47,27 @@ def run(
 
 
 @app.command()
+def decide(
+    run_dir: str = typer.Argument(..., help="a run directory (OUT of `dataengine run`)"),
+    output: str = typer.Option(..., "--output", "-o", help="new run directory for the new decisions"),
+    set_: list[str] = typer.Option(None, "--set", help="a threshold to change: key.sub=value (repeatable)"),
+) -> None:
+    """Decide again from OUT's stored signals under other thresholds (no model runs): OUT2/kept, rejected,
+    run.json, report.html, and the dedup phase when the run's config has one."""
+    from dataengine.decide import decide as decide_again
+    from dataengine.runner import RunError
+
+    try:
+        result = decide_again(run_dir, output, list(set_ or []))
+    except RunError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({k: result[k] for k in ("input", "kept", "rejected")}))
+    typer.echo(f"run.json: {output}/run.json")
+    if "report" in result:
+        typer.echo(f"report:   {result['report']}")
+
+
+@app.command()
 def report(output: str = typer.Argument(..., help="a run directory holding run.json")) -> None:
     """(Re)write OUT/report.html and its PNG charts from OUT/run.json."""
     from dataengine.report import write_report

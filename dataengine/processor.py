@@ -121,21 +121,49 @@ class DocumentProcessor:
                 results.append(self._count(out, row.get("text") or ""))
             else:
                 results.append(_InFlight(out, Document(row.get("text") or ""), n_bytes))
+        return self._through_stages(results, replay=False)
+
+    def replay(self, rows: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+        """Decide again over rows a run stored (its kept and rejected rows, in input order): each stage's
+        rules over the stored signals, language, category and score, with no model and no text split.
+        Reader rejections (io:*) stay; a kept row's stored MinHash signature is kept."""
+        results: list[dict | _InFlight] = []
+        signal_names = [f.name for f in self.signal_fields]
+        for row in rows:
+            reject = row.get("reject") or ""
+            out, n_bytes = self._admit({**row, "reject": reject if reject.startswith("io:") else None})
+            if out.get("reject"):
+                results.append(self._count(out, row.get("text") or ""))
+                continue
+            doc = Document(row.get("text") or "", row.get("lang"), row.get("lang_score"))
+            for name in _DOCUMENT_FIELDS:
+                setattr(doc, name, row.get(name))
+            doc.signals = {k: row[k] for k in signal_names if row.get(k) is not None}
+            if row.get("minhash") is not None:
+                out["minhash"] = row["minhash"]
+            results.append(_InFlight(out, doc, n_bytes))
+        return self._through_stages(results, replay=True)
+
+    def _through_stages(self, results: list[dict | _InFlight], replay: bool) -> tuple[list[dict], list[dict]]:
         in_flight = [r for r in results if isinstance(r, _InFlight)]
         for stage in self.stages:
-            self._run_stage(stage, in_flight)
+            self._run_stage(stage, in_flight, replay)
         rows_out = [self._finish(r) if isinstance(r, _InFlight) else r for r in results]
         kept = [r for r in rows_out if not r.get("reject")]
         rejected = [r for r in rows_out if r.get("reject")]
+        for row in rejected:  # signatures on kept rows only
+            row.pop("minhash", None)
         if self.minhash is not None and kept:
-            self._add_signatures(kept)
+            self._add_signatures([r for r in kept if r.get("minhash") is None])
         return kept, rejected
 
-    def _add_signatures(self, kept: list[dict]) -> None:
-        """One vectorized MinHash pass over the batch's kept rows, shingled by their detected language."""
+    def _add_signatures(self, rows: list[dict]) -> None:
+        """One vectorized MinHash pass over kept rows, shingled by their detected language."""
+        if not rows:
+            return
         start = time.perf_counter()
-        sig = minhash_signatures([r["text"] for r in kept], [r["lang"] for r in kept], self.minhash)
-        for row, s in zip(kept, sig, strict=True):
+        sig = minhash_signatures([r["text"] for r in rows], [r["lang"] for r in rows], self.minhash)
+        for row, s in zip(rows, sig, strict=True):
             row["minhash"] = s
         self.stats.stage_seconds["minhash"] += time.perf_counter() - start
 
@@ -156,15 +184,17 @@ class DocumentProcessor:
             stats.funnel_bytes["io"] += n_bytes
         return out, n_bytes
 
-    def _run_stage(self, stage: Stage, in_flight: list[_InFlight]) -> None:
-        """One stage over the documents that meet it; the funnel counts those still kept after it."""
+    def _run_stage(self, stage: Stage, in_flight: list[_InFlight], replay: bool) -> None:
+        """One stage over the documents that meet it (annotating, or only its rules when replaying); the
+        funnel counts those still kept after it."""
         prose_only = stage.name in PROSE_ONLY
         todo = [
             f
             for f in in_flight
             if not (self.early_exit and f.reject) and not (prose_only and f.doc.lang == CODE_LANG)
         ]
-        for f, rule in zip(todo, stage.run([f.doc for f in todo]), strict=True):
+        run = stage.replay if replay else stage.run
+        for f, rule in zip(todo, run([f.doc for f in todo]), strict=True):
             if f.reject is None and rule is not None:
                 f.reject = f"{stage.name}:{rule}"
         stats = self.stats

@@ -19,7 +19,9 @@ import platform
 import posixpath
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
 
 from dataengine.config import PipelineConfig
@@ -27,6 +29,7 @@ from dataengine.io.paths import expand_inputs
 from dataengine.io.readers import read_unit
 from dataengine.io.units import Unit, plan_units
 from dataengine.io.writers import AtomicParquetWriter, exists, read_json, resolve, write_json_atomic
+from dataengine.keep_top import resolve_keep_top
 from dataengine.processor import DocumentProcessor
 from dataengine.stats import UNKNOWN, Breakdown, RunStats, breakdowns_to_dict, source_file
 
@@ -144,6 +147,24 @@ def _run_on_ray(cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str,
     return errors
 
 
+def _sample_batches(units: list[Unit], cfg: PipelineConfig, n: int) -> Iterator[list[dict]]:
+    """About `n` input rows, the first ones of every unit in equal parts (all units are visited while
+    n allows), in batches. A unit that cannot be read is left to the workers, which report it."""
+    per_unit = -(-n // max(1, len(units)))
+    taken = 0
+    for unit in units:
+        if taken >= n:
+            return
+        try:
+            rows = list(islice(read_unit(unit, cfg.input), min(per_unit, n - taken)))
+        except Exception:  # noqa: BLE001 - the same unit fails in phase 1 with its error recorded
+            log.warning("keep_top sample: %s could not be read", unit.path)
+            continue
+        taken += len(rows)
+        for start in range(0, len(rows), cfg.ray.batch_size):
+            yield rows[start : start + cfg.ray.batch_size]
+
+
 def _plan_fingerprint(cfg: PipelineConfig, units: list[Unit]) -> str:
     """What must match for a re-run on the same OUT to resume rather than mix two runs."""
     settings = cfg.model_dump(mode="json", exclude={"inputs", "output", "ray", "write", "dedup"})
@@ -179,6 +200,8 @@ def run(
     cfg = cfg.model_copy(update={"inputs": paths, "output": output})
     files = expand_inputs(paths)
     units = plan_units(files, cfg.input)
+    if cfg.stages.quality is not None and cfg.stages.quality.uses_keep_top():
+        cfg = resolve_keep_top(cfg, _sample_batches(units, cfg, cfg.stages.quality.keep_top_sample))
     fs, root = resolve(output)
     fingerprint = _plan_fingerprint(cfg, units)
     plan_path = f"{root}/_units/plan.json"
@@ -196,7 +219,7 @@ def run(
     errors = _run_on_ray(cfg, todo, output, progress) if todo else []
     result = summarize(cfg, units, output, skipped=len(units) - len(todo), started=started, errors=errors)
     if cfg.dedup is not None and not errors:
-        result = _dedup_phase(cfg, output, result, rerun=bool(todo))
+        result = dedup_phase(cfg, output, result, rerun=bool(todo))
         write_json_atomic(fs, f"{root}/run.json", result)
     if cfg.write.report:
         from dataengine.report import write_report
@@ -210,7 +233,7 @@ def run(
     return result
 
 
-def _dedup_phase(cfg: PipelineConfig, output: str, phase1: dict, rerun: bool) -> dict:
+def dedup_phase(cfg: PipelineConfig, output: str, phase1: dict, rerun: bool) -> dict:
     """Phase 2 on OUT/kept into OUT/dedup/; run.json's counts then cover both phases and still add up."""
     from dataengine.dedup.runner import run_dedup
 

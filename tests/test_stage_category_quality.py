@@ -16,10 +16,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from stage_corpora import cmrc_paragraphs, english_web_docs
 
+from dataengine.classifiers.features import document_tokens
 from dataengine.classifiers.model import packaged_model_path, read_card
 from dataengine.classifiers.train import is_held_out
 from dataengine.config import StagesConfig, load_pipeline_config
 from dataengine.configio import ConfigError
+from dataengine.keep_top import top_share_threshold
 from dataengine.pack.sample_corpus import wikitext_articles
 from dataengine.processor import DocumentProcessor
 from dataengine.stages import STAGE_ORDER, STAGES, Document
@@ -143,10 +145,15 @@ def test_threshold_keep_top_and_per_category_rules(rows):
     cut = float(np.median(scores))
     rules = QualityScorer(QualityConfig(threshold=cut)).run(docs)
     assert [r == "below_threshold" for r in rules] == list(scores < cut)
-    # keep_top 0.3: the score of the 70th token-weighted percentile of the reference crawl
-    rules = QualityScorer(QualityConfig(keep_top=0.3)).run(docs)
-    edge = float(np.interp(0.7, np.linspace(0.05, 0.95, 19), EDGES))
+    # keep_top 0.3 becomes the lowest score of the best-scored documents holding 30% of the tokens
+    tokens = np.array([document_tokens(d.text) for d in docs], dtype=np.float64)
+    edge = top_share_threshold(scores, tokens, 0.3)
+    kept_share = tokens[scores >= edge].sum() / tokens.sum()
+    assert 0.3 <= kept_share <= 0.3 + tokens.max() / tokens.sum()
+    rules = QualityScorer(QualityConfig(keep_top=0.3, keep_top_thresholds={"en": {"*": edge}})).run(docs)
     assert [r == "below_keep_top" for r in rules] == list(scores < edge)
+    with pytest.raises(ValueError, match="from a sample of the run"):
+        QualityScorer(QualityConfig(keep_top=0.3))  # unresolved: fails at set-up, not per document
     # per category: forum held to a bar nothing reaches, encyclopedia untouched
     cfg = QualityConfig(by_category={"forum": QualityRule(threshold=1.0)})
     rules = QualityScorer(cfg).run(docs)

@@ -10,15 +10,24 @@ A stage config may ship built-in overrides (classical Chinese, `lzh`, is judged 
 user writes under `by_lang.L` is merged over them rule by rule.
 
 YAML: `stages.<stage>.by_lang.<lang>.<rule>: value`; command line: `--set stages.gopher.by_lang.de.min_stop_words=3`.
+
+`by_category: {C: {threshold: value}}` then replaces thresholds for documents of category C (from the
+category stage, which runs before these stages), over whatever rules their language gets. Only a
+rules model's `THRESHOLDS` may be set there: the signals are measured with the language's rules, and a
+category's own thresholds judge them (`dataengine decide` can change them without recomputing).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from dataengine.stages.document import CJK_LANGS, Document
+from dataengine.stages.document import CJK_LANGS
+
+if TYPE_CHECKING:
+    from dataengine.stages.base import Facts
+    from dataengine.stages.document import Document
 
 Rules = TypeVar("Rules", bound=BaseModel)
 
@@ -36,6 +45,12 @@ class ByLangRules(BaseModel):
 
     BUILTIN_BY_LANG: ClassVar[dict[str, dict[str, Any]]] = {}
 
+    by_category: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-category thresholds {category: {rule: value}} over the rules of the document's "
+        "language (thresholds only: the signals do not depend on them)",
+    )
+
     @field_validator("by_lang", mode="before", check_fields=False)
     @classmethod
     def _merge_builtin(cls, value: Any) -> Any:
@@ -51,9 +66,31 @@ class ByLangRules(BaseModel):
             merged.setdefault(lang, {}).update(rules)
         return merged
 
+    @field_validator("cjk", mode="before", check_fields=False)
+    @classmethod
+    def _over_cjk_defaults(cls, value: Any) -> Any:
+        """A partial `cjk:` (`--set stages.c4.cjk.min_sentences=5`) changes those rules of the CJK
+        variant; without this, the rules it leaves out would fall back to the spaced-script defaults."""
+        if not isinstance(value, dict):
+            return value
+        return {**cls.model_fields["cjk"].default_factory().model_dump(), **value}
+
     @model_validator(mode="after")
     def _check_by_lang(self):
         self.resolve_by_lang()  # raises on an unknown rule or a bad value
+        thresholds = type(self.default).THRESHOLDS
+        for category, overrides in self.by_category.items():
+            other = sorted(set(overrides) - thresholds)
+            if other:
+                raise ValueError(
+                    f"by_category.{category}: {', '.join(other)} cannot differ by category (the signals are "
+                    f"measured with the language's rules); thresholds that can: {', '.join(sorted(thresholds))}"
+                )
+            for name, rules in {"default": self.default, "cjk": self.cjk, **self.resolve_by_lang()}.items():
+                try:
+                    type(rules).model_validate({**rules.model_dump(), **overrides})
+                except ValueError as exc:
+                    raise ValueError(f"by_category.{category} (over the {name} rules): {exc}") from exc
         return self
 
     def variant(self, lang: str | None, is_cjk: bool) -> Any:
@@ -93,12 +130,24 @@ class RulesByLang(Generic[Rules]):
     def __init__(self, cfg: ByLangRules):
         self.cfg = cfg
         self.by_lang: dict[str, Rules] = cfg.resolve_by_lang()
+        self._deciding: dict[tuple[str, str | None], Rules] = {}
 
-    def key(self, doc: Document) -> str:
-        """The name of the rule set that judges `doc`: its language if overridden, else default/cjk."""
+    def key(self, doc: Document | Facts) -> str:
+        """The name of the rule set that measures `doc`: its language if overridden, else default/cjk."""
         if doc.lang in self.by_lang:
             return doc.lang
         return "cjk" if doc.is_cjk else "default"
+
+    def deciding(self, facts: Facts) -> Rules:
+        """The rules that judge a document: its language's, with its category's thresholds over them."""
+        key = (self.key(facts), facts.category if facts.category in self.cfg.by_category else None)
+        rules = self._deciding.get(key)
+        if rules is None:
+            rules = self.named(key[0])
+            if key[1] is not None:
+                rules = type(rules).model_validate({**rules.model_dump(), **self.cfg.by_category[key[1]]})
+            self._deciding[key] = rules
+        return rules
 
     def named(self, key: str) -> Rules:
         if key == "default":
@@ -107,7 +156,7 @@ class RulesByLang(Generic[Rules]):
             return self.cfg.cjk
         return self.by_lang[key]
 
-    def __call__(self, doc: Document) -> Rules:
+    def __call__(self, doc: Document | Facts) -> Rules:
         return self.named(self.key(doc))
 
     def all(self) -> dict[str, Rules]:

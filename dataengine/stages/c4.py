@@ -18,12 +18,12 @@ The surviving lines replace the text (`doc.set_text`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import Facts, Stage
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import CJK_LANGS, Document
 from dataengine.stages.reflow import join_lines, junction
@@ -206,6 +206,9 @@ class C4Rules(BaseModel):
     closing_marks: str = Field("", description="quotes/brackets that may follow the terminal punctuation")
     policy_phrases: list[str] = Field(default_factory=lambda: list(C4_POLICY_PHRASES))
 
+    # every other setting decides which lines survive, which the signals and the text depend on
+    THRESHOLDS: ClassVar[frozenset[str]] = frozenset({"min_sentences"})
+
 
 def _cjk_rules() -> C4Rules:
     return C4Rules(
@@ -236,8 +239,8 @@ class C4Config(ByLangRules):
 class C4Quality(Stage):
     """Signals: lines, lines_kept, sentences, lines_trimmed, and dropped-line counts per reason
     (dropped_long_word, dropped_no_terminal_punct, dropped_too_few_words, dropped_javascript,
-    dropped_policy), reflowed (1 when the text is hard-wrapped). Document rules: lorem_ipsum,
-    curly_bracket, too_few_sentences.
+    dropped_policy), reflowed (1 when the text is hard-wrapped), lorem_ipsum and curly_bracket (1 when
+    that line stopped the reading). Document rules: lorem_ipsum, curly_bracket, too_few_sentences.
 
     A hard-wrapped text (a book, a plain-text file: `Document.reflowed_text` differs from the text)
     is judged one paragraph at a time: the line rules (words per line, terminal punctuation, long
@@ -255,6 +258,7 @@ class C4Quality(Stage):
     name = "c4"
     config_class = C4Config
     prose_only = True
+    decision_keys = C4Rules.THRESHOLDS | {"by_category"}
 
     def __init__(self, cfg: C4Config | None = None):
         super().__init__()
@@ -324,9 +328,15 @@ class C4Quality(Stage):
             kept_units.append(line)
             kept.extend([line] if pieces is None else _pieces_of(line, pieces, cjk))
 
-        n_sentences = 0
-        if rules.min_sentences != -1:
+        # sentences are counted whatever min_sentences is, and the surviving lines replace the text also
+        # when too few are left: `decide` under another min_sentences then sees what a run would have
+        if rule is None:
             n_sentences = sum(map(count_cjk_sentences, kept_units)) if cjk else count_sentences(kept)
+            text = "\n".join(kept).strip()
+            if text != doc.text:
+                doc.set_text(text)
+        else:  # the loop stopped at the line that rejects the document: its lines were not all read
+            n_sentences = 0
         self.signal(doc, "lines", len(units))
         self.signal(doc, "lines_kept", len(kept_units))
         self.signal(doc, "reflowed", int(paragraphs is not None))
@@ -334,11 +344,17 @@ class C4Quality(Stage):
         self.signal(doc, "lines_trimmed", trimmed)
         for reason, count in dropped.items():
             self.signal(doc, f"dropped_{reason}", count)
-        if rule is not None:
-            return rule
-        if rules.min_sentences != -1 and n_sentences < rules.min_sentences:
+        self.signal(doc, "lorem_ipsum", int(rule == "lorem_ipsum"))
+        self.signal(doc, "curly_bracket", int(rule == "curly_bracket"))
+        return self.decide(Facts.of(doc))
+
+    def decide(self, facts: Facts) -> str | None:
+        s = facts.signals
+        if s["c4.lorem_ipsum"]:
+            return "lorem_ipsum"
+        if s["c4.curly_bracket"]:
+            return "curly_bracket"
+        min_sentences = self._rules.deciding(facts).min_sentences
+        if min_sentences != -1 and s["c4.sentences"] < min_sentences:
             return "too_few_sentences"
-        text = "\n".join(kept).strip()
-        if text != doc.text:
-            doc.set_text(text)
         return None

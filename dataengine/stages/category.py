@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.classifiers.model import label_probabilities, model_labels, packaged_model_path
-from dataengine.stages.base import BatchStage
+from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.code import CODE_LANG
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
@@ -33,6 +33,7 @@ class CategoryClassifier(BatchStage):
 
     name = "category"
     config_class = CategoryConfig
+    decision_keys = frozenset({"reject"})
 
     def __init__(self, cfg: CategoryConfig | None = None):
         super().__init__()
@@ -56,4 +57,7 @@ class CategoryClassifier(BatchStage):
         for doc in docs:
             if doc.lang == CODE_LANG:
                 doc.category, doc.category_score = CODE_CATEGORY, 1.0
-        return ["rejected_category" if doc.category in self.reject else None for doc in docs]
+        return [self.decide(Facts.of(doc)) for doc in docs]
+
+    def decide(self, facts: Facts) -> str | None:
+        return "rejected_category" if facts.category in self.reject else None

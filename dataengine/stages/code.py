@@ -15,7 +15,7 @@ from pathlib import Path
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import BatchStage
+from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.code_text import CodeShape, code_features, code_shape
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
@@ -56,6 +56,10 @@ class CodeConfig(BaseModel):
 class CodeFilter(BatchStage):
     name = "code"
     config_class = CodeConfig
+    # model_path, threshold and require_shape decide what is code: signals of every later stage
+    decision_keys = frozenset(
+        {"max_line_length", "max_mean_line_length", "min_alnum_fraction", "reject_generated"}
+    )
 
     def __init__(self, cfg: CodeConfig | None = None):
         super().__init__()
@@ -83,9 +87,9 @@ class CodeFilter(BatchStage):
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         probabilities = self.code_probabilities([doc.text for doc in docs])
-        return [self._decide(doc, p_code) for doc, p_code in zip(docs, probabilities, strict=True)]
+        return [self._annotate(doc, p_code) for doc, p_code in zip(docs, probabilities, strict=True)]
 
-    def _decide(self, doc: Document, p_code: float) -> str | None:
+    def _annotate(self, doc: Document, p_code: float) -> str | None:
         shape = code_shape(doc.text)
         self.signal(doc, "probability", p_code)
         self.signal(doc, "ascii_line_share", shape.ascii_line_share)
@@ -98,17 +102,24 @@ class CodeFilter(BatchStage):
         longest = max(lengths, default=0)
         mean = sum(lengths) / max(1, len(lengths))
         alnum = len(_NOT_ALNUM.sub("", doc.text)) / max(1, len(doc.text))
+        head = "\n".join(doc.lines[:5]).lower()
         self.signal(doc, "max_line_length", longest)
         self.signal(doc, "mean_line_length", mean)
         self.signal(doc, "alnum_fraction", alnum)
-        if longest > self.cfg.max_line_length:
+        self.signal(doc, "generated", int(any(marker in head for marker in _GENERATED_MARKERS)))
+        return self.decide(Facts.of(doc))
+
+    def decide(self, facts: Facts) -> str | None:
+        """Rules for documents labelled code (prose passes: the signals below exist only for code)."""
+        if facts.lang != CODE_LANG:
+            return None
+        s, cfg = facts.signals, self.cfg
+        if s["code.max_line_length"] > cfg.max_line_length:
             return "max_line_length"
-        if mean > self.cfg.max_mean_line_length:
+        if s["code.mean_line_length"] > cfg.max_mean_line_length:
             return "mean_line_length"
-        if alnum < self.cfg.min_alnum_fraction:
+        if s["code.alnum_fraction"] < cfg.min_alnum_fraction:
             return "alnum_fraction"
-        if self.cfg.reject_generated:
-            head = "\n".join(doc.lines[:5]).lower()
-            if any(marker in head for marker in _GENERATED_MARKERS):
-                return "generated"
+        if cfg.reject_generated and s["code.generated"]:
+            return "generated"
         return None

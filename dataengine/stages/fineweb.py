@@ -16,11 +16,11 @@ says which was used.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import Facts, Stage
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import Document
 from dataengine.stages.gopher_repetition import duplicates
@@ -41,6 +41,16 @@ class FineWebRules(BaseModel):
         0.01, description="maximum share of characters in repeated lines"
     )
     new_line_ratio: float | None = Field(0.3, description="maximum newlines per word (per character for CJK)")
+
+    THRESHOLDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "line_punct_thr",
+            "line_punct_exclude_zero",
+            "short_line_thr",
+            "char_duplicates_ratio",
+            "new_line_ratio",
+        }
+    )
 
 
 def _cjk_rules() -> FineWebRules:
@@ -67,13 +77,14 @@ class FineWebConfig(ByLangRules):
 
 
 class FineWebQuality(Stage):
-    """Signals: line_punct_ratio, short_line_ratio, char_dup_ratio, newline_ratio, reflowed (1 when
+    """Signals: lines (non-empty), line_punct_ratio, short_line_ratio, char_dup_ratio, newline_ratio, reflowed (1 when
     the line statistics were measured on the re-flowed paragraphs of hard-wrapped text).
     Rules (in this order): empty, line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio."""
 
     name = "fineweb"
     config_class = FineWebConfig
     prose_only = True
+    decision_keys = FineWebRules.THRESHOLDS | {"by_category"}
 
     def __init__(self, cfg: FineWebConfig | None = None):
         super().__init__()
@@ -84,34 +95,44 @@ class FineWebQuality(Stage):
         cjk = doc.is_cjk
         rules: FineWebRules = self._rules(doc)
         lines = doc.non_empty_reflowed_lines
-        if not lines:
-            return "empty"
-        text = doc.reflowed_text
-        reflowed = text is not doc.text
-        if cjk:
-            ends = LINE_ENDS_WITH_CJK_TERMINAL
-        else:  # a re-flowed paragraph of dialogue ends in a closing quote: `"Yes," he said. "Go."`
-            ends = LINE_ENDS_SENTENCE if reflowed else LINE_ENDS_WITH_TERMINAL
-        punct_ratio = len(ends.findall(text)) / len(lines)
-        short_ratio = sum(1 for line in lines if len(line) <= rules.short_line_length) / len(lines)
-        dup_ratio = duplicates(lines)[1] / max(1, len(text) - text.count("\n"))
-        newline_ratio = text.count("\n") / max(1, len(doc.units))
-        self.signal(doc, "line_punct_ratio", round(punct_ratio, 4))
-        self.signal(doc, "short_line_ratio", round(short_ratio, 4))
-        self.signal(doc, "char_dup_ratio", round(dup_ratio, 4))
-        self.signal(doc, "newline_ratio", round(newline_ratio, 4))
-        self.signal(doc, "reflowed", int(reflowed))
+        self.signal(doc, "lines", len(lines))
+        if lines:
+            text = doc.reflowed_text
+            reflowed = text is not doc.text
+            if cjk:
+                ends = LINE_ENDS_WITH_CJK_TERMINAL
+            else:  # a re-flowed paragraph of dialogue ends in a closing quote: `"Yes," he said. "Go."`
+                ends = LINE_ENDS_SENTENCE if reflowed else LINE_ENDS_WITH_TERMINAL
+            punct_ratio = len(ends.findall(text)) / len(lines)
+            short_ratio = sum(1 for line in lines if len(line) <= rules.short_line_length) / len(lines)
+            dup_ratio = duplicates(lines)[1] / max(1, len(text) - text.count("\n"))
+            newline_ratio = text.count("\n") / max(1, len(doc.units))
+            self.signal(doc, "line_punct_ratio", round(punct_ratio, 4))
+            self.signal(doc, "short_line_ratio", round(short_ratio, 4))
+            self.signal(doc, "char_dup_ratio", round(dup_ratio, 4))
+            self.signal(doc, "newline_ratio", round(newline_ratio, 4))
+            self.signal(doc, "reflowed", int(reflowed))
+        return self.decide(Facts.of(doc))
 
+    def decide(self, facts: Facts) -> str | None:
+        s = facts.signals
+        if not s["fineweb.lines"]:
+            return "empty"
+        rules: FineWebRules = self._rules.deciding(facts)
+        punct_ratio = s["fineweb.line_punct_ratio"]
         if (
             rules.line_punct_thr is not None
             and punct_ratio < rules.line_punct_thr
             and not (punct_ratio == 0 and rules.line_punct_exclude_zero)
         ):
             return "line_punct_ratio"
-        if rules.short_line_thr is not None and short_ratio > rules.short_line_thr:
+        if rules.short_line_thr is not None and s["fineweb.short_line_ratio"] > rules.short_line_thr:
             return "short_line_ratio"
-        if rules.char_duplicates_ratio is not None and dup_ratio > rules.char_duplicates_ratio:
+        if (
+            rules.char_duplicates_ratio is not None
+            and s["fineweb.char_dup_ratio"] > rules.char_duplicates_ratio
+        ):
             return "char_dup_ratio"
-        if rules.new_line_ratio is not None and newline_ratio > rules.new_line_ratio:
+        if rules.new_line_ratio is not None and s["fineweb.newline_ratio"] > rules.new_line_ratio:
             return "list_ratio"
         return None

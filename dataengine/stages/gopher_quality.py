@@ -13,12 +13,12 @@ quatrain (20 characters).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import Facts, Stage
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import Document
 from dataengine.stages.text_constants import (
@@ -62,6 +62,20 @@ class GopherQualityRules(BaseModel):
         description="None: the detected language's list (English before language ID); rule off if it has none",
     )
     bullets: list[str] = Field(default_factory=lambda: list(BULLETS))
+
+    THRESHOLDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "min_words",
+            "max_words",
+            "min_avg_word_length",
+            "max_avg_word_length",
+            "max_symbol_word_ratio",
+            "max_bullet_lines_ratio",
+            "max_ellipsis_lines_ratio",
+            "min_alpha_words_ratio",
+            "min_stop_words",
+        }
+    )
 
 
 def _cjk_rules() -> GopherQualityRules:
@@ -110,6 +124,7 @@ class GopherQuality(Stage):
     name = "gopher"
     config_class = GopherQualityConfig
     prose_only = True
+    decision_keys = GopherQualityRules.THRESHOLDS | {"by_category"}
 
     def __init__(self, cfg: GopherQualityConfig | None = None):
         super().__init__()
@@ -180,29 +195,41 @@ class GopherQuality(Stage):
             ("stop_words", n_stop),
         ):
             self.signal(doc, signal, value)
+        return self.decide(Facts.of(doc))
 
-        if rules.min_words is not None and n_content < rules.min_words:
+    def decide(self, facts: Facts) -> str | None:
+        rules: GopherQualityRules = self._rules.deciding(facts)
+        s = facts.signals
+        n_words, mean_len = s["gopher.word_count"], s["gopher.mean_word_length"]
+        if rules.min_words is not None and n_words < rules.min_words:
             return "too_few_words"
-        if rules.max_words is not None and n_content > rules.max_words:
+        if rules.max_words is not None and n_words > rules.max_words:
             return "too_many_words"
         if rules.min_avg_word_length is not None and mean_len < rules.min_avg_word_length:
             return "mean_word_length"
         if rules.max_avg_word_length is not None and mean_len > rules.max_avg_word_length:
             return "mean_word_length"
         if rules.max_symbol_word_ratio is not None:
-            if hash_ratio > rules.max_symbol_word_ratio:
+            if s["gopher.hash_ratio"] > rules.max_symbol_word_ratio:
                 return "hash_ratio"
-            if ellipsis_ratio > rules.max_symbol_word_ratio:
+            if s["gopher.ellipsis_ratio"] > rules.max_symbol_word_ratio:
                 return "ellipsis_ratio"
-        if rules.max_bullet_lines_ratio is not None and bullet_ratio > rules.max_bullet_lines_ratio:
+        if (
+            rules.max_bullet_lines_ratio is not None
+            and s["gopher.bullet_lines_ratio"] > rules.max_bullet_lines_ratio
+        ):
             return "bullet_lines"
         if (
             rules.max_ellipsis_lines_ratio is not None
-            and ellipsis_lines_ratio > rules.max_ellipsis_lines_ratio
+            and s["gopher.ellipsis_lines_ratio"] > rules.max_ellipsis_lines_ratio
         ):
             return "ellipsis_lines"
-        if rules.min_alpha_words_ratio is not None and alpha_ratio < rules.min_alpha_words_ratio:
+        if (
+            rules.min_alpha_words_ratio is not None
+            and s["gopher.alpha_words_ratio"] < rules.min_alpha_words_ratio
+        ):
             return "alpha_words"
-        if rules.min_stop_words is not None and stop_words is not None and n_stop < rules.min_stop_words:
+        n_stop = s["gopher.stop_words"]
+        if rules.min_stop_words is not None and n_stop >= 0 and n_stop < rules.min_stop_words:
             return "stop_words"
         return None

@@ -14,12 +14,12 @@ N-grams are counted with exact integer ids in numpy, for the whole batch at once
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import BatchStage
+from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
 from dataengine.stages.document import Document
 from dataengine.stages.ngram_repeats import BatchRepeats
@@ -40,6 +40,18 @@ class GopherRepetitionRules(BaseModel):
     top_n_grams: dict[int, float] = Field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
     dup_n_grams: dict[int, float] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+
+    # the n-gram maps' limits are thresholds; their n's name the signals measured
+    THRESHOLDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "dup_line_frac",
+            "dup_para_frac",
+            "dup_line_char_frac",
+            "dup_para_char_frac",
+            "top_n_grams",
+            "dup_n_grams",
+        }
     )
 
 
@@ -84,6 +96,7 @@ class GopherRepetition(BatchStage):
     name = "gopher_rep"
     config_class = GopherRepetitionConfig
     prose_only = True
+    decision_keys = GopherRepetitionRules.THRESHOLDS | {"by_category"}
 
     def __init__(self, cfg: GopherRepetitionConfig | None = None):
         super().__init__()
@@ -103,38 +116,52 @@ class GopherRepetition(BatchStage):
             n: repeats.duplicated_ngram_chars(n, np.array([n in r.dup_n_grams for r in rules]))
             for n in sorted({n for r in rules for n in r.dup_n_grams})
         }
-        return [
-            self._decide(doc, doc_rules, {n: v[i] for n, v in top.items()}, {n: v[i] for n, v in dup.items()})
-            for i, (doc, doc_rules) in enumerate(zip(docs, rules, strict=True))
-        ]
+        for i, (doc, doc_rules) in enumerate(zip(docs, rules, strict=True)):
+            self._measure(
+                doc, doc_rules, {n: v[i] for n, v in top.items()}, {n: v[i] for n, v in dup.items()}
+            )
+        return [self.decide(Facts.of(doc)) for doc in docs]
 
-    def _decide(
+    def _measure(
         self, doc: Document, rules: GopherRepetitionRules, top: dict[int, int], dup: dict[int, int]
-    ) -> str | None:
+    ) -> None:
         text_len = len(doc.text)
-        if not text_len:
-            return "empty"
-        failed: str | None = None
-
-        def check(signal: str, value: float, limit: float | None, rule: str) -> None:
-            nonlocal failed
-            self.signal(doc, signal, round(value, 4))
-            if failed is None and limit is not None and value > limit:
-                failed = rule
-
+        if not text_len:  # no signals: `decide` reads their absence as "empty"
+            return
         paragraphs = doc.paragraphs
         n_dup, dup_chars = duplicates(paragraphs)
-        check("dup_para_frac", n_dup / len(paragraphs), rules.dup_para_frac, "dup_para_frac")
-        check("dup_para_char_frac", dup_chars / text_len, rules.dup_para_char_frac, "dup_para_char_frac")
+        self.signal(doc, "dup_para_frac", round(n_dup / len(paragraphs), 4))
+        self.signal(doc, "dup_para_char_frac", round(dup_chars / text_len, 4))
         lines = doc.non_empty_lines or [""]
         n_dup, dup_chars = duplicates(lines)
-        check("dup_line_frac", n_dup / len(lines), rules.dup_line_frac, "dup_line_frac")
-        check("dup_line_char_frac", dup_chars / text_len, rules.dup_line_char_frac, "dup_line_char_frac")
-
+        self.signal(doc, "dup_line_frac", round(n_dup / len(lines), 4))
+        self.signal(doc, "dup_line_char_frac", round(dup_chars / text_len, 4))
         n_units = len(doc.unit_ids)
+        for n in rules.top_n_grams:
+            if n_units >= n:  # a text shorter than n has no n-gram: no signal, the rule is skipped
+                self.signal(doc, f"top_{n}_gram", round(int(top[n]) / text_len, 4))
+        for n in rules.dup_n_grams:
+            self.signal(doc, f"dup_{n}_gram", round(int(dup[n]) / text_len, 4))
+
+    def decide(self, facts: Facts) -> str | None:
+        s = facts.signals
+        if s.get("gopher_rep.dup_para_frac") is None:
+            return "empty"
+        rules: GopherRepetitionRules = self._rules.deciding(facts)
+        for name, limit in (
+            ("dup_para_frac", rules.dup_para_frac),
+            ("dup_para_char_frac", rules.dup_para_char_frac),
+            ("dup_line_frac", rules.dup_line_frac),
+            ("dup_line_char_frac", rules.dup_line_char_frac),
+        ):
+            if limit is not None and s[f"gopher_rep.{name}"] > limit:
+                return name
         for n, limit in sorted(rules.top_n_grams.items()):
-            if n_units >= n:
-                check(f"top_{n}_gram", int(top[n]) / text_len, limit, f"top_{n}_gram")
+            value = s.get(f"gopher_rep.top_{n}_gram")
+            if value is not None and value > limit:
+                return f"top_{n}_gram"
         for n, limit in sorted(rules.dup_n_grams.items()):
-            check(f"dup_{n}_gram", int(dup[n]) / text_len, limit, f"duplicated_{n}_n_grams")
-        return failed
+            value = s.get(f"gopher_rep.dup_{n}_gram")
+            if value is not None and value > limit:
+                return f"duplicated_{n}_n_grams"
+        return None

@@ -11,7 +11,7 @@ import importlib.resources
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import BatchStage
+from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.classical_chinese import HAN_LANGS, is_classical_chinese
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
@@ -64,6 +64,7 @@ class LanguageIdentifier(BatchStage):
     name = "langid"
     config_class = LangIdConfig
     prose_only = True
+    decision_keys = frozenset({"threshold", "thresholds", "languages"})
 
     def __init__(self, cfg: LangIdConfig | None = None):
         super().__init__()
@@ -90,15 +91,23 @@ class LanguageIdentifier(BatchStage):
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         predictions = self.predict_many([doc.text for doc in docs])
-        return [self._decide(doc, lang, score) for doc, (lang, score) in zip(docs, predictions, strict=True)]
+        return [
+            self._annotate(doc, lang, score) for doc, (lang, score) in zip(docs, predictions, strict=True)
+        ]
 
-    def _decide(self, doc: Document, model_lang: str, score: float) -> str | None:
+    def _annotate(self, doc: Document, model_lang: str, score: float) -> str | None:
         lang = model_lang
         if self.cfg.classical_chinese and model_lang in HAN_LANGS and is_classical_chinese(doc.text):
             lang = "lzh"
         doc.set_lang(lang, score)
         self.signal(doc, "lang", lang)
+        self.signal(doc, "model_lang", model_lang)
         self.signal(doc, "score", score)
+        return self.decide(Facts.of(doc))
+
+    def decide(self, facts: Facts) -> str | None:
+        s = facts.signals
+        lang, model_lang, score = s["langid.lang"], s["langid.model_lang"], s["langid.score"]
         threshold = self.cfg.thresholds.get(model_lang, self.cfg.threshold)
         if score < self.cfg.thresholds.get(lang, threshold):
             return "below_threshold"

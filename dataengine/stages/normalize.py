@@ -15,7 +15,7 @@ from typing import Literal
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import Facts, Stage
 from dataengine.stages.document import Document
 
 _LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -125,8 +125,10 @@ class Normalizer(Stage):
         text = self.normalize(original)
         self.signal(doc, "changed", text != original)
         self.signal(doc, "chars_removed", len(original) - len(text))
+        self.signal(doc, "chars", len(text))
         if text != original:
             doc.set_text(text)
-        if not text:
-            return "empty"
-        return None
+        return self.decide(Facts.of(doc))
+
+    def decide(self, facts: Facts) -> str | None:
+        return "empty" if not facts.signals["normalize.chars"] else None

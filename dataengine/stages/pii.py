@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import Facts, Stage
 from dataengine.stages.document import Document
 
 KINDS = ("email", "cn_id", "credit_card", "ip_address", "phone")
@@ -302,6 +302,7 @@ class PiiMasker(Stage):
 
     name = "pii"
     config_class = PiiConfig
+    decision_keys = frozenset({"max_pii"})
 
     def __init__(self, cfg: PiiConfig | None = None):
         super().__init__()
@@ -341,6 +342,10 @@ class PiiMasker(Stage):
             self.signal(doc, kind, n)
         if text != doc.text:
             doc.set_text(text)
-        if self.cfg.max_pii is not None and sum(counts.values()) > self.cfg.max_pii:
-            return "too_many"
-        return None
+        return self.decide(Facts.of(doc))
+
+    def decide(self, facts: Facts) -> str | None:
+        if self.cfg.max_pii is None:
+            return None
+        masked = sum(facts.signals[f"pii.{kind}"] for kind in self.kinds)
+        return "too_many" if masked > self.cfg.max_pii else None

@@ -8,26 +8,27 @@ skips the stage, the categories in `exempt_categories` and Markup-heavy text are
 
 `quality_bin` (0-19) is the score's 5-percentile bucket among the model's reference crawl, token
 weighted (Nemotron-CC's buckets; the edges are in the model's card). Decisions: `threshold` (keep
-P(hq) at or above it) or `keep_top` (keep the best share, read off the same edges), per category
-through `by_category`. By default nothing is rejected: the score ranks dedup survivors and awaits a
-user's decision.
+P(hq) at or above it) or `keep_top` (keep the best token-weighted share of each language's documents
+that reach this decision, and per category through `by_category`). A keep_top becomes a threshold
+per language and category before the stage is built, from a sample of the run's own documents
+(`dataengine.keep_top`; `dataengine decide` uses all of the stored run); the thresholds are recorded
+in `keep_top_thresholds`. By default nothing is rejected: the score ranks dedup survivors and awaits
+a user's decision.
 """
 
 from __future__ import annotations
 
 import bisect
 
-import numpy as np
 import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataengine.classifiers.model import label_probabilities, model_labels, packaged_model_path, read_card
-from dataengine.stages.base import BatchStage
+from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
 
 POSITIVE = "hq"
-BIN_QUANTILES = np.linspace(0.05, 0.95, 19)
 _LATEX_COMMAND = regex.compile(
     r"\\(?:begin|end|section|subsection|cite|ref|label|frac|mathbf|mathrm|emph|textbf|item|usepackage)\b"
 )
@@ -49,7 +50,9 @@ class QualityRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threshold: float | None = Field(None, ge=0.0, le=1.0)
-    keep_top: float | None = Field(None, gt=0.0, le=1.0, description="resolution: 5-percentile bins")
+    keep_top: float | None = Field(
+        None, gt=0.0, le=1.0, description="token-weighted share to keep, set from a sample of the run"
+    )
 
     @model_validator(mode="after")
     def _one_rule(self) -> QualityRule:
@@ -76,6 +79,17 @@ class QualityConfig(QualityRule):
         description="categories a prose scorer must not judge (left unscored)",
     )
     exempt_markup: bool = Field(True, description="leave LaTeX and Markdown source unscored")
+    keep_top_sample: int = Field(
+        10_000, ge=100, description="documents read (spread over the inputs) to turn keep_top into thresholds"
+    )
+    keep_top_thresholds: dict[str, dict[str, float | None]] | None = Field(
+        None,
+        description="written by the run: {lang: {category, or '*' for the default rule: threshold}} that "
+        "keep_top resolved to (null: no sampled document of that kind, nothing rejected)",
+    )
+
+    def uses_keep_top(self) -> bool:
+        return self.keep_top is not None or any(r.keep_top is not None for r in self.by_category.values())
 
 
 class _LanguageModel:
@@ -92,14 +106,26 @@ class _LanguageModel:
             raise ValueError(f"{self.path}.json: bin_edges must be 19 ascending numbers")
         self.edges: list[float] | None = edges
 
-    def threshold_for(self, rule: QualityRule) -> float | None:
-        if rule.threshold is not None:
-            return rule.threshold
+
+DEFAULT_RULE = "*"  # the key of the rule for categories without their own in keep_top_thresholds
+
+
+def _thresholds(cfg: QualityConfig, lang: str) -> dict[str, float | None]:
+    """One language's threshold per category (DEFAULT_RULE for the others); a keep_top must have been
+    resolved (`dataengine.keep_top`), so that a run fails at set-up, not on its first document."""
+    out: dict[str, float | None] = {}
+    for category, rule in {DEFAULT_RULE: cfg, **cfg.by_category}.items():
         if rule.keep_top is None:
-            return None
-        if self.edges is None:
-            raise ValueError(f"keep_top needs the bin_edges of {self.path}.json (its model card)")
-        return float(np.interp(1.0 - rule.keep_top, BIN_QUANTILES, self.edges))
+            out[category] = rule.threshold
+        elif cfg.keep_top_thresholds is None:
+            raise ValueError(
+                "stages.quality keep_top is turned into thresholds from a sample of the run's documents "
+                "(dataengine run, dataengine decide and dataengine.process do it, see dataengine.keep_top); "
+                "set a threshold to build the stage on its own"
+            )
+        else:
+            out[category] = cfg.keep_top_thresholds.get(lang, {}).get(category)
+    return out
 
 
 class QualityScorer(BatchStage):
@@ -109,20 +135,15 @@ class QualityScorer(BatchStage):
     name = "quality"
     config_class = QualityConfig
     prose_only = True
+    decision_keys = frozenset(
+        {"threshold", "keep_top", "by_category", "keep_top_sample", "keep_top_thresholds"}
+    )
 
     def __init__(self, cfg: QualityConfig | None = None):
         super().__init__()
         self.cfg = cfg or QualityConfig()
         self.models = {lang: _LanguageModel(lang, path) for lang, path in self.cfg.models.items()}
-        # each language's threshold per category ("" = the default rule), resolved once at set-up (a
-        # keep_top without bin edges fails here, not on the first document)
-        self.thresholds = {
-            lang: {
-                category: model.threshold_for(rule)
-                for category, rule in {"": self.cfg, **self.cfg.by_category}.items()
-            }
-            for lang, model in self.models.items()
-        }
+        self.thresholds = {lang: _thresholds(self.cfg, lang) for lang in self.models}
 
     def _scored(self, doc: Document) -> bool:
         if doc.lang not in self.models or doc.category in self.cfg.exempt_categories:
@@ -130,7 +151,6 @@ class QualityScorer(BatchStage):
         return not (self.cfg.exempt_markup and is_markup(doc.text))
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
-        rules: list[str | None] = [None] * len(docs)
         by_lang: dict[str, list[int]] = {}
         for i, doc in enumerate(docs):
             scored = self._scored(doc)
@@ -142,15 +162,16 @@ class QualityScorer(BatchStage):
             labels, probs = label_probabilities(load_model(model.path), [docs[i].text for i in indices])
             scores = probs[:, labels.index(POSITIVE)]
             for i, score in zip(indices, scores, strict=True):
-                rules[i] = self._decide(docs[i], model, float(score))
-        return rules
+                docs[i].quality = float(score)
+                docs[i].quality_bin = bisect.bisect_right(model.edges, score) if model.edges else None
+        return [self.decide(Facts.of(doc)) for doc in docs]
 
-    def _decide(self, doc: Document, model: _LanguageModel, score: float) -> str | None:
-        doc.quality = score
-        doc.quality_bin = bisect.bisect_right(model.edges, score) if model.edges else None
-        category = doc.category if doc.category in self.cfg.by_category else ""
-        rule = self.cfg.by_category.get(category, self.cfg)
-        threshold = self.thresholds[doc.lang][category]
-        if threshold is None or score >= threshold:
+    def decide(self, facts: Facts) -> str | None:
+        if facts.quality is None or facts.lang not in self.thresholds:  # unscored: exempt or no model
             return None
+        category = facts.category if facts.category in self.cfg.by_category else DEFAULT_RULE
+        threshold = self.thresholds[facts.lang][category]
+        if threshold is None or facts.quality >= threshold:
+            return None
+        rule = self.cfg.by_category.get(category, self.cfg)
         return "below_threshold" if rule.threshold is not None else "below_keep_top"

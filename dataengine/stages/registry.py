@@ -4,7 +4,8 @@ Each class carries its config key (`name`), its settings (`config_class`) and wh
 (`prose_only`); `dataengine.config.StagesConfig` and the processor are built from this list.
 `code` runs before `langid` (code must not meet langid's thresholds); it labels a document code only
 when the fastText score and the text's shape agree (stages/code_text.py), so prose in any script
-reaches langid. `category` runs before `quality`, which reads it (exemptions, per-category rules).
+reaches langid. `category` runs right after langid: the rule stages' and quality's per-category
+thresholds (`by_category`) and quality's exemptions read it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ STAGES: tuple[type[Stage], ...] = (
     Normalizer,
     CodeFilter,
     LanguageIdentifier,
+    CategoryClassifier,
     GopherQuality,
     GopherRepetition,
     C4Quality,
     FineWebQuality,
-    CategoryClassifier,
     QualityScorer,
     ToxicityFilter,
     PiiMasker,

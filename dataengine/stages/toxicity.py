@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dataengine.stages.base import Stage
+from dataengine.stages.base import Facts, Stage
 from dataengine.stages.document import Document
 
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
@@ -133,6 +133,7 @@ class ToxicityFilter(Stage):
 
     name = "toxicity"
     config_class = ToxicityConfig
+    decision_keys = frozenset({"max_bad_word_fraction", "min_bad_words", "max_bad_words"})
     prose_only = True
 
     def __init__(self, cfg: ToxicityConfig | None = None):
@@ -164,7 +165,11 @@ class ToxicityFilter(Stage):
         fraction = min(1.0, flagged / total) if total else 0.0
         self.signal(doc, "bad_words", n_bad)
         self.signal(doc, "bad_word_fraction", fraction)
+        return self.decide(Facts.of(doc))
+
+    def decide(self, facts: Facts) -> str | None:
         cfg = self.cfg
+        n_bad, fraction = facts.signals["toxicity.bad_words"], facts.signals["toxicity.bad_word_fraction"]
         if n_bad >= cfg.min_bad_words and fraction > cfg.max_bad_word_fraction:
             return "bad_words"
         if cfg.max_bad_words is not None and n_bad > cfg.max_bad_words:
