@@ -54,12 +54,13 @@ def decide(
 ) -> None:
     """Decide again from OUT's stored signals under other thresholds (no model runs): OUT2/kept, rejected,
     run.json, report.html, and the dedup phase when the run's config has one."""
+    from dataengine.configio import ConfigError
     from dataengine.decide import decide as decide_again
     from dataengine.runner import RunError
 
     try:
         result = decide_again(run_dir, output, list(set_ or []))
-    except RunError as exc:
+    except (RunError, ConfigError) as exc:
         fail(str(exc))
     typer.echo(json.dumps({k: result[k] for k in ("input", "kept", "rejected")}))
     typer.echo(f"run.json: {output}/run.json")
