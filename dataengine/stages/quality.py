@@ -80,7 +80,7 @@ class QualityConfig(QualityRule):
     )
     exempt_markup: bool = Field(True, description="leave LaTeX and Markdown source unscored")
     keep_top_sample: int = Field(
-        10_000, ge=100, description="documents read (spread over the inputs) to turn keep_top into thresholds"
+        5_000, ge=100, description="documents read (spread over the inputs) to turn keep_top into thresholds"
     )
     keep_top_thresholds: dict[str, dict[str, float | None]] | None = Field(
         None,
