@@ -67,6 +67,10 @@ def check_decidable(old: PipelineConfig, new: PipelineConfig) -> None:
         )
 
 
+def _quality_rules(quality) -> dict:
+    return quality.model_dump(include={"keep_top", "threshold", "by_category"})
+
+
 def decided_config(run_config: dict, overrides: list[str]) -> PipelineConfig:
     """The run's config with the overrides, checked to be decidable from its stored columns."""
     old = PipelineConfig.model_validate(run_config)
@@ -75,17 +79,10 @@ def decided_config(run_config: dict, overrides: list[str]) -> PipelineConfig:
     check_decidable(old, new)
     quality = new.stages.quality
     if quality is not None and quality.uses_keep_top():
-        keep_top_rules = lambda q: q.model_dump(include={"keep_top", "threshold", "by_category"})  # noqa: E731
-        if old.stages.quality.keep_top_thresholds is None or keep_top_rules(
-            old.stages.quality
-        ) != keep_top_rules(quality):
-            quality = quality.model_copy(
-                update={"keep_top_thresholds": None}
-            )  # resolved from the stored rows
-        else:
-            quality = quality.model_copy(
-                update={"keep_top_thresholds": old.stages.quality.keep_top_thresholds}
-            )
+        unchanged = _quality_rules(old.stages.quality) == _quality_rules(quality)
+        # the run's own thresholds when its keep_top rules stay; else resolved again from the stored rows
+        thresholds = old.stages.quality.keep_top_thresholds if unchanged else None
+        quality = quality.model_copy(update={"keep_top_thresholds": thresholds})
         new = new.model_copy(update={"stages": new.stages.model_copy(update={"quality": quality})})
     return new
 

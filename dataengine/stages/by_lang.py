@@ -77,7 +77,7 @@ class ByLangRules(BaseModel):
 
     @model_validator(mode="after")
     def _check_by_lang(self):
-        self.resolve_by_lang()  # raises on an unknown rule or a bad value
+        by_lang = self.resolve_by_lang()  # raises on an unknown rule or a bad value
         thresholds = type(self.default).THRESHOLDS
         for category, overrides in self.by_category.items():
             other = sorted(set(overrides) - thresholds)
@@ -86,7 +86,7 @@ class ByLangRules(BaseModel):
                     f"by_category.{category}: {', '.join(other)} cannot differ by category (the signals are "
                     f"measured with the language's rules); thresholds that can: {', '.join(sorted(thresholds))}"
                 )
-            for name, rules in {"default": self.default, "cjk": self.cjk, **self.resolve_by_lang()}.items():
+            for name, rules in {"default": self.default, "cjk": self.cjk, **by_lang}.items():
                 try:
                     type(rules).model_validate({**rules.model_dump(), **overrides})
                 except ValueError as exc:
