@@ -37,6 +37,9 @@ class RayConfig(Strict):
     address: str | None = None  # a Ray cluster address; None = $RAY_ADDRESS, else a local instance
     num_workers: int | None = Field(default=None, ge=1)  # actors; None = the cluster's CPUs
     batch_size: int = Field(default=256, ge=1)  # documents per processing/writing batch
+    # GPUs each phase-1 actor holds (fractions share one); None = the cluster's GPUs shared evenly among
+    # the actors when a stage's model is an encoder (classifiers/encoder.py), else none
+    num_gpus_per_worker: float | None = Field(default=None, ge=0)
 
 
 class OutputConfig(Strict):
@@ -65,6 +68,20 @@ class PipelineConfig(Strict):
                 "turn the stage on or set dedup.survivor to longest or earliest"
             )
         return self
+
+    def model_paths(self) -> list[str]:
+        """The classifier files the stages load (packaged defaults included)."""
+        from dataengine.classifiers.model import packaged_model_path
+
+        paths = []
+        if self.stages.category is not None:
+            paths.append(self.stages.category.model_path or str(packaged_model_path("category.ftz")))
+        if self.stages.quality is not None:
+            paths += [
+                p or str(packaged_model_path(f"quality_{lang}.ftz"))
+                for lang, p in self.stages.quality.models.items()
+            ]
+        return paths
 
     def signature_config(self) -> MinHashConfig | None:
         """The MinHash parameters phase 1 writes signatures with, or None when it writes none."""

@@ -134,6 +134,7 @@ def _run_on_ray(cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str,
         compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs={"cfg": cfg.model_dump(mode="json"), "output": output},
         num_cpus=1,
+        num_gpus=gpus_per_worker(cfg, workers, ray.cluster_resources().get("GPU", 0)),
     )
     errors = []
     with tqdm(total=len(units), unit="unit", disable=not progress, desc="phase 1") as bar:
@@ -145,6 +146,17 @@ def _run_on_ray(cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str,
             if row["error"]:
                 errors.append(row["error"])
     return errors
+
+
+def gpus_per_worker(cfg: PipelineConfig, workers: int, cluster_gpus: float) -> float:
+    """`ray.num_gpus_per_worker`, or by default the cluster's GPUs shared evenly when an encoder runs."""
+    if cfg.ray.num_gpus_per_worker is not None:
+        return cfg.ray.num_gpus_per_worker
+    from dataengine.classifiers.encoder import is_encoder_head
+
+    if not cluster_gpus or not any(is_encoder_head(p) for p in cfg.model_paths()):
+        return 0
+    return min(1.0, cluster_gpus / workers)
 
 
 def _sample_batches(units: list[Unit], cfg: PipelineConfig, n: int) -> Iterator[list[dict]]:

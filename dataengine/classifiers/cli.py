@@ -21,9 +21,13 @@ category_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tra
 
 CONFIG = typer.Argument(None, help=CONFIG_ARGUMENT_HELP, show_default=False)
 SETS = typer.Option(None, "--set", help=SET_HELP)
-OUTPUT = typer.Option(None, "--output", "-o", help="sets output: the model file to write (.ftz)")
+OUTPUT = typer.Option(
+    None, "--output", "-o", help="sets output: the model file to write (.ftz; an encoder head is JSON)"
+)
 INPUTS = typer.Option(None, "--input", "-i", help="sets inputs (repeatable)")
 HELDOUT = typer.Option(None, "--heldout-fraction", help="sets heldout_fraction")
+BACKEND = typer.Option(None, "--backend", help="sets backend: fasttext (default) or encoder")
+ENCODER = typer.Option(None, "--encoder", help="sets encoder: a packaged model name or a local path")
 
 
 def _summary(card: dict) -> None:
@@ -54,9 +58,11 @@ def quality_train(
     positive_above: float = typer.Option(None, "--positive-above", help="sets positive_above"),
     lang: str = typer.Option(None, "--lang", help="sets lang"),
     heldout_fraction: float = HELDOUT,
+    backend: str = BACKEND,
+    encoder: str = ENCODER,
 ) -> None:
-    """Train a fastText quality scorer (P(hq)); prints held-out precision, recall and ROC-AUC and writes
-    the model with its card (percentile edges for quality_bin and keep_top)."""
+    """Train a quality scorer (P(hq); fastText, or an encoder with a logistic head); prints held-out
+    precision, recall and ROC-AUC and writes the model with its card (percentile edges for quality_bin)."""
     flags = {
         "output": output,
         "positive": positive,
@@ -66,6 +72,8 @@ def quality_train(
         "positive_above": positive_above,
         "lang": lang,
         "heldout_fraction": heldout_fraction,
+        "backend": backend,
+        "encoder": encoder,
     }
     cfg = load_command_config(QualityTrainCommand, config, set_, flags)
     try:
@@ -85,9 +93,11 @@ def category_train(
     input: list[str] = INPUTS,
     label_column: str = typer.Option(None, "--label-column", help="sets label_column"),
     heldout_fraction: float = HELDOUT,
+    backend: str = BACKEND,
+    encoder: str = ENCODER,
 ) -> None:
-    """Train a fastText category classifier; prints held-out precision and recall per category and
-    writes the model with its card."""
+    """Train a category classifier (fastText, or an encoder with a logistic head); prints held-out
+    precision and recall per category and writes the model with its card."""
     labels: dict[str, list[str]] = {}
     for pair in label or []:
         name, sep, path = pair.partition("=")
@@ -99,6 +109,8 @@ def category_train(
         "inputs": input,
         "label_column": label_column,
         "heldout_fraction": heldout_fraction,
+        "backend": backend,
+        "encoder": encoder,
         **{f"labels.{name}": paths for name, paths in labels.items()},
     }
     cfg = load_command_config(CategoryTrainCommand, config, set_, flags)

@@ -1,4 +1,8 @@
-"""`dataengine quality train` and `dataengine category train`: a fastText classifier from a user's data.
+"""`dataengine quality train` and `dataengine category train`: a classifier from a user's data.
+
+`backend: fasttext` (default; fast on CPU actors) or `backend: encoder` (a sentence-transformers encoder
+with a logistic head, `classifiers/encoder.py`; the packaged MiniLM by default, any local
+sentence-transformers or Hugging Face encoder path through `encoder`).
 
 Both read documents with `dataengine run`'s readers (JSONL, Parquet, text, WARC; phase-1 output
 included), hold out a share by text hash, train, print the held-out precision and recall, and write
@@ -18,10 +22,12 @@ import statistics
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dataengine.classifiers.encoder import DEFAULT_ENCODER, train_head
 from dataengine.classifiers.features import document_tokens
 from dataengine.classifiers.model import label_probabilities
 from dataengine.classifiers.train import (
@@ -52,6 +58,13 @@ class TrainingKeys(BaseModel):
         20_000, gt=0, description="at most this many documents of one label (the first ones read)"
     )
     input: InputConfig = Field(default_factory=InputConfig, description="reader settings, as in `run`")
+    backend: Literal["fasttext", "encoder"] = Field(
+        "fasttext", description="fasttext, or encoder: a sentence-transformers encoder with a logistic head"
+    )
+    encoder: str = Field(
+        DEFAULT_ENCODER, description="backend encoder: a packaged model name or a local model path"
+    )
+    encoder_max_chars: int = Field(2000, ge=16, description="backend encoder: characters of each text read")
     dim: int = Field(32, gt=0)
     epoch: int = Field(20, gt=0)
     word_ngrams: int = Field(2, ge=1, description="word (CJK: character) n-grams")
@@ -196,12 +209,21 @@ def _train(examples: list[tuple[str, str]], cfg: TrainingKeys, positive: str | N
     train, held = split_held_out(examples, cfg.heldout_fraction)
     if not train or not held:
         raise ValueError(f"too few documents to hold out {cfg.heldout_fraction:.0%}: {len(examples)}")
-    settings = cfg.settings()
-    model = train_classifier(train, Path(cfg.output), settings)
+    if cfg.backend == "encoder":
+        model = train_head(train, Path(cfg.output), cfg.encoder, cfg.encoder_max_chars)
+        settings: TrainSettings | dict = {
+            "backend": "encoder",
+            "encoder": cfg.encoder,
+            "max_chars": cfg.encoder_max_chars,
+        }
+    else:
+        settings = cfg.settings()
+        model = train_classifier(train, Path(cfg.output), settings)
     return {
         "_model": model,
         "labels": sorted({label for label, _ in examples}),
         "documents": dict(Counter(label for label, _ in train)),
         "settings": settings,
+        "held_out_fraction": cfg.heldout_fraction,
         "held_out": evaluate(model, held, positive=positive),
     }

