@@ -111,6 +111,23 @@ def unit_files(run_dir: Path) -> list[str]:
     return sorted({p.name for part in ("kept", "rejected") for p in (run_dir / part).glob("part-*.parquet")})
 
 
+def _require_signal_columns(run_dir: Path, names: list[str], processor: DocumentProcessor) -> None:
+    """A run written before a signal existed cannot be decided by rules that read it."""
+    for name in names[:1]:
+        path = (
+            run_dir / "rejected" / name
+            if (run_dir / "rejected" / name).is_file()
+            else run_dir / "kept" / name
+        )
+        stored = set(pq.read_schema(path).names)
+        missing = [f.name for f in processor.signal_fields if f.name not in stored]
+        if missing:
+            raise RunError(
+                f"{path} lacks the signal column(s) {', '.join(missing)} that today's rules read (the run was "
+                "written by an older version); run the pipeline again"
+            )
+
+
 def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
     """Write OUT2 (`output`) from the stored rows of OUT (`run_dir`) under the overridden thresholds;
     return its run.json content."""
@@ -133,6 +150,7 @@ def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
         batches = (stored_rows(source, name, keep_signatures=False) for name in names)
         cfg = resolve_keep_top(cfg, batches, replay=True)
     processor = DocumentProcessor(cfg)
+    _require_signal_columns(source, names, processor)
     total = RunStats()
     fs, root = resolve(str(target))
     for name in names:
