@@ -138,6 +138,12 @@ def test_the_command_line_refuses_what_signals_cannot_answer(base, tmp_path):
     assert res.exit_code == 2 and "stages.gopher (on/off" in res.output
     res = cli.invoke(app, ["decide", str(base), "--output", str(base)])
     assert res.exit_code == 2 and "not empty" in res.output
+    old = tmp_path / "old"  # a run from before a signal existed
+    shutil.copytree(base, old)
+    for path in [*old.glob("kept/*.parquet"), *old.glob("rejected/*.parquet")]:
+        pq.write_table(pq.read_table(path).drop_columns(["normalize.chars"]), path)
+    res = cli.invoke(app, ["decide", str(old), "--output", str(tmp_path / "z")])
+    assert res.exit_code == 2 and "lacks the signal column(s) normalize.chars" in res.output
     res = cli.invoke(
         app, ["decide", str(base), "--output", str(tmp_path / "y"), "--set", "stages.pii.max_pii=0"]
     )
