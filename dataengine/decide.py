@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from dataengine.config import PipelineConfig
 from dataengine.configio import apply_overrides, validate
 from dataengine.io.writers import AtomicParquetWriter, read_json, resolve, write_json_atomic
-from dataengine.keep_top import resolve_keep_top
+from dataengine.keep_top import open_quality, resolve_keep_top
 from dataengine.processor import DocumentProcessor
 from dataengine.runner import RunError, dedup_phase, versions
 from dataengine.stages import STAGES
@@ -111,21 +111,21 @@ def unit_files(run_dir: Path) -> list[str]:
     return sorted({p.name for part in ("kept", "rejected") for p in (run_dir / part).glob("part-*.parquet")})
 
 
-def _require_signal_columns(run_dir: Path, names: list[str], processor: DocumentProcessor) -> None:
-    """A run written before a signal existed cannot be decided by rules that read it."""
-    for name in names[:1]:
-        path = (
-            run_dir / "rejected" / name
-            if (run_dir / "rejected" / name).is_file()
-            else run_dir / "kept" / name
+def _require_signal_columns(run_dir: Path, names: list[str], cfg: PipelineConfig) -> None:
+    """A run written before a signal existed cannot be decided by rules that read it (one file is
+    enough: every file of a run has one schema)."""
+    if not names:
+        return
+    opened = open_quality(cfg) if cfg.stages.quality is not None else cfg  # keep_top not resolved yet
+    rejected = run_dir / "rejected" / names[0]
+    path = rejected if rejected.is_file() else run_dir / "kept" / names[0]
+    stored = set(pq.read_schema(path).names)
+    missing = [f.name for f in DocumentProcessor(opened).signal_fields if f.name not in stored]
+    if missing:
+        raise RunError(
+            f"{path} lacks the signal column(s) {', '.join(missing)} that today's rules read (the run was "
+            "written by an older version); run the pipeline again"
         )
-        stored = set(pq.read_schema(path).names)
-        missing = [f.name for f in processor.signal_fields if f.name not in stored]
-        if missing:
-            raise RunError(
-                f"{path} lacks the signal column(s) {', '.join(missing)} that today's rules read (the run was "
-                "written by an older version); run the pipeline again"
-            )
 
 
 def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
@@ -146,11 +146,11 @@ def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
     cfg = decided_config(previous["config"], overrides)
     names = unit_files(source)
     same_signatures = old.signature_config() == cfg.signature_config()
+    _require_signal_columns(source, names, cfg)
     if cfg.stages.quality is not None and cfg.stages.quality.keep_top_thresholds is None:
         batches = (stored_rows(source, name, keep_signatures=False) for name in names)
         cfg = resolve_keep_top(cfg, batches, replay=True)
     processor = DocumentProcessor(cfg)
-    _require_signal_columns(source, names, processor)
     total = RunStats()
     fs, root = resolve(str(target))
     for name in names:
