@@ -53,7 +53,11 @@ def resolve_keep_top(
     quality = cfg.stages.quality
     if quality is None or not quality.uses_keep_top():
         return cfg
-    processor = DocumentProcessor(open_quality(cfg))
+    opened = open_quality(cfg)
+    # no MinHash signatures for rows only measured here
+    processor = DocumentProcessor(
+        opened.model_copy(update={"write": opened.write.model_copy(update={"minhash": False})})
+    )
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     weights: dict[tuple[str, str], list[int]] = defaultdict(list)
     for batch in batches:
