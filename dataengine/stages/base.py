@@ -6,7 +6,6 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -14,21 +13,28 @@ from pydantic import BaseModel
 from dataengine.stages.document import Document
 
 
-@dataclass(slots=True)
 class Facts:
     """What a stage's rules read: the document's language, script family, category, quality score and
-    signals. Built from a Document while the chain runs, and from a stored row by `dataengine decide`,
-    so that a decision is the same function of the same values either way."""
+    signals. Built from a Document while the chain runs, and from a stored row by `dataengine decide`
+    (a Document holding the stored values), so that a decision is the same function of the same values
+    either way. `is_cjk` is read only when asked: before language ID it scans the text."""
 
-    lang: str | None
-    is_cjk: bool
-    category: str | None
-    quality: float | None
-    signals: Mapping[str, Any]
+    __slots__ = ("lang", "category", "quality", "signals", "_doc")
+
+    def __init__(self, doc: Document):
+        self.lang = doc.lang
+        self.category = doc.category
+        self.quality = doc.quality
+        self.signals: Mapping[str, Any] = doc.signals
+        self._doc = doc
 
     @classmethod
     def of(cls, doc: Document) -> Facts:
-        return cls(doc.lang, doc.is_cjk, doc.category, doc.quality, doc.signals)
+        return cls(doc)
+
+    @property
+    def is_cjk(self) -> bool:
+        return self._doc.is_cjk
 
 
 class Stage(ABC):
