@@ -71,16 +71,11 @@ class PipelineConfig(Strict):
 
     def model_paths(self) -> list[str]:
         """The classifier files the stages load (packaged defaults included)."""
-        from dataengine.classifiers.model import packaged_model_path
-
         paths = []
         if self.stages.category is not None:
-            paths.append(self.stages.category.model_path or str(packaged_model_path("category.ftz")))
+            paths.append(self.stages.category.path())
         if self.stages.quality is not None:
-            paths += [
-                p or str(packaged_model_path(f"quality_{lang}.ftz"))
-                for lang, p in self.stages.quality.models.items()
-            ]
+            paths += [self.stages.quality.model_path(lang) for lang in self.stages.quality.models]
         return paths
 
     def signature_config(self) -> MinHashConfig | None:

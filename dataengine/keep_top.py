@@ -20,7 +20,7 @@ import numpy as np
 
 from dataengine.classifiers.features import document_tokens
 from dataengine.config import PipelineConfig
-from dataengine.stages.quality import DEFAULT_RULE, QualityConfig
+from dataengine.stages.quality import QualityConfig
 
 
 def open_quality(cfg: PipelineConfig) -> PipelineConfig:
@@ -55,6 +55,7 @@ def resolve_keep_top(
         return cfg
     opened = open_quality(cfg)
     # no MinHash signatures for rows only measured here
+    rules = quality.rules()
     processor = DocumentProcessor(
         opened.model_copy(update={"write": opened.write.model_copy(update={"minhash": False})})
     )
@@ -65,12 +66,11 @@ def resolve_keep_top(
         for row in kept:
             if row.get("quality") is None:
                 continue
-            category = row.get("category") if row.get("category") in quality.by_category else DEFAULT_RULE
-            if quality.by_category.get(category, quality).keep_top is None:
+            category = quality.rule_key(row.get("category"))
+            if rules[category].keep_top is None:
                 continue
             scores[row["lang"], category].append(row["quality"])
             weights[row["lang"], category].append(document_tokens(row["text"]))
-    rules = {DEFAULT_RULE: quality, **quality.by_category}
     resolved = {
         lang: {
             category: top_share_threshold(

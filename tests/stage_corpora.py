@@ -30,6 +30,12 @@ def read_jsonl(path: Path, field: str = "text", limit: int | None = None) -> lis
         return [json.loads(line)[field] for line in islice(f, limit) if line.strip()]
 
 
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """Rows as UTF-8 JSONL (Chinese kept as is), for tests that build their own input files."""
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def english_web_docs(data: Path) -> dict[str, list[str]]:
     """English web documents by source: C4, cc_net head, RedPajama, the Guardian, Dolma, UD EWT web docs."""
     text = data / "web" / "text"

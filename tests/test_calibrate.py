@@ -24,7 +24,7 @@ from dataengine.config import PipelineConfig, load_pipeline_config
 from dataengine.configio import CONFIG_DIR, ConfigError, read_yaml
 from dataengine.processor import DocumentProcessor
 from dataengine.stages.gopher_quality import GopherQuality, GopherQualityConfig
-from tests.stage_corpora import cmrc_paragraphs, wikitext_articles
+from tests.stage_corpora import cmrc_paragraphs, wikitext_articles, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,11 +34,6 @@ def _reference_sets():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 # --- include: -------------------------------------------------------------------------------------
@@ -158,7 +153,7 @@ def test_every_rule_names_a_signal_the_stages_write(corpus):
 
 @pytest.mark.parametrize("keep", ["0", "1", "1.5", "-0.2", "most"])
 def test_bad_keep_values_are_config_errors(tmp_path, keep):
-    ref = _write_jsonl(tmp_path / "ref.jsonl", [{"id": "1", "text": "北京是中华人民共和国的首都。"}])
+    ref = write_jsonl(tmp_path / "ref.jsonl", [{"id": "1", "text": "北京是中华人民共和国的首都。"}])
     result = (
         CliRunner().invoke(
             app,
@@ -228,7 +223,7 @@ def test_calibrate_keeps_the_asked_share_of_held_out_reference(corpus, tmp_path,
             (corpus / "reference" / "gutenberg" / "pg24675.txt").read_text(encoding="utf-8")
         )
         rows = [{"id": f"nl-{i}", "text": t} for i, t in enumerate(sets.chunks(body, 3000))]
-    ref = _write_jsonl(tmp_path / f"{lang}.jsonl", rows)
+    ref = write_jsonl(tmp_path / f"{lang}.jsonl", rows)
     out = tmp_path / "thresholds" / f"{lang}.yaml"
     fraction = 0.3
     args = ["calibrate", "-r", str(ref), "--lang", lang, "--keep", str(keep), "-o", str(out)]
@@ -260,7 +255,7 @@ def test_calibrate_quantile_mode_can_tighten(corpus, tmp_path):
     """mode=quantile (FineWeb-2's form) also tightens: Chinese Wikipedia has many more than two function
     characters, so the stop-word minimum rises; loosen mode never writes a value stricter than the default."""
     rows = [{"id": f"cmrc-{i}", "text": t} for i, t in enumerate(cmrc_paragraphs(corpus))]
-    ref = _write_jsonl(tmp_path / "zh.jsonl", rows)
+    ref = write_jsonl(tmp_path / "zh.jsonl", rows)
     out = tmp_path / "q.yaml"
     result = CliRunner().invoke(
         app, ["calibrate", "-r", str(ref), "--lang", "zh", "--mode", "quantile", "-o", str(out)]

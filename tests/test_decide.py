@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from stage_corpora import write_jsonl
 from typer.testing import CliRunner
 
 from dataengine.api import process
@@ -40,25 +41,19 @@ CHANGED = [
 ]
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, corpus) -> Path:
     root = tmp_path_factory.mktemp("decide_inputs")
     shutil.copy(corpus / "web/text/c4-sample.01.jsonl.gz", root / "c4.jsonl.gz")
     shutil.copy(ROOT / "sample/pg84.txt", root / "frankenstein.txt")
     zh = [json.loads(line) for line in open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")]
-    _write_jsonl(root / "zh.jsonl", [{"id": d["id"], "text": d["text"]} for d in zh[:300]])
+    write_jsonl(root / "zh.jsonl", [{"id": d["id"], "text": d["text"]} for d in zh[:300]])
     with gzip.open(corpus / "code/code_files.jsonl.gz", "rt") as fh:
         code = [json.loads(next(fh)) for _ in range(30)]
-    _write_jsonl(
-        root / "code.jsonl", [{"id": f"{c['repo']}/{c['path']}", "text": c["content"]} for c in code]
-    )
+    write_jsonl(root / "code.jsonl", [{"id": f"{c['repo']}/{c['path']}", "text": c["content"]} for c in code])
     with gzip.open(corpus / "langid/udhr2_docs.jsonl.gz", "rt") as fh:
         udhr = [json.loads(line) for line in fh]
-    _write_jsonl(root / "udhr.jsonl", [{"id": f"udhr-{d['lang']}", "text": d["text"]} for d in udhr[:20]])
+    write_jsonl(root / "udhr.jsonl", [{"id": f"udhr-{d['lang']}", "text": d["text"]} for d in udhr[:20]])
     with open(root / "broken.jsonl", "wb") as fh:
         fh.write(b'{"id": "cut", "text": "no closing\n{"id": "num", "text": 42}\n')
     return root
@@ -156,6 +151,7 @@ def test_the_command_line_refuses_what_signals_cannot_answer(base, tmp_path):
 def test_decidable_settings_are_the_thresholds_only():
     default = load_pipeline_config(PIPELINE)
     check_decidable(default, load_pipeline_config(PIPELINE, ["stages.gopher.by_lang.de.min_stop_words=3"]))
+    check_decidable(default, load_pipeline_config(PIPELINE, ["stages.langid.thresholds.de=0.5"]))
     check_decidable(
         default,
         load_pipeline_config(PIPELINE, ["stages.gopher_rep.cjk.top_n_grams={3: 0.3, 5: 0.2, 6: 0.2}"]),

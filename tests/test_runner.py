@@ -15,6 +15,7 @@ import numpy as np
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from stage_corpora import write_jsonl
 
 from dataengine.config import load_pipeline_config
 from dataengine.dedup.minhash import minhash_signatures, signatures_from_column
@@ -24,10 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ray
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def mixed_corpus(tmp_path_factory, corpus) -> Path:
     """Real English web text, Chinese Wikipedia, code, a WARC, and a file of broken lines."""
@@ -35,14 +32,12 @@ def mixed_corpus(tmp_path_factory, corpus) -> Path:
     shutil.copy(corpus / "web/text/c4-sample.01.jsonl.gz", root / "c4.jsonl.gz")
     shutil.copy(ROOT / "sample/web_pages.warc.gz", root / "pages.warc.gz")
     zh = [json.loads(line) for line in open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")]
-    _write_jsonl(root / "zh.jsonl", [{"id": d["id"], "text": d["text"]} for d in zh[:300]])
+    write_jsonl(root / "zh.jsonl", [{"id": d["id"], "text": d["text"]} for d in zh[:300]])
     with gzip.open(corpus / "code/code_files.jsonl.gz", "rt") as fh:
         code = [json.loads(next(fh)) for _ in range(40)]
-    _write_jsonl(
-        root / "code.jsonl", [{"id": f"{c['repo']}/{c['path']}", "text": c["content"]} for c in code]
-    )
+    write_jsonl(root / "code.jsonl", [{"id": f"{c['repo']}/{c['path']}", "text": c["content"]} for c in code])
     ewt = [json.loads(line) for line in open(corpus / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
-    _write_jsonl(root / "ewt.jsonl", [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:200]])
+    write_jsonl(root / "ewt.jsonl", [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:200]])
     with open(root / "broken.jsonl", "wb") as fh:
         fh.write(b'{"id": "ok", "text": "A fine sentence that is short."}\n')
         fh.write(b'{"id": "cut", "text": "no closing\n')
@@ -135,7 +130,7 @@ def test_output_order_does_not_depend_on_where_the_corpus_lives(ray_session, cor
         inputs = tmp_path / home / "corpus"
         inputs.mkdir(parents=True)
         for part in range(6):
-            _write_jsonl(inputs / f"part-{part}.jsonl", docs[part::6])
+            write_jsonl(inputs / f"part-{part}.jsonl", docs[part::6])
         out = tmp_path / home / "out"
         run(cfg, inputs=[str(inputs)], output=str(out), progress=False)
         names = sorted(p.name for p in (out / "kept").glob("*.parquet"))
@@ -188,7 +183,7 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, corpus, tmp_path):
     inputs.mkdir()
     docs = _zh_and_en_docs(corpus, 600)
     for part in range(12):
-        _write_jsonl(inputs / f"part-{part:02d}.jsonl", docs[part::12])
+        write_jsonl(inputs / f"part-{part:02d}.jsonl", docs[part::12])
     overrides = ["ray.num_workers=1", "ray.batch_size=16", "write.report=false", "dedup=null"]
     interrupted = tmp_path / "interrupted"
     cmd = [

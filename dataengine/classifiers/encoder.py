@@ -38,7 +38,9 @@ class EncoderClassifier:
     """Labels' probabilities for texts: softmax (sigmoid for two labels) of a linear head over the
     encoder's L2-normalised embeddings."""
 
-    def __init__(self, head: dict, source: str = "(in memory)"):
+    def __init__(self, head: dict, source: str = "(in memory)", known: dict[str, np.ndarray] | None = None):
+        """`known`: embeddings already computed (the training texts'), so that judging the model on its
+        training data after training (the quality card's bin edges) does not run the encoder again."""
         if head.get("kind") != KIND:
             raise ValueError(f"{source}: not an encoder head (kind {head.get('kind')!r}, expected {KIND!r})")
         self.head = head
@@ -46,6 +48,7 @@ class EncoderClassifier:
         self.coef = np.asarray(head["coef"], dtype=np.float32)
         self.intercept = np.asarray(head["intercept"], dtype=np.float32)
         self._embedder = None
+        self._known = known or {}
 
     @classmethod
     def load(cls, path: str | Path) -> EncoderClassifier:
@@ -55,9 +58,11 @@ class EncoderClassifier:
         return [LABEL_PREFIX + label for label in self.labels]
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        if self._embedder is None:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._known))
+        if todo and self._embedder is None:
             self._embedder = embedder(self.head["encoder"], self.head["max_chars"], self.head["batch_size"])
-        return self._embedder(texts)
+        fresh = dict(zip(todo, self._embedder(todo), strict=True)) if todo else {}
+        return np.stack([self._known[t] if t in self._known else fresh[t] for t in texts])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """[len(texts), len(labels)] probabilities, in the order of `labels`."""
@@ -96,7 +101,8 @@ def train_head(
     labels = sorted({label for label, _ in examples})
     if len(labels) < 2:
         raise ValueError(f"need at least two labels to train a classifier, got {labels}")
-    emb = embedder(encoder, max_chars, batch_size)([text for _, text in examples])
+    texts = [text for _, text in examples]
+    emb = embedder(encoder, max_chars, batch_size)(texts)
     # balanced: P = 0.5 is the even point even when one label has far more documents
     fit = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(
         emb, [label for label, _ in examples]
@@ -112,4 +118,4 @@ def train_head(
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(head) + "\n", encoding="utf-8")
-    return EncoderClassifier(head, str(out))
+    return EncoderClassifier(head, str(out), known=dict(zip(texts, emb, strict=True)))

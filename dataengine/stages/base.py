@@ -28,10 +28,6 @@ class Facts:
         self.signals: Mapping[str, Any] = doc.signals
         self._doc = doc
 
-    @classmethod
-    def of(cls, doc: Document) -> Facts:
-        return cls(doc)
-
     @property
     def is_cjk(self) -> bool:
         return self._doc.is_cjk
@@ -41,7 +37,7 @@ class Stage(ABC):
     """One decision over a document, with its statistics.
 
     `process` writes signals into `doc.signals` under `"<name>.<signal>"` and
-    returns `decide(Facts.of(doc))`: the name of the first failing rule (the row's reject reason becomes
+    returns `decide(Facts(doc))`: the name of the first failing rule (the row's reject reason becomes
     `"<name>:<rule>"`), or None to keep the document. `decide` reads only the facts, so the stored
     columns of a run are enough to decide again under other thresholds (`replay`, `dataengine
     decide`). A stage may rewrite `doc` through `doc.set_text`. Stages never raise on a bad document.
@@ -54,7 +50,7 @@ class Stage(ABC):
     config_class: type[BaseModel]  # validated settings, passed to __init__
     prose_only: bool = False  # documents detected as code skip it (its rules describe prose)
     # config keys (at any depth of the stage's config) that only `decide` reads: changing them needs no
-    # recompute. A dict-valued one keeps its keys as a signal setting (they name which signals exist).
+    # recompute
     decision_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
@@ -84,7 +80,7 @@ class Stage(ABC):
     def replay(self, docs: list[Document]) -> list[str | None]:
         """The rules over documents whose signals are already stored (no model, no text split)."""
         start = time.perf_counter()
-        rules = [self.decide(Facts.of(doc)) for doc in docs]
+        rules = [self.decide(Facts(doc)) for doc in docs]
         self.seconds += time.perf_counter() - start
         return self._count(docs, rules)
 
@@ -117,19 +113,15 @@ class BatchStage(Stage):
 
 
 def _without_keys(value: Any, keys: frozenset[str]) -> Any:
-    """`value` with every entry named in `keys` dropped (a dict-valued entry leaves its sorted keys; a
-    `by_category` entry goes whole) and the dicts this empties dropped with it."""
+    """`value` with every entry named in `keys` dropped, and the dicts this empties dropped with it."""
     if isinstance(value, list):
         return [_without_keys(v, keys) for v in value]
     if not isinstance(value, dict):
         return value
     out = {}
     for key, item in value.items():
-        if key in keys:
-            if isinstance(item, dict) and key != "by_category":
-                out[key] = sorted(map(str, item))
-            continue
-        item = _without_keys(item, keys)
-        if item != {}:
-            out[key] = item
+        if key not in keys:
+            item = _without_keys(item, keys)
+            if item != {}:
+                out[key] = item
     return out

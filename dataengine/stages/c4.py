@@ -346,7 +346,7 @@ class C4Quality(Stage):
             self.signal(doc, f"dropped_{reason}", count)
         self.signal(doc, "lorem_ipsum", int(rule == "lorem_ipsum"))
         self.signal(doc, "curly_bracket", int(rule == "curly_bracket"))
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         s = facts.signals

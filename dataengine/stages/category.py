@@ -27,6 +27,10 @@ class CategoryConfig(BaseModel):
     model_path: str | None = Field(None, description="fastText category model; default: the packaged one")
     reject: list[str] = Field(default_factory=list, description="categories whose documents are rejected")
 
+    def path(self) -> str:
+        """The model file: `model_path`, else the packaged one."""
+        return self.model_path or str(packaged_model_path("category.ftz"))
+
 
 class CategoryClassifier(BatchStage):
     """Writes `category` and `category_score` (the label's probability); rule: rejected_category."""
@@ -38,7 +42,7 @@ class CategoryClassifier(BatchStage):
     def __init__(self, cfg: CategoryConfig | None = None):
         super().__init__()
         self.cfg = cfg or CategoryConfig()
-        self.model_path = self.cfg.model_path or str(packaged_model_path("category.ftz"))
+        self.model_path = self.cfg.path()
         require_model_file(self.model_path, "stages.category.model_path")
         labels = model_labels(load_model(self.model_path))
         unknown = sorted(set(self.cfg.reject) - set(labels) - {CODE_CATEGORY})
@@ -57,7 +61,7 @@ class CategoryClassifier(BatchStage):
         for doc in docs:
             if doc.lang == CODE_LANG:
                 doc.category, doc.category_score = CODE_CATEGORY, 1.0
-        return [self.decide(Facts.of(doc)) for doc in docs]
+        return [self.decide(Facts(doc)) for doc in docs]
 
     def decide(self, facts: Facts) -> str | None:
         return "rejected_category" if facts.category in self.reject else None

@@ -107,7 +107,7 @@ class CodeFilter(BatchStage):
         self.signal(doc, "mean_line_length", mean)
         self.signal(doc, "alnum_fraction", alnum)
         self.signal(doc, "generated", int(any(marker in head for marker in _GENERATED_MARKERS)))
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         """Rules for documents labelled code (prose passes: the signals below exist only for code)."""

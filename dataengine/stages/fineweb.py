@@ -112,7 +112,7 @@ class FineWebQuality(Stage):
             self.signal(doc, "char_dup_ratio", round(dup_ratio, 4))
             self.signal(doc, "newline_ratio", round(newline_ratio, 4))
             self.signal(doc, "reflowed", int(reflowed))
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         s = facts.signals

@@ -195,7 +195,7 @@ class GopherQuality(Stage):
             ("stop_words", n_stop),
         ):
             self.signal(doc, signal, value)
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         rules: GopherQualityRules = self._rules.deciding(facts)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.by_lang import ByLangRules, RulesByLang, by_lang_field
-from dataengine.stages.document import Document
+from dataengine.stages.document import CJK_LANGS, Document
 from dataengine.stages.ngram_repeats import BatchRepeats
 
 
@@ -42,7 +42,7 @@ class GopherRepetitionRules(BaseModel):
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
     )
 
-    # the n-gram maps' limits are thresholds; their n's name the signals measured
+    # the n-gram maps' limits are thresholds; their n's name the signals measured (`signal_settings`)
     THRESHOLDS: ClassVar[frozenset[str]] = frozenset(
         {
             "dup_line_frac",
@@ -103,6 +103,26 @@ class GopherRepetition(BatchStage):
         self.cfg = cfg or GopherRepetitionConfig()
         self._rules = RulesByLang(self.cfg)
 
+    @classmethod
+    def signal_settings(cls, cfg: GopherRepetitionConfig) -> Any:
+        """Also the n's each rule set measures, under that set's own key (`cjk.top_n_grams`; a language's
+        only where they differ from its variant's): a rule on an n without its signal cannot be decided."""
+        settings = super().signal_settings(cfg)
+        rules = RulesByLang(cfg)
+        for name, r in rules.all().items():
+            if name in ("default", "cjk"):
+                place = settings.setdefault(name, {})
+            else:
+                variant = cfg.variant(name, name in CJK_LANGS)
+                if (r.top_n_grams.keys(), r.dup_n_grams.keys()) == (
+                    variant.top_n_grams.keys(),
+                    variant.dup_n_grams.keys(),
+                ):
+                    continue
+                place = settings.setdefault("by_lang", {}).setdefault(name, {})
+            place.update(top_n_grams=sorted(r.top_n_grams), dup_n_grams=sorted(r.dup_n_grams))
+        return settings
+
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         """The n-gram measures of the whole batch at once (`BatchRepeats`), then each document's rules."""
         rules = [self._rules(doc) for doc in docs]
@@ -120,7 +140,7 @@ class GopherRepetition(BatchStage):
             self._measure(
                 doc, doc_rules, {n: v[i] for n, v in top.items()}, {n: v[i] for n, v in dup.items()}
             )
-        return [self.decide(Facts.of(doc)) for doc in docs]
+        return [self.decide(Facts(doc)) for doc in docs]
 
     def _measure(
         self, doc: Document, rules: GopherRepetitionRules, top: dict[int, int], dup: dict[int, int]

@@ -103,7 +103,7 @@ class LanguageIdentifier(BatchStage):
         self.signal(doc, "lang", lang)
         self.signal(doc, "model_lang", model_lang)
         self.signal(doc, "score", score)
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         s = facts.signals

@@ -128,7 +128,7 @@ class Normalizer(Stage):
         self.signal(doc, "chars", len(text))
         if text != original:
             doc.set_text(text)
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         return "empty" if not facts.signals["normalize.chars"] else None

@@ -342,7 +342,7 @@ class PiiMasker(Stage):
             self.signal(doc, kind, n)
         if text != doc.text:
             doc.set_text(text)
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         if self.cfg.max_pii is None:

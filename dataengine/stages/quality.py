@@ -44,6 +44,9 @@ def is_markup(text: str) -> bool:
     )
 
 
+DEFAULT_RULE = "*"  # the key of the rule for categories without their own (as in keep_top_thresholds)
+
+
 class QualityRule(BaseModel):
     """Keep P(hq) >= threshold, or the best `keep_top` share (by the model's reference percentiles)."""
 
@@ -88,15 +91,27 @@ class QualityConfig(QualityRule):
         "keep_top resolved to (null: no sampled document of that kind, nothing rejected)",
     )
 
+    def model_path(self, lang: str) -> str:
+        """The language's model file: `models[lang]`, else the packaged `quality_<lang>.ftz`."""
+        return self.models.get(lang) or str(packaged_model_path(f"quality_{lang}.ftz"))
+
+    def rules(self) -> dict[str, QualityRule]:
+        """The rule of each category key (`rule_key`)."""
+        return {DEFAULT_RULE: self, **self.by_category}
+
+    def rule_key(self, category: str | None) -> str:
+        """The category's own rule, else DEFAULT_RULE."""
+        return category if category in self.by_category else DEFAULT_RULE
+
     def uses_keep_top(self) -> bool:
-        return self.keep_top is not None or any(r.keep_top is not None for r in self.by_category.values())
+        return any(rule.keep_top is not None for rule in self.rules().values())
 
 
 class _LanguageModel:
     """One language's model path and the score edges of its 20 bins."""
 
-    def __init__(self, lang: str, path: str | None):
-        self.path = path or str(packaged_model_path(f"quality_{lang}.ftz"))
+    def __init__(self, lang: str, path: str):
+        self.path = path
         require_model_file(self.path, f"stages.quality.models.{lang}")
         labels = model_labels(load_model(self.path))
         if POSITIVE not in labels:
@@ -107,14 +122,11 @@ class _LanguageModel:
         self.edges: list[float] | None = edges
 
 
-DEFAULT_RULE = "*"  # the key of the rule for categories without their own in keep_top_thresholds
-
-
 def _thresholds(cfg: QualityConfig, lang: str) -> dict[str, float | None]:
     """One language's threshold per category (DEFAULT_RULE for the others); a keep_top must have been
     resolved (`dataengine.keep_top`), so that a run fails at set-up, not on its first document."""
     out: dict[str, float | None] = {}
-    for category, rule in {DEFAULT_RULE: cfg, **cfg.by_category}.items():
+    for category, rule in cfg.rules().items():
         if rule.keep_top is None:
             out[category] = rule.threshold
         elif cfg.keep_top_thresholds is None:
@@ -142,7 +154,8 @@ class QualityScorer(BatchStage):
     def __init__(self, cfg: QualityConfig | None = None):
         super().__init__()
         self.cfg = cfg or QualityConfig()
-        self.models = {lang: _LanguageModel(lang, path) for lang, path in self.cfg.models.items()}
+        self.models = {lang: _LanguageModel(lang, self.cfg.model_path(lang)) for lang in self.cfg.models}
+        self.rules = self.cfg.rules()
         self.thresholds = {lang: _thresholds(self.cfg, lang) for lang in self.models}
 
     def _scored(self, doc: Document) -> bool:
@@ -164,14 +177,13 @@ class QualityScorer(BatchStage):
             for i, score in zip(indices, scores, strict=True):
                 docs[i].quality = float(score)
                 docs[i].quality_bin = bisect.bisect_right(model.edges, score) if model.edges else None
-        return [self.decide(Facts.of(doc)) for doc in docs]
+        return [self.decide(Facts(doc)) for doc in docs]
 
     def decide(self, facts: Facts) -> str | None:
         if facts.quality is None or facts.lang not in self.thresholds:  # unscored: exempt or no model
             return None
-        category = facts.category if facts.category in self.cfg.by_category else DEFAULT_RULE
-        threshold = self.thresholds[facts.lang][category]
+        key = self.cfg.rule_key(facts.category)
+        threshold = self.thresholds[facts.lang][key]
         if threshold is None or facts.quality >= threshold:
             return None
-        rule = self.cfg.by_category.get(category, self.cfg)
-        return "below_threshold" if rule.threshold is not None else "below_keep_top"
+        return "below_threshold" if self.rules[key].threshold is not None else "below_keep_top"

@@ -165,7 +165,7 @@ class ToxicityFilter(Stage):
         fraction = min(1.0, flagged / total) if total else 0.0
         self.signal(doc, "bad_words", n_bad)
         self.signal(doc, "bad_word_fraction", fraction)
-        return self.decide(Facts.of(doc))
+        return self.decide(Facts(doc))
 
     def decide(self, facts: Facts) -> str | None:
         cfg = self.cfg
