@@ -229,13 +229,13 @@ def embeddings(n_docs: int, repeats: int) -> dict:
     import numpy as np
     import torch
 
-    from dataengine.dedup.semantic import SentenceTransformerEmbedder
+    from dataengine.dedup.semantic import semantic_embedder
 
     torch.set_num_threads(1)
     rows, _ = build_corpus(600, seed=1)
     random.Random(0).shuffle(rows)
     texts = [r["text"] for r in rows[:n_docs]]
-    embedders = {c: SentenceTransformerEmbedder(SemanticConfig(cpu_linear=c)) for c in ("auto", "aten")}
+    embedders = {c: semantic_embedder(SemanticConfig(cpu_linear=c)) for c in ("auto", "aten")}
     out_emb = {c: e(texts[:64]) for c, e in embedders.items()}  # warm-up
     times: dict[str, list[float]] = {c: [] for c in embedders}
     for _ in range(repeats):

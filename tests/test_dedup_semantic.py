@@ -11,16 +11,17 @@ import pytest
 from dataengine.cpu_linear import OneDNNLinear, onednn_available
 from dataengine.dedup.config import SemanticConfig
 from dataengine.dedup.semantic import (
-    SentenceTransformerEmbedder,
     assign_clusters,
     dedup_cluster,
+    semantic_embedder,
     train_centroids,
 )
+from dataengine.embed.sentence import SentenceTransformerEmbedder
 
 
 @pytest.fixture(scope="module")
 def embedder() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(SemanticConfig(enabled=True, device="cpu"))
+    return semantic_embedder(SemanticConfig(enabled=True, device="cpu"))
 
 
 def test_reworded_copies_are_dropped_and_clusters_kept(corpus, embedder):
@@ -67,7 +68,7 @@ def test_onednn_linears_embed_like_torch_default(corpus, embedder):
         texts += [json.loads(line)["text"] for line, _ in zip(fh, range(6), strict=False)]
     if platform.machine().lower() in ("x86_64", "amd64") and onednn_available():
         assert any(isinstance(m, OneDNNLinear) for m in embedder.model.modules())
-    plain = SentenceTransformerEmbedder(SemanticConfig(enabled=True, device="cpu", cpu_linear="aten"))
+    plain = semantic_embedder(SemanticConfig(enabled=True, device="cpu", cpu_linear="aten"))
     assert not any(isinstance(m, OneDNNLinear) for m in plain.model.modules())
     cosine = np.sum(embedder(texts) * plain(texts), axis=1)
     assert cosine.shape == (12,) and cosine.min() > 0.99999

@@ -79,12 +79,9 @@ class EncoderClassifier:
 
 def embedder(encoder: str, max_chars: int, batch_size: int):
     """The sentence-transformers embedder semantic dedup uses, on the GPU when there is one."""
-    from dataengine.dedup.config import SemanticConfig
-    from dataengine.dedup.semantic import SentenceTransformerEmbedder
+    from dataengine.embed.sentence import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(
-        SemanticConfig(embedder=encoder, max_chars=max_chars, batch_size=batch_size)
-    )
+    return SentenceTransformerEmbedder(encoder, max_chars, batch_size)
 
 
 def train_head(

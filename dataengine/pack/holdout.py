@@ -16,6 +16,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 _SCALE = float(1 << 64)
@@ -56,6 +58,20 @@ class Heldout(BaseModel):
 
     def holds(self, doc_id: str, channel: str) -> bool:
         return is_heldout(doc_id, self.fraction_of(channel), self.seed)
+
+    def split_rows(self, batch: pa.Table) -> tuple[list[str], np.ndarray]:
+        """Each row's channel and whether it is held out (a table with ``id`` and the channel fields)."""
+        columns = {name: batch[name].to_pylist() for name in self.channel}
+        channels = [
+            self.channel_of({name: values[i] for name, values in columns.items()})
+            for i in range(batch.num_rows)
+        ]
+        held = np.fromiter(
+            (self.holds(i, c) for i, c in zip(batch["id"].to_pylist(), channels, strict=True)),
+            dtype=bool,
+            count=batch.num_rows,
+        )
+        return channels, held
 
     def within(self, trained: Heldout) -> bool:
         """True when every document this setting holds out was held out by ``trained`` (so the tokenizer

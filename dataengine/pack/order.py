@@ -3,20 +3,26 @@
 An order is a deterministic transform of the document dataset (columns of §3.1) that returns
 the documents in the order they are packed. ``input`` keeps plan order; ``shuffle`` sorts by a
 seeded hash of the id, which depends on neither block layout nor worker count (Ray's
-``random_shuffle`` does). A later similarity order (neighbouring documents packed together)
-registers itself with ``register_order`` and is chosen by name in the pack config.
+``random_shuffle`` does). ``similar`` (dataengine/pack/similar.py) packs related documents
+together. More orders register themselves with ``register_order`` and are chosen by name in the
+pack config.
+
+An order may also look at the ordered stream as the packer reads it (``stream``: the similar
+order's guard against adjacent near-duplicates) and report figures for the manifest (``stats``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import ray.data
 
-from dataengine.pack.holdout import id_fraction
+from dataengine.pack.config import PackConfig
+from dataengine.pack.holdout import Heldout, id_fraction
 
 ORDER_KEY = "_order_key"
 
@@ -24,11 +30,20 @@ ORDER_KEY = "_order_key"
 class DocumentOrder(ABC):
     """Returns the documents of ``ds`` in packing order; must be deterministic for a given seed."""
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+    def __init__(self, config: PackConfig) -> None:
+        self.config = config
+        self.seed = config.seed
 
     @abstractmethod
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset: ...
+
+    def stream(self, tables: Iterator[pa.Table], heldout: Heldout) -> Iterator[pa.Table]:
+        """The ordered tables as the packer takes them (``heldout`` names each row's split)."""
+        return tables
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for the manifest's ``order`` entry, once the stream has been read."""
+        return {}
 
 
 class InputOrder(DocumentOrder):
@@ -52,15 +67,25 @@ class ShuffleOrder(DocumentOrder):
         return keyed.sort([ORDER_KEY, "id", "source"]).drop_columns([ORDER_KEY])
 
 
-ORDERS: dict[str, Callable[[int], DocumentOrder]] = {"input": InputOrder, "shuffle": ShuffleOrder}
+def _similar(config: PackConfig) -> DocumentOrder:
+    from dataengine.pack.similar import SimilarOrder  # faiss and the embedders only when chosen
+
+    return SimilarOrder(config)
 
 
-def register_order(name: str, factory: Callable[[int], DocumentOrder]) -> None:
-    """Make an order selectable by name (``factory(seed)`` builds it)."""
+ORDERS: dict[str, Callable[[PackConfig], DocumentOrder]] = {
+    "input": InputOrder,
+    "shuffle": ShuffleOrder,
+    "similar": _similar,
+}
+
+
+def register_order(name: str, factory: Callable[[PackConfig], DocumentOrder]) -> None:
+    """Make an order selectable by name (``factory(pack_config)`` builds it)."""
     ORDERS[name] = factory
 
 
-def make_order(name: str, seed: int = 0) -> DocumentOrder:
-    if name not in ORDERS:
-        raise ValueError(f"order {name!r}: expected one of {sorted(ORDERS)}")
-    return ORDERS[name](seed)
+def make_order(config: PackConfig) -> DocumentOrder:
+    if config.order not in ORDERS:
+        raise ValueError(f"order {config.order!r}: expected one of {sorted(ORDERS)}")
+    return ORDERS[config.order](config)
