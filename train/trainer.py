@@ -77,6 +77,11 @@ class Trainer:
             self._log(
                 f"{swapped} linear layers on oneDNN's CPU GEMM (train.cpu_linear: {cfg.train.cpu_linear})"
             )
+        if cfg.data.doc_mask and self.reader.manifest.get("order", {}).get("name") == "similar":
+            self._log(
+                "the shards are packed in similarity order (In-Context Pretraining) but data.doc_mask is on: "
+                "attention stops at each document, so the related documents of a row are never read"
+            )
         # Compiled, the fp32 upcast, log-softmax and gather fuse into two passes over the [tokens, vocab]
         # logits instead of materialising fp32 copies of them (gigabytes per micro-batch at 32k vocab).
         self.token_losses = torch.compile(token_losses) if cfg.train.compile else token_losses

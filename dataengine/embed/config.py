@@ -21,6 +21,6 @@ class EmbedConfig(BaseModel):
     cpu_linear: Literal["auto", "onednn", "aten"] = Field(
         "auto", description="on CPU, a model's linear layers on oneDNN's GEMM (dataengine/cpu_linear.py)"
     )
-    dim: int = Field(256, ge=8, le=2048, description="hashed: dimensions of the embedding (LSA components)")
+    dim: int = Field(256, ge=8, le=4096, description="hashed: dimensions of the embedding (LSA components)")
     fit_sample: int = Field(20000, ge=1, description="hashed: documents whose n-grams give the IDF")
     seed: int = Field(0, description="hashed: seed of the projection")

@@ -65,8 +65,8 @@ class KnnConfig(Strict):
     exact_max: int = Field(
         20000, ge=1, description="partitions up to this many documents: exact (flat) search; beyond: IVF"
     )
-    nlist: int | None = Field(None, ge=1, description="IVF lists; null = 4 * sqrt(documents)")
-    nprobe: int = Field(16, ge=1, description="IVF lists searched per query")
+    nlist: int | None = Field(None, ge=1, description="IVF lists; null = sqrt(documents)")
+    nprobe: int = Field(8, ge=1, description="IVF lists searched per query")
     pq_m: int = Field(0, ge=0, description="> 0: IVF-PQ with this many sub-quantizers (must divide dim)")
 
 

@@ -28,13 +28,14 @@ def nearest_neighbours(emb: np.ndarray, cfg: KnnConfig) -> np.ndarray:
     if n <= cfg.exact_max:
         index = faiss.IndexFlatIP(dim)
     else:
-        nlist = cfg.nlist or max(1, int(4 * math.sqrt(n)))
+        nlist = cfg.nlist or max(1, int(math.sqrt(n)))
         quantizer = faiss.IndexFlatIP(dim)
         if cfg.pq_m:
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, cfg.pq_m, 8, faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = 1234
+        index.cp.max_points_per_centroid = 64  # the coarse k-means trains on a sample, not the partition
         index.train(emb)
         index.nprobe = cfg.nprobe
     index.add(emb)
