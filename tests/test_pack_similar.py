@@ -130,6 +130,7 @@ def test_guard_holds_back_a_near_duplicate_until_another_document_comes_between(
         {
             "id": [f"d{i}" for i in range(6)],
             "category": [None] * 6,
+            "reject": pa.array([None] * 6, pa.string()),
             EMB: pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), 4),
             HEAD: ["h"] * 6,
         }
@@ -253,3 +254,22 @@ def test_cli_order_similar_with_settings(ray_session, similar_inputs, similar_to
     assert manifest["order"]["name"] == "similar" and manifest["order"]["chains"] > 0
     bad = CliRunner().invoke(app, [*args, "--order", "similar", "--set", "similar.knn.k=0"])
     assert bad.exit_code != 0 and "similar.knn.k" in bad.output
+
+
+@pytest.mark.ray
+def test_fit_sample_spans_every_file_whatever_the_blocks(ray_session):
+    """The embedder's and k-means' samples come from all inputs (not the first file) and do not depend
+    on how Ray cut the rows into blocks."""
+    import ray.data
+
+    from dataengine.pack.similar import hash_sample
+
+    rows = [
+        {"id": f"{lang}{i}", "source": f"{lang}.jsonl", "text": lang}
+        for lang in ("en", "zh")
+        for i in range(500)
+    ]
+    one = hash_sample(ray.data.from_items(rows, override_num_blocks=1), 100, 0, "id")
+    seven = hash_sample(ray.data.from_items(rows, override_num_blocks=7), 100, 0, "id")
+    assert one == seven and len(one) == 100
+    assert 30 < sum(i.startswith("zh") for i in one) < 70

@@ -1,9 +1,10 @@
 """``order: similar``: In-Context Pretraining (Shi et al. 2023) as a Ray Data order.
 
-1. Embed: the embedder (``similar.embed``; the hashed TF-IDF one by default) is fitted on the first
-   ``embed.fit_sample`` documents, then every document is embedded by a pool of Ray actors.
-2. Partition: with more than ``partition_docs`` documents, faiss spherical k-means fitted on the
-   first ``kmeans_sample`` embeddings cuts the corpus into about ``partition_docs``-sized
+1. Embed: the embedder (``similar.embed``; the hashed TF-IDF one by default) is fitted on
+   ``embed.fit_sample`` documents drawn from the whole input by a seeded hash of their ids, then every
+   document is embedded in Ray tasks.
+2. Partition: with more than ``partition_docs`` documents, faiss spherical k-means fitted on
+   ``kmeans_sample`` embeddings (drawn the same way) cuts the corpus into about ``partition_docs``-sized
    partitions; each partition is one group, walked in its own Ray task (``walk.py``: faiss kNN,
    ICP's greedy walk), so no process holds more than one partition.
 3. Join: each chain gets a key (a seeded hash of its first document, or its partition's place in
@@ -64,6 +65,20 @@ def uids(table: pa.Table) -> list[str]:
     return [f"{i}\x00{s}" for i, s in zip(table["id"].to_pylist(), table["source"].to_pylist(), strict=True)]
 
 
+def hash_sample(ds: ray.data.Dataset, size: int, seed: int, column: str) -> list:
+    """``column`` of the ``size`` rows with the smallest seeded hash of their id: a uniform sample of the
+    whole dataset (not its first files) that depends on neither block layout nor worker count."""
+    rank = "_sim_rank"
+
+    def smallest(batch: pa.Table) -> pa.Table:
+        ranks = pa.array([id_fraction(u, seed) for u in uids(batch)], pa.float64())
+        keep = pc.sort_indices(ranks)[:size]
+        return pa.table({rank: ranks.take(keep), column: batch[column].take(keep)})
+
+    rows = ds.map_batches(smallest, batch_format="pyarrow").sort(rank).limit(size).take_all()
+    return [row[column] for row in rows]
+
+
 def walk_partition(table: pa.Table, cfg: SimilarOrderConfig, seed: int, ranks: list[int]) -> pa.Table:
     """One partition in chain order, with each row's chain key, chain head and position."""
     if table.num_rows == 0:
@@ -115,8 +130,7 @@ class SimilarOrder(DocumentOrder):
         fitted = None
         if embed.embedder == "hashed":  # the IDF comes from the corpus: fit once, on the driver
             fitted = make_embedder(embed)
-            sample = ds.limit(embed.fit_sample).select_columns(["text"]).take_all()
-            fitted.fit([row["text"] or "" for row in sample])
+            fitted.fit([text or "" for text in hash_sample(ds, embed.fit_sample, self.seed, "text")])
         gpus = 0 if fitted or embed.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
         return ds.map_batches(
             embed_rows,
@@ -135,8 +149,8 @@ class SimilarOrder(DocumentOrder):
         n = embedded.count()
         self.partitions = max(1, math.ceil(n / cfg.partition_docs))
         if self.partitions > 1:
-            sample = embedded.limit(cfg.kmeans_sample).select_columns([EMB]).to_arrow_refs()
-            emb = np.concatenate([vectors(ray.get(ref)[EMB]) for ref in sample])
+            sample = hash_sample(embedded, cfg.kmeans_sample, self.seed, EMB)
+            emb = np.asarray(sample, dtype=np.float32)
             k = min(self.partitions, len(emb))
             kmeans = faiss.Kmeans(
                 emb.shape[1], k, niter=20, seed=self.seed + 1, spherical=True, verbose=False
@@ -247,8 +261,12 @@ class NeighbourGuard:
         emb = vectors(table[EMB])
         categories = table["category"].to_pylist()
         heads = table[HEAD].to_pylist()
+        rejected = pc.is_valid(table["reject"]).to_numpy(zero_copy_only=False)
         taken: list[int] = []
         for i in range(table.num_rows):
+            if rejected[i]:  # an unreadable record: passed on to be counted, never packed
+                taken.append(i)
+                continue
             lane = self.lanes[int(held_out[i])]
             if lane.held or not self._fits(lane, emb[i], categories[i]):
                 lane.held.append((table.slice(i, 1), emb[i], categories[i]))
