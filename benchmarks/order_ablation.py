@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_md import replace_section  # benchmarks/ is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -206,16 +207,7 @@ def write_results(results: dict, args: argparse.Namespace, documents: int, pack_
             f"{statistics.median(r['context_gain'] for r in rs):+.4f} |"
         )
     lines.append("")
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    text = path.read_text(encoding="utf-8")
-    section = "\n".join(lines)
-    if SECTION in text:
-        head, rest = text.split(SECTION, 1)
-        nxt = rest.find("\n## ")
-        text = head + section + (rest[nxt:] if nxt >= 0 else "\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    replace_section(SECTION, "\n".join(lines))
 
 
 def main() -> None:

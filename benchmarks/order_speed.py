@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from order_ablation import DATA, corpus_rows  # noqa: E402
+from results_md import replace_section  # noqa: E402
 
 SECTION = "## Similarity order: cost (issue 15)"
 ONE_THREAD = {
@@ -177,16 +178,7 @@ def write_results(s: dict, packs: dict, args: argparse.Namespace) -> None:
         f"({similar_s:.1f} s): similar/shuffle time = {similar_s / shuffle_s:.2f}x.",
         "",
     ]
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    text = path.read_text(encoding="utf-8")
-    section = "\n".join(lines)
-    if SECTION in text:
-        head, rest = text.split(SECTION, 1)
-        nxt = rest.find("\n## ")
-        text = head + section + (rest[nxt:] if nxt >= 0 else "\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    replace_section(SECTION, "\n".join(lines))
 
 
 def main() -> None:
