@@ -76,6 +76,17 @@ def test_hashed_embedder_finds_related_text(corpus, lang):
     assert not embedder([""]).any()
 
 
+def test_settings_are_refused_before_any_work():
+    from pydantic import ValidationError
+
+    from dataengine.pack.order import make_order
+
+    with pytest.raises(ValidationError, match="knn.pq_m 7 must divide embed.dim 256"):
+        PackConfig.model_validate({"similar": {"knn": {"pq_m": 7}}})
+    with pytest.raises(ValueError, match="similar.embed.embedder: '/no/such/model'"):
+        make_order(PackConfig(order="similar", similar={"embed": {"embedder": "/no/such/model"}}))
+
+
 def _near_copy(text: str) -> str:
     """A lightly edited copy: one sentence dropped from the end, punctuation spaced."""
     return text[: int(len(text) * 0.9)].replace("，", "， ").replace(", ", " , ")

