@@ -29,7 +29,8 @@ from dataengine.pack.order import DocumentOrder, register_order
 from dataengine.pack.packer import PackConfig, SplitBlock, StreamPacker, pack, tokenize_block
 from dataengine.pack.sample_corpus import write_sample_corpus
 from dataengine.pack.shards import ShardReader, ShardWriter
-from dataengine.pack.tokenizer import TokenizerConfig, load_tokenizer, special_ids, train_tokenizer
+from dataengine.pack.specials import special_ids
+from dataengine.pack.tokenizer import TokenizerConfig, load_tokenizer, train_tokenizer
 
 SEQ_LEN = 256
 HELDOUT = 0.1
@@ -183,18 +184,19 @@ def test_blocks_carry_rows_and_give_the_same_bytes(inputs, tokenizer_path, tmp_p
     blocks with no train document at all) pack to the same bytes: the partial row at a block's
     end is carried, rows are full except the last, and the tokens are the documents' in order."""
     tokenizer = load_tokenizer(tokenizer_path)
+    ids = special_ids(tokenizer)
     heldout = Heldout(fraction=HELDOUT)
     tables = list(document_tables(inputs, reader_config(), rejected=Counter(), batch_size=10_000))
-    whole = [tokenize_block(tokenizer.to_str(), pa.concat_tables(tables), heldout, "uint16")["train"]]
+    eos = ids["eos"]
+    whole = [tokenize_block(tokenizer.to_str(), eos, pa.concat_tables(tables), heldout, "uint16")["train"]]
     documents = pa.concat_tables(tables)
     small, start, size = [], 0, 1
     while start < documents.num_rows:  # block sizes 1, 2, 3, 1, 2, 3, ...
         batch = documents.slice(start, size)
-        small.append(tokenize_block(tokenizer.to_str(), batch, heldout, "uint16")["train"])
+        small.append(tokenize_block(tokenizer.to_str(), eos, batch, heldout, "uint16")["train"])
         start, size = start + size, size % 3 + 1
     assert any(len(b.lengths) == 0 for b in small), "some blocks hold only held-out documents"
 
-    ids = special_ids(tokenizer)
     writer_args = {
         "vocab_size": tokenizer.get_vocab_size(),
         "pad_id": ids["pad"],
@@ -363,7 +365,7 @@ def test_cli_help_lists_every_key_with_the_model_default():
     result = CliRunner().invoke(_cli_app(), ["pack", "--help"], terminal_width=200)
     assert result.exit_code == 0
     for name, field in PackConfig.model_fields.items():
-        if name not in ("input", "similar"):  # sections: their keys are listed one by one
+        if name not in ("input", "similar", "special_tokens"):  # sections: their keys are listed one by one
             assert f"{name} = {json.dumps(field.get_default(call_default_factory=True))}" in result.output, (
                 name
             )

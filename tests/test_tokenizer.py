@@ -15,6 +15,7 @@ from dataengine.pack.compression import compression_report, format_report
 from dataengine.pack.extend import extend_tokenizer, read_word_list
 from dataengine.pack.holdout import Heldout, is_heldout
 from dataengine.pack.sample_corpus import book_documents, chinese_documents, write_sample_corpus
+from dataengine.pack.specials import special_ids
 from dataengine.pack.tokenizer import (
     BOS,
     EOS,
@@ -25,7 +26,6 @@ from dataengine.pack.tokenizer import (
     load_hf_tokenizer,
     load_tokenizer,
     read_meta,
-    special_ids,
     train_tokenizer,
 )
 

@@ -12,7 +12,9 @@ from dataengine.pack.tokenizer import TokenizerConfig
 
 class TokenizerKey(Strict):
     tokenizer: str = Field(
-        ..., description="tokenizer.json (its .meta.json beside it holds the held-out setting)"
+        ...,
+        description="tokenizer.json (its .meta.json beside it holds the held-out setting), or a Hugging "
+        "Face model directory (its tokenizer.json, tokenizer_config.json and config.json are read)",
     )
 
 

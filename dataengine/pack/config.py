@@ -12,6 +12,7 @@ from dataengine.embed.config import EmbedConfig
 from dataengine.io.config import InputConfig
 from dataengine.pack.holdout import ChannelField, Heldout, resolve_heldout
 from dataengine.pack.inputs import reader_config
+from dataengine.pack.specials import CONVENTIONS, HF_TOKENIZER_FILES
 
 
 class Strict(BaseModel):
@@ -103,6 +104,36 @@ class SimilarOrderConfig(Strict):
         return self
 
 
+def _derived(role: str, otherwise: str) -> str:
+    """The help text of a special-token key: where a null value looks (dataengine.pack.specials)."""
+    return (
+        f"null = the .meta.json's special_roles.{role} (tokenizer extend writes it), else {role}_token of "
+        f"{' / '.join(HF_TOKENIZER_FILES)} beside the tokenizer, else the first "
+        f"added token of {', '.join(CONVENTIONS[role])}, else {otherwise}"
+    )
+
+
+class SpecialTokens(Strict):
+    """The tokens that end, pad and begin documents, for tokenizers trained elsewhere (Qwen2, Llama-3)."""
+
+    eos: str | None = Field(
+        None,
+        min_length=1,
+        description="ends every document; " + _derived("eos", "pack refuses the tokenizer"),
+    )
+    pad: str | None = Field(
+        None,
+        min_length=1,
+        description="fills a split's last row (no span covers it, so the loss ignores it); "
+        + _derived("pad", "the eos"),
+    )
+    bos: str | None = Field(
+        None,
+        min_length=1,
+        description="recorded as the manifest's bos_id (pack inserts none); " + _derived("bos", "none"),
+    )
+
+
 class PackConfig(HeldoutKeys, ReaderKey):
     """How to pack; defaults run on a laptop."""
 
@@ -111,6 +142,10 @@ class PackConfig(HeldoutKeys, ReaderKey):
     seed: int = Field(0, description="seed of the shuffle and similar orders")
     similar: SimilarOrderConfig = Field(
         default_factory=SimilarOrderConfig, description="settings of order: similar"
+    )
+    special_tokens: SpecialTokens = Field(
+        default_factory=SpecialTokens,
+        description="tokens by role (eos, pad, bos); null = derived from the tokenizer's files",
     )
     dtype: Literal["auto", "uint16", "uint32"] = Field(
         "auto", description="auto = uint16 when the vocab fits"

@@ -4,7 +4,11 @@ New words become *added tokens* (matched in the raw text before pre-tokenization
 merges. A merge would change how every text containing its pair is split; an added token only
 acts where its exact string occurs, so the ids of any text not containing one of the new words
 are the same as before, and a model trained on the old tokenizer still reads them unchanged.
-New ids are appended after the vocabulary, inside the embedding headroom left at training.
+New ids are appended after the vocabulary, inside the embedding headroom left at training (for a
+tokenizer trained elsewhere: the rows its model directory's config.json has beyond the vocabulary,
+else the default headroom; ``read_meta``). The output's sidecar records the special tokens decided
+for the input (``special_roles``), which the Hugging Face files beside the input told, so ``pack``
+finds the same ones for the output.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Any
 
 from tokenizers import AddedToken
 
-from dataengine.pack.tokenizer import load_tokenizer, read_meta, write_meta
+from dataengine.pack.specials import special_tokens_for
+from dataengine.pack.tokenizer import load_tokenizer, read_meta, tokenizer_file, write_meta
 
 
 def read_word_list(path: str | Path) -> list[str]:
@@ -40,6 +45,7 @@ def extend_tokenizer(tokenizer_path: str | Path, words: Sequence[str], output: s
     (word -> new id) and what was skipped (already one token, or already added)."""
     tokenizer = load_tokenizer(tokenizer_path)
     meta = read_meta(tokenizer_path)
+    meta.setdefault("special_roles", special_tokens_for(tokenizer, tokenizer_file(tokenizer_path)))
     vocab = tokenizer.get_vocab(with_added_tokens=True)
     skipped: dict[str, str] = {}
     new: list[str] = []
@@ -53,8 +59,8 @@ def extend_tokenizer(tokenizer_path: str | Path, words: Sequence[str], output: s
     room = meta["embedding_size"] - tokenizer.get_vocab_size()
     if len(new) > room:
         raise ValueError(
-            f"{len(new)} new tokens do not fit the embedding headroom: vocabulary "
-            f"{tokenizer.get_vocab_size()}, embedding size {meta['embedding_size']} ({room} free)"
+            f"{tokenizer_file(tokenizer_path)}: {len(new)} new tokens do not fit the embedding headroom: "
+            f"vocabulary {tokenizer.get_vocab_size()}, embedding size {meta['embedding_size']} ({room} free)"
         )
     tokenizer.add_tokens(
         [AddedToken(w, single_word=False, lstrip=False, rstrip=False, normalized=False) for w in new]
@@ -66,7 +72,7 @@ def extend_tokenizer(tokenizer_path: str | Path, words: Sequence[str], output: s
     if new:
         tokenizer.save(str(tmp))
     else:
-        shutil.copyfile(tokenizer_path, tmp)
+        shutil.copyfile(tokenizer_file(tokenizer_path), tmp)
     tmp.replace(output)
     meta = {**meta, "added_tokens": [*meta.get("added_tokens", []), *new]}
     write_meta(output, meta)

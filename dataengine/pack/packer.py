@@ -17,6 +17,10 @@ documents and the config: never on block size, Ray's block layout or the number 
 The split is decided per document by a hash of its id (``holdout``), with a fraction per
 channel (channel = category, else lang): the tokenizer's recorded held-out setting unless the config
 gives one that holds out only documents the tokenizer never trained on.
+
+The tokenizer may be this project's or one trained elsewhere (a Qwen2 or Llama-3 base's tokenizer.json
+or model directory, for continued pretraining): its eos, pad and bos are decided once by ``specials``
+and recorded in the manifest with the embedding size (``read_meta``) and the path given.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ from dataengine.pack.shards import (
     dtype_for_vocab,
     merge_manifest,
 )
-from dataengine.pack.tokenizer import file_sha256, load_tokenizer, meta_path, read_meta, special_ids
+from dataengine.pack.specials import HF_TOKENIZER_FILES, require_eos, special_ids, special_tokens_for
+from dataengine.pack.tokenizer import file_sha256, load_tokenizer, meta_path, read_meta, tokenizer_file
 
 SPLITS = ("train", "heldout")
 READ_AHEAD_BLOCKS = 8  # Ray Data blocks the driver holds ahead of packing (8 x block_bytes)
@@ -73,12 +78,11 @@ def read_documents(units: Sequence[Unit], input_config: InputConfig, batch_size:
 
 
 @functools.cache
-def _worker_tokenizer(tokenizer_json: str) -> tuple[Tokenizer, int]:
+def _worker_tokenizer(tokenizer_json: str) -> Tokenizer:
     """Loaded once per Ray worker process (tasks reuse processes); one rayon thread, because
     parallelism comes from the number of tokenize tasks."""
     os.environ["RAYON_NUM_THREADS"] = "1"
-    tokenizer = Tokenizer.from_str(tokenizer_json)
-    return tokenizer, special_ids(tokenizer)["eos"]
+    return Tokenizer.from_str(tokenizer_json)
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,12 @@ class SplitBlock:
 
 
 def tokenize_block(
-    tokenizer_json: str, batch: pa.Table, heldout: Heldout, dtype: str
+    tokenizer_json: str, eos: int, batch: pa.Table, heldout: Heldout, dtype: str
 ) -> dict[str, SplitBlock]:
-    """The per-document work of one block, run in a Ray task: tokens + EOS, channel, split."""
-    tokenizer, eos = _worker_tokenizer(tokenizer_json)
+    """The per-document work of one block, run in a Ray task: tokens + EOS (id ``eos``, decided once
+    by the driver), channel, split. No special token is added by the tokenizer's post-processor
+    (a Llama-3 tokenizer would put its BOS before every document)."""
+    tokenizer = _worker_tokenizer(tokenizer_json)
     # the fast variant skips character offsets, which packing never reads (~20% less time)
     encodings = tokenizer.encode_batch_fast(batch["text"].to_pylist(), add_special_tokens=False)
     ids = [e.ids for e in encodings]  # each .ids builds a new list: read it once
@@ -225,7 +231,13 @@ def _task_batches(tables: Iterator[pa.Table], max_rows: int, max_text_bytes: int
 
 
 def _tokenized_blocks(
-    ray, batches: Iterator[pa.Table], tokenizer_json: str, heldout: Heldout, workers: int, dtype: str
+    ray,
+    batches: Iterator[pa.Table],
+    tokenizer_json: str,
+    eos: int,
+    heldout: Heldout,
+    workers: int,
+    dtype: str,
 ) -> Iterator[dict[str, SplitBlock]]:
     """Results of ``tokenize_block`` in block order, with ``num_workers`` tasks kept running and
     at most ``4 * num_workers`` results waiting behind a slow one (bounded memory).
@@ -246,11 +258,25 @@ def _tokenized_blocks(
                 done, _ = ray.wait(list(running), num_returns=1)
                 running.difference_update(done)
             yield from finished_in_order()
-        ref = task.remote(shared, batch, heldout, dtype)
+        ref = task.remote(shared, eos, batch, heldout, dtype)
         in_order.append(ref)
         running.add(ref)
     while in_order:
         yield ray.get(in_order.popleft())
+
+
+def _copy_tokenizer_files(tokenizer_json: Path, output: Path) -> None:
+    """The tokenizer goes with the shards as ``tokenizer.json``, with its sidecar and the Hugging Face
+    files beside it (``tokenizer_config.json``, ``special_tokens_map.json``: what the trainer ships with
+    a model); a copy an earlier pack left there that this tokenizer lacks is removed."""
+    shutil.copyfile(tokenizer_json, output / "tokenizer.json")
+    beside = [(meta_path(tokenizer_json), meta_path(output / "tokenizer.json"))]
+    beside += [(tokenizer_json.parent / name, output / name) for name in HF_TOKENIZER_FILES]
+    for source, target in beside:
+        if source.is_file():
+            shutil.copyfile(source, target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def pack(
@@ -260,26 +286,38 @@ def pack(
     config: PackConfig | None = None,
 ) -> dict[str, Any]:
     """Pack ``inputs`` (kept documents: files, folders, globs or URIs, read as by ``dataengine run``)
-    into ``output``; returns the manifest. Raises ValueError if the counts do not add up, or if the
-    held-out setting would hold out documents the tokenizer trained on. Inputs, tokenizer and
-    held-out setting are checked before any work."""
+    into ``output`` with ``tokenizer_path`` (a tokenizer.json, or a Hugging Face model directory);
+    returns the manifest. Raises ValueError if the counts do not add up, if the held-out setting would
+    hold out documents the tokenizer trained on, or if the special tokens cannot be decided
+    (``specials``). Inputs, tokenizer, special tokens and held-out setting are checked before any work."""
     config = config or PackConfig()
     units = plan(inputs, config.input)
-    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer_json = tokenizer_file(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_json)
     meta = read_meta(tokenizer_path)
-    heldout = config.heldout_for(meta, str(meta_path(tokenizer_path)))
-    ids = special_ids(tokenizer)
+    heldout = config.heldout_for(meta, str(meta_path(tokenizer_json)))
+    tokens = special_tokens_for(
+        tokenizer,
+        tokenizer_json,
+        config.special_tokens.model_dump(),
+        meta.get("special_roles"),
+        str(meta_path(tokenizer_json)),
+    )
+    require_eos(tokens, tokenizer_json)
+    ids = special_ids(tokenizer, tokens)
     vocab_size = tokenizer.get_vocab_size()
     dtype = dtype_for_vocab(vocab_size) if config.dtype == "auto" else config.dtype
+    if vocab_size > np.iinfo(DTYPES[dtype]).max + 1:  # refused here, before the output is touched
+        raise ValueError(
+            f"dtype {dtype}: {tokenizer_json} has {vocab_size} token ids; set dtype auto or uint32"
+        )
     order = make_order(config)
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     (output / MANIFEST).unlink(missing_ok=True)  # no manifest until the new shards are complete
-    shutil.copyfile(tokenizer_path, output / "tokenizer.json")
-    if meta_path(tokenizer_path).is_file():
-        shutil.copyfile(meta_path(tokenizer_path), meta_path(output / "tokenizer.json"))
-    sha = file_sha256(tokenizer_path)
+    _copy_tokenizer_files(tokenizer_json, output)
+    sha = file_sha256(tokenizer_json)
     packers = {
         split: StreamPacker(
             ShardWriter(
@@ -319,7 +357,7 @@ def pack(
         documents = (documents_only(table, rejected) for table in order.stream(tables, heldout))
         batches = _task_batches(documents, config.batch_size, config.task_text_bytes)
         blocks_in_order = _tokenized_blocks(
-            ray, batches, tokenizer.to_str(), heldout, config.num_workers, dtype
+            ray, batches, tokenizer.to_str(), ids["eos"], heldout, config.num_workers, dtype
         )
         for blocks in blocks_in_order:
             for split, block in blocks.items():
@@ -346,8 +384,10 @@ def pack(
         "rejected_by_reason": dict(sorted(rejected.items())),
         "tokens_in": tokens_in,
         "bos_id": ids["bos"],
+        "special_tokens": tokens,
         "embedding_size": meta.get("embedding_size"),
         "tokenizer_file": "tokenizer.json",
+        "tokenizer_source": str(tokenizer_path),
         "order": {"name": config.order, "seed": config.seed, **order.stats()},
         "heldout": heldout.model_dump(),
     }

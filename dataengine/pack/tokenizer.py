@@ -17,7 +17,9 @@ Choices and why:
 * Documents are read with the readers and id rule of ``dataengine run`` (``inputs``).
 
 A sidecar ``<name>.meta.json`` next to the tokenizer file records the special ids, the
-embedding size, the held-out setting and what the tokenizer was trained on.
+embedding size, the held-out setting and what the tokenizer was trained on. A tokenizer trained
+elsewhere (a tokenizer.json, or a Hugging Face model directory holding one) has no sidecar:
+``read_meta`` derives its embedding size, and ``specials`` decides its special tokens.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ from dataengine.pack.compression import text_compression
 from dataengine.pack.config import ReaderKey, Strict
 from dataengine.pack.holdout import DEFAULT_FRACTION, ChannelField, Heldout, id_fraction
 from dataengine.pack.inputs import plan, unit_documents
+from dataengine.pack.specials import BOS, EOS, PAD
 
-PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
 RESERVED = "<|reserved_{}|>"
 TURN_CHARS = 1_000_000  # characters a file contributes before the next file's turn
 COUNT_FACTOR = 4  # the counting pass reads at most this many times sample_chars
@@ -322,8 +324,15 @@ def train_tokenizer(
     return meta
 
 
+def tokenizer_file(path: str | Path) -> Path:
+    """The tokenizer.json that ``path`` names: the file itself, or the one inside a Hugging Face model
+    directory (which ``pack`` and the ``tokenizer`` commands accept as well)."""
+    path = Path(path)
+    return path / "tokenizer.json" if path.is_dir() else path
+
+
 def meta_path(tokenizer_path: str | Path) -> Path:
-    path = Path(tokenizer_path)
+    path = tokenizer_file(tokenizer_path)
     return path.with_name(path.name.removesuffix(".json") + ".meta.json")
 
 
@@ -335,44 +344,57 @@ def write_meta(tokenizer_path: str | Path, meta: dict[str, Any]) -> None:
 
 
 def read_meta(tokenizer_path: str | Path) -> dict[str, Any]:
-    """The sidecar metadata; for a tokenizer without one, what can be derived from the file."""
+    """The sidecar metadata; for a tokenizer without one, what can be derived from its files."""
     path = meta_path(tokenizer_path)
     if path.is_file():
         return json.loads(path.read_text())
     tokenizer = load_tokenizer(tokenizer_path)
-    defaults = TokenizerConfig.model_fields
     return {
         "special_tokens": {name: tokenizer.token_to_id(name) for name in (PAD, BOS, EOS)},
-        "embedding_size": embedding_size_for(
-            tokenizer.get_vocab_size(),
-            defaults["embedding_headroom"].default,
-            defaults["embedding_multiple"].default,
-        ),
+        "embedding_size": derived_embedding_size(tokenizer_path, tokenizer.get_vocab_size()),
         "added_tokens": [],
     }
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no tokenizer file")
+def derived_embedding_size(tokenizer_path: str | Path, vocab_size: int) -> int:
+    """Embedding rows of a tokenizer trained elsewhere: a model directory's ``config.json``
+    ``vocab_size`` when it has one (a model's embedding may be larger than its tokenizer: Qwen2 has
+    151,936 rows for 151,665 tokens, and the free rows are where ``extend`` puts new tokens); else the
+    vocabulary plus the default headroom, rounded as ``tokenizer train`` sizes it."""
+    model_vocab = model_vocab_size(tokenizer_path)
+    if model_vocab is not None:
+        return max(model_vocab, vocab_size)
+    defaults = TokenizerConfig.model_fields
+    return embedding_size_for(
+        vocab_size, defaults["embedding_headroom"].default, defaults["embedding_multiple"].default
+    )
+
+
+def model_vocab_size(tokenizer_path: str | Path) -> int | None:
+    """``vocab_size`` of the ``config.json`` of a Hugging Face model directory given as the tokenizer;
+    None for a tokenizer file or a directory without one."""
+    config = Path(tokenizer_path) / "config.json"
+    if not Path(tokenizer_path).is_dir() or not config.is_file():
+        return None
     try:
-        return Tokenizer.from_file(str(path))
+        vocab_size = json.loads(config.read_text(encoding="utf-8")).get("vocab_size")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config}: not JSON ({err})") from err
+    if vocab_size is not None and not isinstance(vocab_size, int):
+        raise ValueError(f"{config}: vocab_size {vocab_size!r} is not an integer")
+    return vocab_size
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """The tokenizer of a tokenizer.json or of a Hugging Face model directory (its tokenizer.json)."""
+    file = tokenizer_file(path)
+    if not file.is_file():
+        hint = " (a model directory needs a tokenizer.json; tokenizer.model alone is not read)"
+        raise FileNotFoundError(f"{file}: no tokenizer file" + (hint if Path(path).is_dir() else ""))
+    try:
+        return Tokenizer.from_file(str(file))
     except Exception as err:  # tokenizers raises a bare Exception for malformed JSON
-        raise ValueError(f"{path}: not a Hugging Face tokenizer.json ({err})") from err
-
-
-def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
-    """pad/bos/eos ids; a clear error for a tokenizer not trained here."""
-    ids = {}
-    for key, name in (("pad", PAD), ("bos", BOS), ("eos", EOS)):
-        token_id = tokenizer.token_to_id(name)
-        if token_id is None:
-            raise ValueError(
-                f"tokenizer lacks the special token {name!r} (train it with `dataengine tokenizer train`)"
-            )
-        ids[key] = token_id
-    return ids
+        raise ValueError(f"{file}: not a Hugging Face tokenizer.json ({err})") from err
 
 
 def load_hf_tokenizer(path: str | Path):
