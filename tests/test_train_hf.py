@@ -26,8 +26,9 @@ from transformers import (
 
 from dataengine.pack.shards import ShardReader
 from dataengine.usage.ledger import UsageLedger
+from train.build import FreshRows, load_base, materialize
 from train.export import load_model
-from train.hf import hf_name, load_hf_weights, read_hf_config, write_tokenizer_config
+from train.hf import hf_name, read_hf_config, write_tokenizer_config
 from train.model import Transformer
 from train.trainer import run
 
@@ -54,6 +55,16 @@ def _make_hf(kind: str, out: Path, shards: Path, tie: bool) -> Path:
     return out
 
 
+def imported(hf_dir: Path) -> Transformer:
+    """Our model with the base's weights, as the trainer loads them (meta device, tensor by tensor)."""
+    with torch.device("meta"):
+        model = Transformer(read_hf_config(hf_dir))
+    materialize(model, "cpu")
+    with torch.no_grad():
+        load_base(model, hf_dir, FreshRows([], None))
+    return model.eval()
+
+
 def _real_ids(shards: Path) -> torch.Tensor:
     reader = ShardReader(shards, "heldout")
     return torch.tensor(reader.sequence(0, 0)[:48].astype("int64"))[None]
@@ -64,8 +75,7 @@ def test_import_matches_transformers_logits(kind, tie, train_shards, tmp_path): 
     hf_dir = _make_hf(kind, tmp_path / "hf", train_shards, tie)
     cfg = read_hf_config(hf_dir)
     assert cfg.qkv_bias == (kind == "qwen2") and cfg.tie_embeddings == tie and cfg.rope_theta == 50000.0
-    ours = Transformer(cfg)
-    ours.load_state_dict(load_hf_weights(hf_dir, list(ours.state_dict())))
+    ours = imported(hf_dir)
     theirs = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     ids = _real_ids(train_shards)
     with torch.no_grad():
@@ -83,7 +93,8 @@ def test_continued_pretraining_and_export_round_trip(train_shards, tmp_path):  #
     # the first loss is the imported model's loss on the first batch (as recorded in the ledger)
     theirs = AutoModelForCausalLM.from_pretrained(hf_in, dtype=torch.float32).eval()
     ledger = UsageLedger(run_dir / "usage.sqlite")
-    first = [(shard, row) for step, shard, row in ledger.run_steps(str(run_dir.resolve())) if step == 1]
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    first = [(shard, row) for step, shard, row in ledger.run_steps(run_id) if step == 1]
     ledger.close()
     reader = ShardReader(train_shards)
     tokens = torch.tensor(np.stack([reader.sequence(*s) for s in first]).astype("int64"))

@@ -1,7 +1,8 @@
 """`python -m train.export CHECKPOINT --output HF_DIR`: a trainer checkpoint as a Hugging Face directory.
 
 CHECKPOINT is a `checkpoints/step-NNNNNNN` directory or a run directory (its latest checkpoint). The
-checkpoint's sharded state is gathered in one process; the tokenizer files come from RUN/tokenizer.
+checkpoint's sharded state is gathered in one process; the tokenizer files come from RUN/tokenizer
+(the shards' tokenizer the run trained on), the special ids from the checkpoint's meta (the manifest's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import torch
 import typer
 
+from train.build import materialize
 from train.checkpoint import latest_checkpoint, load_checkpoint, read_meta
 from train.hf import save_hf
 from train.model import ModelConfig, Transformer
@@ -31,10 +33,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_model(checkpoint: str | Path) -> tuple[Transformer, dict]:
-    """The checkpoint's model, unsharded, fp32, on CPU."""
+    """The checkpoint's model, unsharded, fp32, on CPU. Built on the meta device: the checkpoint
+    overwrites every parameter, so a random init would be time spent for nothing."""
     checkpoint = resolve_checkpoint(checkpoint)
     meta = read_meta(checkpoint)
-    model = Transformer(ModelConfig(**meta["model"]))
+    with torch.device("meta"):
+        model = Transformer(ModelConfig(**meta["model"]))
+    materialize(model, "cpu")
+    model.reset_rope()
     load_checkpoint(checkpoint, model, None)
     return model, meta
 
@@ -50,6 +56,7 @@ def export(checkpoint: str | Path, output: str | Path, dtype: torch.dtype = torc
         tokenizer_dir if tokenizer_dir.is_dir() else None,
         eos_id=meta.get("eos_id"),
         pad_id=meta.get("pad_id"),
+        bos_id=meta.get("bos_id"),
         dtype=dtype,
     )
 

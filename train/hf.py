@@ -1,7 +1,8 @@
 """Hugging Face Llama/Qwen2 directories <-> our model: config, weight names, tokenizer files.
 
 Both use the rotate-half RoPE layout, so weights map one to one by name; Qwen2 differs only by q/k/v
-biases. Import reads config.json + safetensors (single or sharded); export writes a directory that
+biases, Llama 3.1+ by its RoPE frequency scaling (rope_type llama3). Import reads config.json and
+the safetensors (single or sharded) one tensor at a time; export writes a directory that
 `transformers.AutoModelForCausalLM.from_pretrained` loads, with the tokenizer files copied.
 """
 
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from pydantic import ValidationError
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from train.model import ModelConfig
+from train.model import ModelConfig, RopeScaling
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -25,6 +30,7 @@ TOKENIZER_FILES = (
     "merges.txt",
     "added_tokens.json",
 )
+RUN_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SUPPORTED_TYPES = ("llama", "qwen2")
 SHARD_BYTES = 4 << 30
 
@@ -65,13 +71,11 @@ def read_hf_config(hf_dir: str | Path) -> ModelConfig:
     if kind not in SUPPORTED_TYPES:
         raise ValueError(f"{path}: model_type {kind!r} is not supported (expected one of {SUPPORTED_TYPES})")
     rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
-    if rope.get("rope_type", rope.get("type", "default")) != "default":
-        raise ValueError(
-            f"{path}: rope scaling {rope.get('rope_type') or rope.get('type')!r} is not supported"
-        )
-    problems = [k for k in ("mlp_bias",) if c.get(k)] + (
+    problems = [k for k in ("mlp_bias", "use_sliding_window") if c.get(k)] + (
         [] if c.get("hidden_act", "silu") == "silu" else ["hidden_act"]
     )
+    if rope.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0)) != 1.0:
+        problems.append("partial_rotary_factor")
     if kind == "llama" and c.get("attention_bias"):
         problems.append("attention_bias (o_proj bias)")
     if problems:
@@ -86,39 +90,81 @@ def read_hf_config(hf_dir: str | Path) -> ModelConfig:
         ffn_dim=c["intermediate_size"],
         norm_eps=c.get("rms_norm_eps", 1e-6),
         rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
+        rope_scaling=_rope_scaling(path, c, rope),
         max_seq_len=c.get("max_position_embeddings", 2048),
         tie_embeddings=bool(c.get("tie_word_embeddings", False)),
         qkv_bias=kind == "qwen2",
     )
 
 
-def load_hf_weights(hf_dir: str | Path, names: list[str]) -> dict[str, torch.Tensor]:
-    """Our state dict (for the parameter `names` given) from the directory's safetensors files."""
-    hf_dir = Path(hf_dir)
-    files = sorted(hf_dir.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"init_from: no *.safetensors in {hf_dir}")
-    theirs: dict[str, torch.Tensor] = {}
-    for f in files:
-        theirs.update(load_file(f))
-    out, missing = {}, []
-    for name in names:
+def _rope_scaling(path: Path, c: dict, rope: dict) -> RopeScaling | None:
+    """The config's RoPE scaling (transformers 5 writes `rope_parameters`, older ones `rope_scaling`):
+    none, or llama3's; any other kind would change the positions and is refused."""
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind == "default":
+        return None
+    key = "rope_parameters" if c.get("rope_parameters") else "rope_scaling"
+    if kind != "llama3":
+        raise ValueError(f"{path}: {key}.rope_type {kind!r} is not supported (only default and llama3)")
+    fields = {k: rope[k] for k in RopeScaling.model_fields if k in rope}
+    fields.setdefault(
+        "original_max_position_embeddings",
+        c.get("original_max_position_embeddings", c.get("max_position_embeddings")),
+    )
+    try:
+        return RopeScaling(**fields)
+    except ValidationError as err:
+        raise ValueError(f"{path}: {key}: {err}") from err
+
+
+class HFWeights:
+    """A Hugging Face directory's tensors by our parameter name, read one at a time from the
+    safetensors files (memory-mapped), so a base is never held whole in memory. Use as a context
+    manager: the files stay open until it exits."""
+
+    def __init__(self, hf_dir: str | Path):
+        self.dir = Path(hf_dir)
+        files = sorted(self.dir.glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"init_from: no *.safetensors in {self.dir}")
+        self._stack = ExitStack()
+        self._where: dict[str, tuple[Path, Any]] = {}  # checkpoint key -> (file, open handle)
+        for f in files:
+            handle = self._stack.enter_context(safe_open(f, framework="pt"))
+            self._where.update(dict.fromkeys(handle.keys(), (f, handle)))
+
+    def __enter__(self) -> HFWeights:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def key(self, name: str) -> str:
+        """The checkpoint key of our parameter `name`; a tied checkpoint stores the head as the embedding."""
         key = hf_name(name)
-        if key not in theirs and name == "head.weight":
-            key = "model.embed_tokens.weight"  # tied embeddings store the matrix once
-        if key in theirs:
-            out[name] = theirs[key]
-        else:
-            missing.append(key)
-    if missing:
-        raise ValueError(
-            f"init_from {hf_dir}: tensors missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
-        )
-    return out
+        if key not in self._where and name == "head.weight":
+            return _TOP_NAMES["embed.weight"]
+        return key
+
+    def missing(self, names: list[str]) -> list[str]:
+        return [self.key(n) for n in names if self.key(n) not in self._where]
+
+    def get(self, name: str) -> torch.Tensor:
+        """The tensor of our parameter `name`, as stored (dtype and shape of the checkpoint)."""
+        return self._where[self.key(name)][1].get_tensor(self.key(name))
+
+    def file(self, name: str) -> Path:
+        return self._where[self.key(name)][0]
 
 
-def _hf_config(cfg: ModelConfig, eos_id: int | None, pad_id: int | None, dtype: torch.dtype) -> dict:
+def _hf_config(
+    cfg: ModelConfig, eos_id: int | None, pad_id: int | None, bos_id: int | None, dtype: torch.dtype
+) -> dict:
     from transformers import LlamaConfig, Qwen2Config
+
+    rope = {"rope_type": "default", "rope_theta": cfg.rope_theta}
+    if cfg.rope_scaling is not None:
+        rope.update(cfg.rope_scaling.model_dump())
 
     common = dict(
         vocab_size=cfg.vocab_size,
@@ -129,12 +175,12 @@ def _hf_config(cfg: ModelConfig, eos_id: int | None, pad_id: int | None, dtype: 
         num_key_value_heads=cfg.kv_heads,
         head_dim=cfg.hdim,
         rms_norm_eps=cfg.norm_eps,
-        rope_theta=cfg.rope_theta,
+        rope_parameters=rope,
         max_position_embeddings=cfg.max_seq_len,
         tie_word_embeddings=cfg.tie_embeddings,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
-        bos_token_id=None,
+        bos_token_id=bos_id,
     )
     if cfg.qkv_bias:
         hf = Qwen2Config(**common, architectures=["Qwen2ForCausalLM"])
@@ -142,6 +188,9 @@ def _hf_config(cfg: ModelConfig, eos_id: int | None, pad_id: int | None, dtype: 
         hf = LlamaConfig(**common, attention_bias=False, mlp_bias=False, architectures=["LlamaForCausalLM"])
     out = hf.to_dict()
     out["dtype"] = str(dtype).removeprefix("torch.")
+    # The keys transformers 4.x and vLLM read, beside transformers 5's rope_parameters.
+    out["rope_theta"] = cfg.rope_theta
+    out["rope_scaling"] = None if cfg.rope_scaling is None else cfg.rope_scaling.model_dump()
     return out
 
 
@@ -153,6 +202,7 @@ def save_hf(
     *,
     eos_id: int | None = None,
     pad_id: int | None = None,
+    bos_id: int | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write config.json, model safetensors (sharded above 4 GiB) and the tokenizer files."""
@@ -163,7 +213,9 @@ def save_hf(
         for k, v in state_dict.items()
         if not (cfg.tie_embeddings and k == "head.weight")
     }
-    (out / "config.json").write_text(json.dumps(_hf_config(cfg, eos_id, pad_id, dtype), indent=2) + "\n")
+    (out / "config.json").write_text(
+        json.dumps(_hf_config(cfg, eos_id, pad_id, bos_id, dtype), indent=2) + "\n"
+    )
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for name, t in tensors.items():
@@ -200,14 +252,35 @@ def copy_tokenizer_files(src: str | Path, dst: str | Path) -> list[str]:
     return copied
 
 
-def write_tokenizer_config(tokenizer_dir: str | Path, eos_id: int | None, pad_id: int | None) -> None:
+def write_tokenizer_config(
+    tokenizer_dir: str | Path, eos_id: int | None, pad_id: int | None, bos_id: int | None = None
+) -> None:
     """A tokenizer_config.json beside a bare tokenizer.json, so AutoTokenizer loads it."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1 << 30}
-    if eos_id is not None:
-        config["eos_token"] = tok.id_to_token(eos_id)
-    if pad_id is not None:
-        config["pad_token"] = tok.id_to_token(pad_id)
+    for key, token_id in (("bos_token", bos_id), ("eos_token", eos_id), ("pad_token", pad_id)):
+        if token_id is not None:
+            config[key] = tok.id_to_token(token_id)
     (Path(tokenizer_dir) / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def write_run_tokenizer(
+    shards_dir: str | Path, tokenizer_dir: str | Path, eos_id: int, pad_id: int, bos_id: int | None
+) -> None:
+    """RUN/tokenizer: the shards' tokenizer, the ids the model is trained on (an init_from base's may
+    differ: `tokenizer extend` appends tokens, `init_tokenizer: shards` replaces some). Its
+    tokenizer_config.json when the shards folder has one, else one made from the manifest's ids. A
+    file an earlier start left that the shards lack is removed (export copies every one there)."""
+    if not (Path(shards_dir) / "tokenizer.json").is_file():
+        return
+    Path(tokenizer_dir).mkdir(exist_ok=True)
+    for name in TOKENIZER_FILES:
+        source, target = Path(shards_dir) / name, Path(tokenizer_dir) / name
+        if name in RUN_TOKENIZER_FILES and source.is_file():
+            shutil.copy2(source, target)
+        else:
+            target.unlink(missing_ok=True)
+    if not (Path(shards_dir) / "tokenizer_config.json").is_file():
+        write_tokenizer_config(tokenizer_dir, eos_id, pad_id, bos_id)
