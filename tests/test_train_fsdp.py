@@ -14,26 +14,18 @@ from pathlib import Path
 import pytest
 from test_train_shards import (  # noqa: F401
     TINY_YAML,
+    run_ledger_steps,
     tiny_config,
     tiny_overrides,
     torch_one_thread,
     train_shards,
 )
 
-from dataengine.usage.ledger import UsageLedger
 from train.checkpoint import latest_checkpoint
 from train.trainer import run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = ("train.max_steps=6", "checkpoint.interval=4", "train.micro_batch_size=2", "eval.interval=3")
-
-
-def _ledger(run_dir: Path) -> list[tuple[int, int, int]]:
-    ledger = UsageLedger(run_dir / "usage.sqlite")
-    try:
-        return ledger.run_steps(str(run_dir.resolve()))
-    finally:
-        ledger.close()
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -59,7 +51,7 @@ def test_two_process_gloo_fsdp_matches_one_process_and_resumes_with_one(train_sh
     one = tmp_path / "one"
     reference = {r["step"]: r for r in run(tiny_config(train_shards, one, *EXTRA))}
     # identical global order: the same sequences at every step
-    assert _ledger(two) == [(s, sh, r) for s, sh, r in _ledger(one)]
+    assert run_ledger_steps(two) == [(s, sh, r) for s, sh, r in run_ledger_steps(one)]
     logged = {r["step"]: r for r in _metrics(two) if "loss" in r}
     assert sorted(logged) == list(range(1, 7))
     for step, record in logged.items():
@@ -76,15 +68,9 @@ def test_two_process_gloo_fsdp_matches_one_process_and_resumes_with_one(train_sh
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(two, resumed_dir)
     shutil.rmtree(resumed_dir / "checkpoints" / "step-0000006")
-    (resumed_dir / "usage.sqlite").unlink()
-    shutil.copy(two / "usage.sqlite", resumed_dir / "usage.sqlite")
-    ledger = UsageLedger(resumed_dir / "usage.sqlite")  # the ledger names runs by run_dir: re-key
-    ledger.db.execute("UPDATE runs SET run_id = ?", (str(resumed_dir.resolve()),))
-    ledger.db.execute("UPDATE usage SET run_id = ?", (str(resumed_dir.resolve()),))
-    ledger.db.commit()
-    ledger.close()
+    # the copy keeps RUN/run.json: the same run, moved, resumes under its id
     resumed = run(tiny_config(train_shards, resumed_dir, *EXTRA))
     assert [r["step"] for r in resumed] == [5, 6]
-    assert _ledger(resumed_dir) == _ledger(two)
+    assert run_ledger_steps(resumed_dir) == run_ledger_steps(two)
     for r in resumed:
         assert r["loss"] == pytest.approx(reference[r["step"]]["loss"], rel=1e-5, abs=1e-5)

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train_shards import tiny_config, torch_one_thread, train_shards  # noqa: F401
+from test_train_shards import run_ledger_steps, tiny_config, torch_one_thread, train_shards  # noqa: F401
 
 from dataengine.pack.shards import ShardReader
-from dataengine.usage.ledger import UsageLedger
 from train.metrics import flops_per_token
 from train.model import Transformer
 from train.trainer import run
@@ -24,9 +23,7 @@ def test_per_channel_loss_is_exact_per_token(train_shards, tmp_path):  # noqa: F
         train_shards, tmp_path, "train.max_steps=1", "data.doc_mask=false", "train.global_batch_size=16"
     )
     record = run(cfg)[0]
-    ledger = UsageLedger(tmp_path / "usage.sqlite")
-    batch = [(shard, row) for _, shard, row in ledger.run_steps(str(tmp_path.resolve()))]
-    ledger.close()
+    batch = [(shard, row) for _, shard, row in run_ledger_steps(tmp_path)]
     # recompute step 1 independently: the seeded initial model, channels read from the span tables
     reader = ShardReader(train_shards)
     model = Transformer(cfg.model.model_copy(update={"vocab_size": reader.vocab_size}))

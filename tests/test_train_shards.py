@@ -20,8 +20,10 @@ from shard_builders import write_greedy
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dataengine.pack.shards import ShardReader, ShardWriter
+from dataengine.usage.ledger import UsageLedger
 from train.config import TrainConfig, load_train_config
-from train.data import DataExhaustedError, Sampler, SequenceSource, sequence_channels
+from train.data import SequenceSource, sequence_channels
+from train.sampler import DataExhaustedError, Sampler
 
 SEQ_LEN = 64
 VOCAB = 512
@@ -107,19 +109,26 @@ TINY_YAML = Path(__file__).resolve().parents[1] / "configs/train/tiny.yaml"
 
 
 def tiny_overrides(shards: Path, run_dir: Path, *extra: str) -> list[str]:
-    """The shipped tiny config made small and quiet; a ledger per run keeps runs independent."""
+    """The shipped tiny config made small and quiet."""
     return [
         f"data.shards={shards}",
         f"run_dir={run_dir}",
-        f"usage.ledger={run_dir}/usage.sqlite",
         "train.max_steps=8",
         "train.log_interval=1",
         "checkpoint.interval=3",
         "eval.interval=0",
         "metrics.tensorboard=false",
-        "spike.enabled=false",
         *extra,
     ]
+
+
+def run_ledger_steps(run_dir: Path) -> list[tuple[int, int, int]]:
+    """(step, shard, row) a run recorded in its own ledger, under the id in RUN/run.json."""
+    ledger = UsageLedger(run_dir / "usage.sqlite")
+    try:
+        return ledger.run_steps(json.loads((run_dir / "run.json").read_text())["run_id"])
+    finally:
+        ledger.close()
 
 
 def tiny_config(shards: Path, run_dir: Path, *extra: str) -> TrainConfig:
@@ -149,47 +158,79 @@ def test_shards_have_three_channels_of_real_text(train_shards):
     assert set(np.unique(channels)) == {0, 1, 2}
 
 
-def test_sample_order_is_a_pure_function_of_seed_and_step(train_shards):
-    reader = ShardReader(train_shards)
-    channels = sequence_channels(reader)
-    a = Sampler(channels, reader.channels, seed=7, decay=0.5)
-    b = Sampler(channels, reader.channels, seed=7, decay=0.5)
-    # a draws steps 0..4 in order; b jumps to step 3 with the counts a had there: same batch.
-    for step in range(3):
-        a.commit(a.draw(step, 16))
-    b.counts = a.counts.copy()
-    assert np.array_equal(a.draw(3, 16), b.draw(3, 16))
-    assert len(set(a.draw(3, 16).tolist())) == 16  # no repeats within a global batch
-    assert not np.array_equal(a.draw(3, 16), a.draw(4, 16))
-    other_seed = Sampler(channels, reader.channels, seed=8, decay=0.5)
-    other_seed.counts = a.counts.copy()
-    assert not np.array_equal(a.draw(3, 16), other_seed.draw(3, 16))
+def _stream(sampler: Sampler, steps: int) -> np.ndarray:
+    return np.concatenate([sampler.draw(step) for step in range(steps)])
 
 
-def test_channel_weights_shape_the_mix(train_shards):
+def test_one_epoch_reads_every_sequence_exactly_once(train_shards):
     reader = ShardReader(train_shards)
     channels = sequence_channels(reader)
-    sampler = Sampler(channels, reader.channels, seed=0, channel_weights={"web": 0.8, "zh": 0.2, "code": 0.0})
-    drawn = np.concatenate([sampler.draw(step, 32) for step in range(30)])
-    share = np.bincount(channels[drawn], minlength=3) / len(drawn)
-    assert share[0] == 0.0  # code excluded
-    assert 0.7 < share[1] < 0.9 and 0.1 < share[2] < 0.3
+    n, batch = len(channels), 16
+    drawn = _stream(Sampler(channels, reader.channels, seed=7, batch_size=batch), 2 * n // batch + 1)
+    first, second = drawn[:n], drawn[n : 2 * n]
+    assert np.array_equal(np.sort(first), np.arange(n)) and np.array_equal(np.sort(second), np.arange(n))
+    assert not np.array_equal(first, second)  # each epoch has its own permutation
+    assert not np.array_equal(first, np.arange(n))  # and it is shuffled
+
+
+def test_order_depends_on_seed_and_step_only(train_shards):
+    reader = ShardReader(train_shards)
+    channels = sequence_channels(reader)
+    a = Sampler(channels, reader.channels, seed=7, batch_size=16)
+    reference = [a.draw(step).copy() for step in range(10)]
+    b = Sampler(channels, reader.channels, seed=7, batch_size=16)
+    for step in range(4):
+        b.draw(step)
+    resumed = Sampler(channels, reader.channels, seed=7, batch_size=16)
+    resumed.load_state_dict(b.state_dict(4), None)  # what a checkpoint at step 4 carries
+    assert all(np.array_equal(resumed.draw(step), reference[step]) for step in range(4, 10))
+    assert np.array_equal(a.draw(9), reference[9])  # a recent step is answered again
+    with pytest.raises(ValueError, match="at step 10, asked for step 12"):
+        a.draw(12)
+    other_seed = Sampler(channels, reader.channels, seed=8, batch_size=16)
+    assert not np.array_equal(other_seed.draw(0), reference[0])
+
+
+def test_channel_weights_are_met_in_every_prefix_and_per_channel_epoch(train_shards):
+    reader = ShardReader(train_shards)
+    channels = sequence_channels(reader)
+    weights = {"web": 0.8, "zh": 0.2, "code": 0.0}
+    sampler = Sampler(channels, reader.channels, seed=0, batch_size=32, channel_weights=weights)
+    drawn = _stream(sampler, 30)
+    web, zh = reader.channels.index("web"), reader.channels.index("zh")
+    assert not np.isin(channels[drawn], [reader.channels.index("code")]).any()  # code excluded
+    for prefix in (32, 320, 960):
+        counts = np.bincount(channels[drawn[:prefix]], minlength=3)
+        assert abs(counts[web] - 0.8 * prefix) <= 1 and abs(counts[zh] - 0.2 * prefix) <= 1
+    zh_stream = drawn[channels[drawn] == zh]
+    n_zh = int(np.count_nonzero(channels == zh))
+    assert len(zh_stream) > n_zh  # zh is oversampled: more than one zh epoch in 30 steps
+    assert np.array_equal(np.sort(zh_stream[:n_zh]), np.flatnonzero(channels == zh))
     with pytest.raises(ValueError, match="unnamed channels \\['zh'\\]"):
-        Sampler(channels, reader.channels, seed=0, channel_weights={"web": 1.0, "code": 1.0})
+        Sampler(channels, reader.channels, seed=0, batch_size=8, channel_weights={"web": 1.0, "code": 1.0})
 
 
-def test_usage_decay_and_max_repeats(train_shards):
+def test_prior_use_orders_epochs_and_max_repeats_retires_data(train_shards):
     reader = ShardReader(train_shards)
     channels = sequence_channels(reader)
     n = len(channels)
-    sampler = Sampler(channels, reader.channels, seed=0, decay=0.01, max_repeats=2)
-    sampler.counts[: n // 2] = 1  # first half used once already: weight x 0.01
-    drawn = np.concatenate([sampler.draw(step, 8) for step in range(20)])
-    assert np.mean(drawn >= n // 2) > 0.9
-    sampler.counts[:] = 2
-    sampler.counts[:5] = 0
-    with pytest.raises(DataExhaustedError, match="only 5 sequences are still drawable"):
-        sampler.draw(0, 8)
+    prior = np.zeros(n, dtype=np.int64)
+    prior[: n // 2] = 1  # an earlier run used the first half once
+    sampler = Sampler(channels, reader.channels, seed=0, batch_size=8, decay=0.01, prior=prior, max_repeats=2)
+    epoch = sampler.epoch_order(0, 0)
+    assert np.array_equal(np.sort(epoch), np.arange(n))  # nothing dropped within the epoch
+    assert np.mean(epoch[: n // 2] >= n // 2) > 0.9  # the unused half comes first (weight 100:1)
+    # epoch 1: the used half has reached max_repeats (1 prior + 1 in this run) and leaves the pool
+    assert np.array_equal(np.sort(sampler.epoch_order(0, 1)), np.arange(n // 2, n))
+    assert sampler.epoch_size(0, 2) == 0
+    steps = (2 * n - n // 2) // 8
+    uses = np.bincount(_stream(sampler, steps), minlength=n)
+    assert (uses <= 2 - prior).all() and uses.sum() == 8 * steps  # 2 uses in all, prior ones included
+    with pytest.raises(DataExhaustedError, match="usage.max_repeats=2"):
+        for step in range(steps, steps + 2):
+            sampler.draw(step)
+    no_decay = Sampler(channels, reader.channels, seed=0, batch_size=8, decay=1.0, prior=prior)
+    assert np.mean(no_decay.epoch_order(0, 0)[: n // 2] >= n // 2) < 0.7  # decay 1: prior use ignored
 
 
 def test_batch_channels_are_exact_per_token(train_shards):

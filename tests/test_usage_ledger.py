@@ -1,5 +1,6 @@
-"""The usage ledger (DESIGN §3.4): records, truncation on resume, counts shared across runs that
-steer the sampler away from used data, and the `dataengine usage` commands."""
+"""The usage ledger (DESIGN §3.4): records, truncation on resume, runs that stay independent unless a
+config names earlier runs to steer away from their data, one epoch = every sequence once, and the
+`dataengine usage` commands."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from test_train_shards import tiny_config, torch_one_thread, train_shards  # noqa: F401
+from test_train_shards import run_ledger_steps, tiny_config, torch_one_thread, train_shards  # noqa: F401
 from typer.testing import CliRunner
 
 from dataengine.pack.shards import ShardReader
@@ -27,6 +28,7 @@ def test_record_truncate_and_counts(tmp_path):
     ledger.record("b", [(1, [(0, 0)])])
     ledger.record("c", [(1, [(0, 0)])])
     assert ledger.counts("ds1", [2, 2]).tolist() == [3, 1, 1, 1]
+    assert ledger.counts("ds1", [2, 2], ["b"]).tolist() == [1, 0, 0, 0]
     assert ledger.truncate("a", 1) == 3  # resume of run a from step 1
     assert ledger.counts("ds1", [2, 2]).tolist() == [2, 1, 0, 0]
     assert ledger.run_steps("a") == [(1, 0, 0), (1, 0, 1)]
@@ -37,29 +39,35 @@ def test_record_truncate_and_counts(tmp_path):
     ledger.close()
 
 
-def test_runs_share_the_ledger_and_the_cli_reports_it(train_shards, tmp_path):  # noqa: F811
+def test_runs_are_independent_unless_they_name_earlier_runs(train_shards, tmp_path):  # noqa: F811
     shards = tmp_path / "shards"
     shutil.copytree(train_shards, shards)
-    common = ("usage.decay=0.01", "train.max_steps=4", "checkpoint.interval=4")
-    run(tiny_config(shards, tmp_path / "run1", "usage.ledger=null", *common))
-    run(tiny_config(shards, tmp_path / "run2", "usage.ledger=null", *common))
-    ledger = UsageLedger(shards)  # the default: SHARDS/usage.sqlite
-    first = ledger.run_steps(str((tmp_path / "run1").resolve()))
-    second = ledger.run_steps(str((tmp_path / "run2").resolve()))
+    shared = f"usage.ledger={shards / 'usage.sqlite'}"  # one file for all three runs: opt-in
+    common = ("usage.decay=0.01", "train.max_steps=4", "checkpoint.interval=4", shared)
+    first_losses = [r["loss"] for r in run(tiny_config(shards, tmp_path / "run1", *common))]
+    second_losses = [r["loss"] for r in run(tiny_config(shards, tmp_path / "run2", *common))]
+    named = f"usage.prior_runs=[{tmp_path / 'run1'}]"
+    run(tiny_config(shards, tmp_path / "run3", *common, named))
+    ledger = UsageLedger(shards)
+    first, second, third = (
+        ledger.run_steps(json.loads((tmp_path / name / "run.json").read_text())["run_id"])
+        for name in ("run1", "run2", "run3")
+    )
     ledger.close()
-    assert len(first) == len(second) == 4 * 8
+    # the same seed on the same shards: the same run, whoever trained before
+    assert second == first and second_losses == first_losses and len(first) == 4 * 8
     used_by_first = {(s, r) for _, s, r in first}
-    # decay 0.01 per use: the second run draws almost only sequences the first did not see
-    repeats = sum((s, r) in used_by_first for _, s, r in second)
+    # run3 names run1: its epoch puts run1's data last (weight 0.01 per use)
+    repeats = sum((s, r) in used_by_first for _, s, r in third)
     assert repeats <= 2, repeats
 
     cli = CliRunner()
     runs = json.loads(cli.invoke(usage_app, ["runs", str(shards), "--json"]).output)
-    assert [r["sequences"] for r in runs] == [32, 32] and [r["last_step"] for r in runs] == [4, 4]
+    assert [r["sequences"] for r in runs] == [32, 32, 32] and [r["last_step"] for r in runs] == [4, 4, 4]
 
     reader = ShardReader(shards)
     expected: Counter[str] = Counter()
-    for _, shard, row in first + second:
+    for _, shard, row in first + second + third:
         for span in reader.spans(shard, row):
             expected[span["channel"]] += span["end"] - span["start"]
     result = cli.invoke(usage_app, ["channels", str(shards), "--json"])
@@ -74,14 +82,19 @@ def test_runs_share_the_ledger_and_the_cli_reports_it(train_shards, tmp_path):  
     assert table.exit_code == 0 and "usage per document" in table.output
     missing = cli.invoke(usage_app, ["channels", str(train_shards / "train")])
     assert missing.exit_code != 0 and "no usage ledger" in missing.output
+    wrong = cli.invoke(usage_app, ["runs", str(tmp_path / "nowhere")])
+    assert wrong.exit_code != 0
 
 
-def test_counts_match_between_ledger_and_sampler_state(train_shards, tmp_path):  # noqa: F811
-    """The use counts a checkpoint saves equal the ledger's counts for that run."""
-    run(tiny_config(train_shards, tmp_path, "train.max_steps=6"))
-    ledger = UsageLedger(tmp_path / "usage.sqlite")
-    reader = ShardReader(train_shards)
-    from_ledger = ledger.counts(dataset_fingerprint(train_shards), reader.shard_sequences)
+def test_one_epoch_uses_every_sequence_once_and_the_run_keeps_its_own_ledger(train_shards, tmp_path):  # noqa: F811
+    n = len(ShardReader(train_shards))
+    steps = n // 8
+    run(tiny_config(train_shards, tmp_path, f"train.max_steps={steps}", f"checkpoint.interval={steps}"))
+    used = Counter((shard, row) for _, shard, row in run_ledger_steps(tmp_path))  # RUN/usage.sqlite
+    assert max(used.values()) == 1 and len(used) == steps * 8 >= 0.96 * n  # all but the last partial batch
+    ledger = UsageLedger(tmp_path)
+    counts = ledger.counts(dataset_fingerprint(train_shards), ShardReader(train_shards).shard_sequences)
     ledger.close()
-    saved = np.load(tmp_path / "checkpoints/step-0000006/sampler.npy")
-    assert from_ledger.tolist() == saved.tolist() and saved.sum() == 6 * 8
+    assert counts.sum() == steps * 8 and set(np.unique(counts)) == {0, 1}
+    result = CliRunner().invoke(usage_app, ["runs", str(tmp_path), "--json"])
+    assert json.loads(result.output)[0]["sequences"] == steps * 8

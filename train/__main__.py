@@ -29,9 +29,12 @@ def main(
         cfg = load_train_config(config, list(set_ or []))
     except ConfigError as exc:
         fail(str(exc))
-    from train.trainer import run
+    from train.trainer import TrainingStoppedError, run
 
-    run(cfg)
+    try:
+        run(cfg)
+    except TrainingStoppedError as exc:
+        fail(str(exc))
     if int(os.environ.get("RANK", 0)) == 0:
         typer.echo(
             f"metrics: {Path(cfg.run_dir) / 'metrics.jsonl'}  (tensorboard --logdir {Path(cfg.run_dir) / 'tb'})"

@@ -119,9 +119,14 @@ def materialize(model: Transformer, device: torch.device | str) -> None:
 
 
 def build_model(
-    cfg: TrainConfig, model_cfg: ModelConfig, dist_info: Dist, log: Callable[[str], None]
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    dist_info: Dist,
+    log: Callable[[str], None],
+    initialise: bool = True,
 ) -> nn.Module:
-    """The run's model, sharded and initialised: seeded init, or the init_from base's weights."""
+    """The run's model, sharded and initialised: seeded init, or the init_from base's weights. With
+    `initialise` off (a resume: the checkpoint overwrites every weight) only the storage is made."""
     fresh = check_tokenizers(cfg.init_from, cfg.data.shards, cfg.init_tokenizer) if cfg.init_from else None
     with torch.device("meta"):
         model = Transformer(model_cfg)
@@ -133,6 +138,9 @@ def build_model(
         cpu_linear=cfg.train.cpu_linear,
     )
     materialize(model, dist_info.device)
+    if not initialise:
+        model.reset_rope()  # buffers are not in checkpoints
+        return model
     with torch.no_grad(), implicit_replication():  # full tensors into sharded ones: each rank its piece
         if fresh is None:
             model.init_weights(cfg.train.seed)

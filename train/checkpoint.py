@@ -1,7 +1,8 @@
 """Checkpoints (DESIGN §3.5) with torch.distributed.checkpoint, crash-safe by construction.
 
 Every process writes its shards into `checkpoints/.tmp-step-NNNNNNN`; rank 0 then adds meta.json
-(step, tokens, RNG of every rank, trainer state, config hash) and sampler.npy (use counts), renames
+(step, tokens, RNG of every rank, trainer and sampler state, config hash) and, when the run names
+earlier runs, sampler_prior.npy (their use counts per sequence, which order the epochs), renames
 the directory to `step-NNNNNNN` and points `latest` at it (write + os.replace). A crash at any moment
 leaves the previous complete checkpoint reachable; leftovers are removed by the next save.
 """
@@ -24,7 +25,7 @@ from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_di
 
 LATEST = "latest"
 META = "meta.json"
-SAMPLER = "sampler.npy"
+PRIOR = "sampler_prior.npy"
 
 
 def step_dir_name(step: int) -> str:
@@ -91,7 +92,7 @@ def save_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     meta: dict[str, Any],
-    sampler_counts: np.ndarray,
+    prior: np.ndarray | None,
     keep_last: int,
 ) -> Path:
     """Collective: every process calls it. Returns the published directory."""
@@ -113,7 +114,8 @@ def save_checkpoint(
     else:
         ranks_rng = [rng_state()]
     if _is_rank0():
-        np.save(tmp / SAMPLER, sampler_counts)
+        if prior is not None:
+            np.save(tmp / PRIOR, prior.astype(np.min_scalar_type(int(prior.max()))))
         full_meta = {**meta, "step": step, "rng": ranks_rng}
         (tmp / META).write_text(json.dumps(full_meta, indent=1))
         _publish(tmp, final)
@@ -145,8 +147,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(
     path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Restore model (and optimizer) in place; reshards across world sizes. Returns (meta, counts).
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Restore model (and optimizer) in place; reshards across world sizes. Returns (meta, prior use
+    counts or None).
 
     RNG states are restored when the world size matches the one that saved; otherwise the caller
     reseeds (nothing in training draws from them; the sampler has its own (seed, step) generator).
@@ -166,4 +169,5 @@ def load_checkpoint(
     rank = dist.get_rank() if dist.is_initialized() else 0
     if len(meta["rng"]) == world:
         set_rng_state(meta["rng"][rank])
-    return meta, np.load(path / SAMPLER)
+    prior = path / PRIOR
+    return meta, np.load(prior).astype(np.int64) if prior.is_file() else None

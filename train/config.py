@@ -39,7 +39,7 @@ class DataConfig(Strict):
 
 class OptimConfig(Strict):
     max_steps: int = Field(ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     global_batch_size: int = Field(8, ge=1)  # sequences per optimizer step, whatever the world size
     micro_batch_size: int = Field(4, ge=1)  # sequences per forward pass per process
     lr: float = Field(3e-4, gt=0)
@@ -69,18 +69,28 @@ class CheckpointConfig(Strict):
 
 
 class SpikeConfig(Strict):
+    """A spike is a step whose loss or gradient norm is z_threshold std above the last `window` steps
+    (skipped ones included); non-finite values are always skipped, enabled or not."""
+
     enabled: bool = True
-    window: int = Field(50, ge=2)  # recent accepted steps the z-score is measured against
-    min_history: int = Field(10, ge=2)  # no verdicts before this many accepted steps
-    z_threshold: float = Field(6.0, gt=0)
+    window: int = Field(128, ge=2)  # recent steps, skipped ones included, the z-score is measured against
+    min_history: int | None = Field(None, ge=2)  # no verdicts before this many steps; None = max(64, warmup)
+    z_threshold: float = Field(6.0, gt=0)  # one-sided: only values above the window's mean count
     policy: Literal["skip", "rollback"] = "skip"
+    # This many spikes in a row: roll back to the last checkpoint (skipping those batches), or stop the
+    # run with a message when there is none or max_rollbacks are used up.
+    max_consecutive: int = Field(8, ge=1)
     max_rollbacks: int = Field(5, ge=0)  # after this many, a rollback spike is skipped instead
 
 
 class UsageConfig(Strict):
-    ledger: str | None = None  # SQLite file; None = <data.shards>/usage.sqlite (shared by runs on it)
-    decay: float = Field(0.5, gt=0, le=1)  # sampling weight x decay**uses
-    max_repeats: int | None = Field(None, ge=1)  # a sequence used this often is no longer drawn
+    """The ledger records what this run consumed. Sampling depends only on the run's own history
+    unless `prior_runs` names earlier runs whose use should push their data back in the order."""
+
+    ledger: str | None = None  # SQLite file; None = RUN/usage.sqlite (this run's own)
+    prior_runs: list[str] = Field(default_factory=list)  # earlier run directories on the same shards
+    decay: float = Field(0.5, gt=0, le=1)  # a sequence with u prior uses is drawn with weight decay**u
+    max_repeats: int | None = Field(None, ge=1)  # uses (prior + this run's epochs) after which data leaves
 
 
 class MetricsConfig(Strict):
@@ -103,6 +113,10 @@ class TrainConfig(Strict):
     usage: UsageConfig = Field(default_factory=UsageConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     init_from: str | None = None  # Hugging Face Llama/Qwen2 directory: continued pretraining
+    # init_from's tokenizer vs the shards': check = the same vocabulary, or the base's with tokens
+    # appended (`dataengine tokenizer extend`), else refuse; shards = the shards' tokenizer is the one:
+    # ids whose token both share keep the base's rows, every other id gets the mean row.
+    init_tokenizer: Literal["check", "shards"] = "check"
     resume: str = "auto"  # auto = latest checkpoint in run_dir; never; or a checkpoint directory
 
     @model_validator(mode="after")
@@ -113,6 +127,10 @@ class TrainConfig(Strict):
                 f"train.micro_batch_size ({self.train.micro_batch_size})"
             )
         return self
+
+    @property
+    def spike_min_history(self) -> int:
+        return self.spike.min_history or max(64, self.schedule.warmup_steps)
 
 
 def _resolve_model(value: object, config_path: Path | None) -> object:

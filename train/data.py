@@ -1,10 +1,5 @@
-"""Sampling and batching of token shards (DESIGN §3.3) for the trainer.
-
-The global sample order is a pure function of (seed, step, use counts): every process draws the same
-global batch and takes its own slice, so the order does not depend on the number of processes and a
-resume with another world size continues it. Per-channel mixing weights and the usage ledger's counts
-(decay per use, a maximum number of repeats) shape the sampling weights.
-"""
+"""Batches from token shards (DESIGN §3.3) for the trainer: sequence index -> tensors, and the channel
+of each sequence that the sampler (train/sampler.py) pools by."""
 
 from __future__ import annotations
 
@@ -14,10 +9,6 @@ import numpy as np
 import torch
 
 from dataengine.pack.shards import ShardReader
-
-
-class DataExhaustedError(RuntimeError):
-    """Fewer drawable sequences than a global batch needs (every other one hit usage.max_repeats)."""
 
 
 def sequence_channels(reader: ShardReader) -> np.ndarray:
@@ -34,73 +25,6 @@ def sequence_channels(reader: ShardReader) -> np.ndarray:
         np.add.at(tokens, (seqs, channels), lengths)
         out.append(tokens.argmax(axis=1))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
-class Sampler:
-    """Weighted sampling without replacement within a step (Gumbel top-k), seeded by (seed, step).
-
-    Weight of sequence i: channel_weight[c_i] / n_sequences(c_i) * decay ** uses_i, and 0 once
-    uses_i >= max_repeats. `counts` holds the uses (from the ledger at the start of a run, then
-    updated as steps commit); it is the sampler state a checkpoint saves.
-    """
-
-    def __init__(
-        self,
-        channels: np.ndarray,
-        channel_names: list[str],
-        *,
-        seed: int,
-        channel_weights: dict[str, float] | None = None,
-        decay: float = 1.0,
-        max_repeats: int | None = None,
-        counts: np.ndarray | None = None,
-    ):
-        self.seed, self.decay, self.max_repeats = seed, decay, max_repeats
-        self.counts = np.zeros(len(channels), dtype=np.int64) if counts is None else counts.astype(np.int64)
-        self.base = self._base_weights(channels, channel_names, channel_weights or {})
-
-    @staticmethod
-    def _base_weights(channels: np.ndarray, names: list[str], weights: dict[str, float]) -> np.ndarray:
-        if not weights:
-            return np.ones(len(channels), dtype=np.float64)
-        present = {names[c] for c in np.unique(channels)}
-        unknown, missing = sorted(set(weights) - set(names)), sorted(present - set(weights))
-        if unknown or missing:
-            raise ValueError(
-                f"data.channel_weights: unknown channels {unknown}, unnamed channels {missing} "
-                f"(the shards have {names}; give every channel a weight, 0 to exclude it)"
-            )
-        sizes = np.bincount(channels, minlength=len(names)).astype(np.float64)
-        per_channel = np.array([weights.get(n, 0.0) for n in names]) / np.maximum(sizes, 1.0)
-        return per_channel[channels]
-
-    def weights(self) -> np.ndarray:
-        w = self.base * np.power(self.decay, self.counts, dtype=np.float64)
-        if self.max_repeats is not None:
-            w[self.counts >= self.max_repeats] = 0.0
-        return w
-
-    def draw(self, step: int, size: int) -> np.ndarray:
-        """Global batch (sequence indices, in sample order) for 0-based `step`."""
-        w = self.weights()
-        drawable = int(np.count_nonzero(w))
-        if drawable < size:
-            raise DataExhaustedError(
-                f"step {step}: only {drawable} sequences are still drawable, a batch needs {size} "
-                f"(raise usage.max_repeats or add data)"
-            )
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, step])))
-        with np.errstate(divide="ignore"):
-            keys = np.log(w) + rng.gumbel(size=len(w))
-        top = np.argpartition(-keys, size - 1)[:size]
-        return top[np.lexsort((top, -keys[top]))]
-
-    def commit(self, indices: np.ndarray) -> None:
-        np.add.at(self.counts, indices, 1)
-
-    def uncommit(self, indices: np.ndarray) -> None:
-        """Take back a commit (the trainer commits before it knows whether a step is accepted)."""
-        np.subtract.at(self.counts, indices, 1)
 
 
 @dataclass

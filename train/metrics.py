@@ -84,3 +84,36 @@ class MetricsLog:
         self.file.close()
         if self.tb is not None:
             self.tb.close()
+
+
+class IntervalMeans:
+    """What a log line reports: means over the steps since the last one, not the last step alone
+    (a single step's loss on a small batch is noise). Loss per channel is token-weighted."""
+
+    def __init__(self, n_channels: int):
+        self.sums = torch.zeros(2, n_channels + 1, dtype=torch.float64)
+        self.grad_norm = self.seconds = 0.0
+        self.steps = self.skipped = self.tokens = 0
+
+    def add(self, sums: torch.Tensor, grad_norm: float, seconds: float, tokens: int) -> None:
+        self.sums += sums
+        self.grad_norm += grad_norm
+        self.seconds += seconds
+        self.tokens += tokens
+        self.steps += 1
+
+    def skip(self) -> None:
+        self.skipped += 1
+
+    def flush(self, channels: list[str]) -> dict[str, Any]:
+        """The interval's means (empty if no step was accepted), then start a new interval."""
+        out: dict[str, Any] = {"steps": self.steps, "skipped": self.skipped}
+        if self.steps:
+            out["loss"] = float(self.sums[0, 1:].sum() / self.sums[1, 1:].sum().clamp(min=1))
+            out["grad_norm"] = self.grad_norm / self.steps
+            out["tokens_per_s"] = self.tokens / self.seconds if self.seconds else None
+            for c, name in enumerate(channels):
+                if self.sums[1, c + 1] > 0:
+                    out[f"loss/{name}"] = float(self.sums[0, c + 1] / self.sums[1, c + 1])
+        self.__init__(len(channels))
+        return out

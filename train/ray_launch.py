@@ -6,16 +6,20 @@ Ray Train starts one worker per process, sets RANK/LOCAL_RANK/WORLD_SIZE and the
 (nccl on GPU, gloo on CPU); each worker then runs the same `train.trainer.run` as torchrun would.
 The config is validated here, before any worker starts, and its paths are made absolute. On several
 nodes, run_dir (checkpoints are written by every rank) and data.shards must be on a shared filesystem.
+SIGTERM or SIGUSR1 to this driver becomes RUN/STOP: the workers checkpoint after their current step
+and finish (Ray Train runs their loop outside the main thread, where Python receives no signals).
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from train.config import TrainConfig, load_train_config
+from train.preemption import SIGNALS, request_stop
 
 
 def _absolute(cfg: TrainConfig) -> dict[str, Any]:
@@ -46,6 +50,9 @@ def launch(cfg: TrainConfig, num_workers: int, use_gpu: bool, address: str | Non
     if not ray.is_initialized():
         ray.init(address=address)
     config = _absolute(cfg)
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: request_stop(config["run_dir"])) for sig in SIGNALS
+    }
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"config": config},
@@ -55,7 +62,11 @@ def launch(cfg: TrainConfig, num_workers: int, use_gpu: bool, address: str | Non
             name=Path(config["run_dir"]).name, storage_path=str(Path(config["run_dir"]) / "ray")
         ),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(

@@ -1,30 +1,27 @@
-"""Loss-spike guard: a step whose loss or gradient norm sits far above the recent window is a spike.
+"""Loss-spike guard, after OLMo-core's SkipStepOptimizer: a step whose loss or gradient norm sits more
+than `z_threshold` standard deviations above the recent window is a spike, and so is a non-finite one.
 
-z = (x - mean) / std over the last `window` accepted steps, for loss and gradient norm; a non-finite
-value is always a spike. Only accepted steps enter the window, so one bad batch does not mask the next.
-The trainer applies the policy (skip the update, or roll back to the last checkpoint and skip the batch).
+Every finite step enters the window, skipped ones included: a skipped step leaves the weights as they
+were, so the next batch often shows the same high norm, and a window of accepted steps only would
+then flag every step after it. No verdict before `min_history` steps (by default max(64, warmup):
+early training moves too fast for a window to describe it). The test is one-sided: a sudden drop
+is not a spike.
+
+The trainer turns `limits()` into a device-side comparison that gates the optimizer step, so the
+decision itself needs no host round trip; `observe` then takes the values the host reads anyway.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 
-@dataclass
-class Verdict:
-    spike: bool
-    z_loss: float
-    z_grad: float
-
-
-def _z(value: float, history: list[float]) -> float:
+def _mean_std(history: deque[float]) -> tuple[float, float]:
     mean = sum(history) / len(history)
     var = sum((h - mean) ** 2 for h in history) / (len(history) - 1)
     # A floor on std keeps a perfectly flat window from turning noise into infinite z.
-    std = max(math.sqrt(var), 1e-3 * abs(mean), 1e-12)
-    return (value - mean) / std
+    return mean, max(math.sqrt(var), 1e-3 * abs(mean), 1e-12)
 
 
 class SpikeGuard:
@@ -33,21 +30,39 @@ class SpikeGuard:
         self.losses: deque[float] = deque(maxlen=window)
         self.grads: deque[float] = deque(maxlen=window)
 
-    def check(self, loss: float, grad_norm: float) -> Verdict:
+    @property
+    def ready(self) -> bool:
+        return len(self.losses) >= self.min_history
+
+    def limits(self) -> tuple[float, float]:
+        """(loss, gradient norm) above which the next step is a spike; infinite before min_history."""
+        if not self.ready:
+            return math.inf, math.inf
+        (lm, ls), (gm, gs) = _mean_std(self.losses), _mean_std(self.grads)
+        return lm + self.z_threshold * ls, gm + self.z_threshold * gs
+
+    def z_scores(self, loss: float, grad_norm: float) -> tuple[float, float]:
+        """How far above the window a step sits (for the spike log); 0 before min_history."""
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            return Verdict(
-                True,
+            return (
                 math.inf if not math.isfinite(loss) else 0.0,
                 math.inf if not math.isfinite(grad_norm) else 0.0,
             )
-        if len(self.losses) < self.min_history:
-            return Verdict(False, 0.0, 0.0)
-        z_loss, z_grad = _z(loss, list(self.losses)), _z(grad_norm, list(self.grads))
-        return Verdict(max(z_loss, z_grad) > self.z_threshold, z_loss, z_grad)
+        if not self.ready:
+            return 0.0, 0.0
+        (lm, ls), (gm, gs) = _mean_std(self.losses), _mean_std(self.grads)
+        return (loss - lm) / ls, (grad_norm - gm) / gs
 
-    def accept(self, loss: float, grad_norm: float) -> None:
-        self.losses.append(loss)
-        self.grads.append(grad_norm)
+    def is_spike(self, loss: float, grad_norm: float) -> bool:
+        """The host-side form of the trainer's device test."""
+        loss_limit, grad_limit = self.limits()
+        finite = math.isfinite(loss) and math.isfinite(grad_norm)
+        return not finite or loss > loss_limit or grad_norm > grad_limit
+
+    def observe(self, loss: float, grad_norm: float) -> None:
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            self.losses.append(loss)
+            self.grads.append(grad_norm)
 
     def state_dict(self) -> dict:
         return {"losses": list(self.losses), "grads": list(self.grads)}

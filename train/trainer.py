@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,15 +25,22 @@ import yaml
 from dataengine.cpu_linear import OneDNNLinear
 from dataengine.pack.shards import ShardReader
 from dataengine.usage.ledger import UsageLedger, dataset_fingerprint
+from train.build import build_model, model_config
 from train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from train.config import TrainConfig
-from train.data import Batch, DataExhaustedError, Sampler, SequenceSource, sequence_channels
-from train.hf import copy_tokenizer_files, load_hf_weights, read_hf_config, write_tokenizer_config
-from train.metrics import MetricsLog, flops_per_token, peak_flops
-from train.model import ModelConfig, Transformer
-from train.parallelize import all_reduce_sum, parallelize, set_gradient_sync, setup_distributed
+from train.data import Batch, SequenceSource, sequence_channels
+from train.hf import write_run_tokenizer
+from train.metrics import IntervalMeans, MetricsLog, flops_per_token, peak_flops
+from train.parallelize import all_reduce_sum, set_gradient_sync, setup_distributed
+from train.preemption import StopRequest
+from train.sampler import DataExhaustedError, Sampler
 from train.schedule import lr_factor
 from train.spike import SpikeGuard
+from train.usage import prior_counts, run_identity, run_ledger
+
+
+class TrainingStoppedError(RuntimeError):
+    """The spike guard saw spike.max_consecutive spikes in a row and could not roll back."""
 
 
 class Trainer:
@@ -46,7 +52,6 @@ class Trainer:
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
         self.run_dir = Path(cfg.run_dir)
-        self.run_id = str(self.run_dir.resolve())
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.reader = ShardReader(cfg.data.shards, "train")
@@ -57,22 +62,12 @@ class Trainer:
         self.channels = self.reader.channels
         self._check_batching()
 
-        model_cfg = self._model_config()
+        checkpoint = self._resume_checkpoint()
+        self.model_cfg = model_config(cfg, self.reader)
         torch.manual_seed(cfg.train.seed)
-        model = Transformer(model_cfg)
-        model.init_weights(cfg.train.seed)
-        if cfg.init_from:
-            model.load_state_dict(load_hf_weights(cfg.init_from, list(model.state_dict())))
-        self.model_cfg = model_cfg
-        self.flops_per_token = flops_per_token(model, self.seq_len)
+        self.model = build_model(cfg, self.model_cfg, self.dist, self._log, initialise=checkpoint is None)
+        self.flops_per_token = flops_per_token(self.model, self.seq_len)
         self.peak = peak_flops(self.device, cfg.metrics.peak_flops)
-        self.model = parallelize(
-            model,
-            self.dist,
-            activation_checkpointing=cfg.train.activation_checkpointing,
-            compile=cfg.train.compile,
-            cpu_linear=cfg.train.cpu_linear,
-        )
         if swapped := sum(isinstance(m, OneDNNLinear) for m in self.model.modules()):
             self._log(
                 f"{swapped} linear layers on oneDNN's CPU GEMM (train.cpu_linear: {cfg.train.cpu_linear})"
@@ -88,26 +83,35 @@ class Trainer:
         self.optimizer = self._optimizer()
 
         self.dataset = dataset_fingerprint(cfg.data.shards)
-        self.ledger = UsageLedger(cfg.usage.ledger or cfg.data.shards) if self.dist.is_main else None
-        self.guard = SpikeGuard(cfg.spike.window, cfg.spike.min_history, cfg.spike.z_threshold)
+        self.ledger, self.run_id = None, None
+        if self.dist.is_main:  # one writer; the id lives in RUN/run.json, not in the path
+            ledger_file = run_ledger(self.run_dir, cfg.usage.ledger)
+            self.run_id = run_identity(self.run_dir, ledger_file)
+            self.ledger = UsageLedger(ledger_file)
+            self.ledger.register_run(self.run_id, self.dataset)
+        self.guard = SpikeGuard(cfg.spike.window, cfg.spike_min_history, cfg.spike.z_threshold)
         self.step, self.tokens = 0, 0
         self.skip_steps: set[int] = set()
-        self.prepared: tuple[int, np.ndarray, Batch] | None = None  # (step, indices, this rank's batch)
-        self.rollbacks = 0
+        self.prepared: tuple[int, Batch] | None = None  # (step, this rank's batch), fetched ahead
+        self.rollbacks, self.consecutive_spikes = 0, 0
         self.pending_usage: list[tuple[int, list[tuple[int, int]]]] = []
+        self.interval = IntervalMeans(len(self.channels))
+        self.stop = StopRequest(self.run_dir, watch_file=self.dist.is_main)
+        self.stopping: str | None = None
         self.sampler = Sampler(
             sequence_channels(self.reader),
             self.channels,
             seed=cfg.train.seed,
+            batch_size=cfg.train.global_batch_size,
             channel_weights=cfg.data.channel_weights,
             decay=cfg.usage.decay,
             max_repeats=cfg.usage.max_repeats,
+            prior=None if checkpoint is not None else self._prior_counts(),  # else the checkpoint's
         )
-        checkpoint = self._resume_checkpoint()
         if checkpoint is not None:
             self.restore(checkpoint)
-        else:
-            self.sampler.counts = self._ledger_counts()
+        elif self.ledger is not None:
+            self.ledger.truncate(self.run_id, 0)  # a fresh start forgets this run's old records
         self.metrics = (
             MetricsLog(self.run_dir, cfg.metrics.tensorboard, self.step) if self.dist.is_main else None
         )
@@ -133,22 +137,6 @@ class Trainer:
         self.per_process = per_process
         self.grad_accum = per_process // t.micro_batch_size
 
-    def _model_config(self) -> ModelConfig:
-        if self.cfg.init_from:
-            model_cfg = read_hf_config(self.cfg.init_from)
-        else:
-            model_cfg = self.cfg.model
-            if "vocab_size" not in self.cfg.model.model_fields_set:
-                model_cfg = model_cfg.model_copy(update={"vocab_size": self.reader.vocab_size})
-        if model_cfg.vocab_size < self.reader.vocab_size:
-            raise ValueError(
-                f"model vocab_size {model_cfg.vocab_size} < shards vocab_size {self.reader.vocab_size} "
-                f"({self.cfg.data.shards}/manifest.json)"
-            )
-        if model_cfg.max_seq_len < self.seq_len:
-            raise ValueError(f"model.max_seq_len {model_cfg.max_seq_len} < shards seq_len {self.seq_len}")
-        return model_cfg
-
     def _optimizer(self) -> torch.optim.Optimizer:
         t = self.cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -171,29 +159,31 @@ class Trainer:
             raise FileNotFoundError(f"resume: {path} is not a checkpoint directory (no meta.json)")
         return path
 
-    def _ledger_counts(self) -> np.ndarray:
-        """A fresh start: forget this run's earlier records, then take every run's counts (rank 0)."""
+    def _prior_counts(self) -> np.ndarray | None:
+        """Use counts of the earlier runs usage.prior_runs names (rank 0 reads, every rank gets them)."""
+        if not self.cfg.usage.prior_runs:
+            return None
         counts = torch.zeros(len(self.source), dtype=torch.int64)
-        if self.ledger is not None:
-            self.ledger.register_run(self.run_id, self.dataset)
-            self.ledger.truncate(self.run_id, 0)
-            counts = torch.from_numpy(self.ledger.counts(self.dataset, self.reader.shard_sequences))
+        if self.dist.is_main:
+            found = prior_counts(self.cfg.usage.prior_runs, self.dataset, self.reader.shard_sequences)
+            counts = torch.from_numpy(found)
         if dist.is_initialized():
             dist.broadcast(counts, src=0)
         return counts.numpy()
 
     def _write_run_files(self) -> None:
-        (self.run_dir / "config.yaml").write_text(
-            yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False)
+        """RUN/config.yaml with `model:` the model built (a base's shape, the final embedding size), not
+        the YAML's; RUN/tokenizer the shards' tokenizer, the ids the model reads."""
+        config = self.cfg.model_dump(mode="json")
+        config["model"] = self.model_cfg.model_dump(mode="json")
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        write_run_tokenizer(
+            self.cfg.data.shards,
+            self.run_dir / "tokenizer",
+            self.reader.eos_id,
+            self.reader.pad_id,
+            self.reader.manifest.get("bos_id"),
         )
-        tok_dir = self.run_dir / "tokenizer"
-        tok_dir.mkdir(exist_ok=True)
-        if self.cfg.init_from and copy_tokenizer_files(self.cfg.init_from, tok_dir):
-            return
-        shards_tok = Path(self.cfg.data.shards) / "tokenizer.json"
-        if shards_tok.is_file():
-            shutil.copy2(shards_tok, tok_dir / "tokenizer.json")
-            write_tokenizer_config(tok_dir, self.reader.eos_id, self.reader.pad_id)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def config_hash(self) -> str:
@@ -213,9 +203,12 @@ class Trainer:
             "dataset": self.dataset,
             "eos_id": self.reader.eos_id,
             "pad_id": self.reader.pad_id,
+            "bos_id": self.reader.manifest.get("bos_id"),
+            "sampler": self.sampler.state_dict(self.step),
             "spike_guard": self.guard.state_dict(),
             "skip_steps": sorted(self.skip_steps),
             "rollbacks": self.rollbacks,
+            "consecutive_spikes": self.consecutive_spikes,
         }
         return save_checkpoint(
             self.run_dir,
@@ -223,24 +216,29 @@ class Trainer:
             self.model,
             self.optimizer,
             meta,
-            self.sampler.counts,
+            self.sampler.prior,
             self.cfg.checkpoint.keep_last,
         )
 
     def restore(self, path: Path) -> None:
         """Load a checkpoint into the live trainer and cut the ledger back to its step."""
-        meta, counts = load_checkpoint(path, self.model, self.optimizer)
+        meta, prior = load_checkpoint(path, self.model, self.optimizer)
         if meta.get("dataset") != self.dataset:
             raise ValueError(f"{path}: saved on dataset {meta.get('dataset')}, data.shards is {self.dataset}")
+        if "sampler" not in meta:
+            raise ValueError(
+                f"{path}: written by an older trainer (no sampler state); start with resume: never"
+            )
         self.step, self.tokens = meta["step"], meta["tokens"]
-        self.sampler.counts = counts
+        self.sampler.load_state_dict(meta["sampler"], prior)
         self.guard.load_state_dict(meta["spike_guard"])
         self.skip_steps |= set(meta["skip_steps"])
         self.rollbacks = max(self.rollbacks, meta["rollbacks"])
+        self.consecutive_spikes = meta["consecutive_spikes"]
         self.pending_usage = []
         self.prepared = None
+        self.interval = IntervalMeans(len(self.channels))
         if self.ledger is not None:
-            self.ledger.register_run(self.run_id, self.dataset)
             self.ledger.truncate(self.run_id, self.step)
         if len(meta["rng"]) != self.dist.world_size:
             torch.manual_seed(self.cfg.train.seed + self.step * 1000 + self.dist.rank)
@@ -248,17 +246,14 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------
     def train(self, stop_at: int | None = None) -> list[dict[str, Any]]:
-        """Train to train.max_steps (or stop, unsaved, after step `stop_at`: an interruption)."""
+        """Train to train.max_steps (or stop, unsaved, after step `stop_at`: an interruption). A stop
+        request (SIGTERM, SIGUSR1, RUN/STOP) saves a checkpoint after the current step and returns."""
         end = self.cfg.train.max_steps if stop_at is None else min(stop_at, self.cfg.train.max_steps)
         records = []
         while self.step < end:
             record = self.train_step()
             records.append(record)
-            if self.metrics is not None and (
-                record["step"] % self.cfg.train.log_interval == 0 or "spike" in record
-            ):
-                self.metrics.log(record)
-                self._log(self._summary(record))
+            self._log_step(record)
             if record.get("spike") == "rollback":  # back at a checkpointed step: nothing new to save
                 continue
             if self.cfg.eval.interval and self.step % self.cfg.eval.interval == 0:
@@ -266,20 +261,58 @@ class Trainer:
                 if self.metrics is not None:
                     self.metrics.log(evaluated)
                     self._log(self._summary(evaluated))
-            if self.step % self.cfg.checkpoint.interval == 0 or self.step == self.cfg.train.max_steps:
+            last = self.step == self.cfg.train.max_steps
+            if self.step % self.cfg.checkpoint.interval == 0 or last or self.stopping:
                 self.save()
+            if self.stopping:
+                self.stop.clear()
+                self._log(
+                    f"stop requested ({self.stopping}): checkpoint saved at step {self.step}; "
+                    "run the same command to resume"
+                )
+                break
         return records
+
+    def _log_step(self, record: dict[str, Any]) -> None:
+        """metrics.jsonl: interval means every log_interval steps, spikes as they happen."""
+        if "spike" in record or record.get("skipped"):
+            self.interval.skip()
+        if self.metrics is None:
+            return
+        if "spike" in record:
+            self.metrics.log(record)
+            self._log(self._summary(record))
+        if record["step"] % self.cfg.train.log_interval == 0 or self.stopping:
+            means = self.interval.flush(self.channels)
+            tokens_per_s = means.get("tokens_per_s")
+            mfu = (
+                self.flops_per_token * tokens_per_s / (self.peak * self.dist.world_size)
+                if (self.peak and tokens_per_s)
+                else None
+            )
+            line = {
+                "step": self.step,
+                "tokens": self.tokens,
+                "lr": self._lr(self.step - 1),
+                **means,
+                "mfu": mfu,
+            }
+            self.metrics.log(line)
+            self._log(self._summary(line))
+
+    def _lr(self, step: int) -> float:
+        return self.cfg.train.lr * lr_factor(step, self.cfg.train.max_steps, self.cfg.schedule)
 
     def train_step(self) -> dict[str, Any]:
         s = self.step
         indices, batch = self._take_prepared(s)
-        if s + 1 in self.skip_steps:  # the batch a rollback ruled out
+        if s + 1 in self.skip_steps:  # a batch a rollback ruled out
             self.step += 1
             return {"step": self.step, "tokens": self.tokens, "skipped": True}
         start = time.perf_counter()
         if batch is None:
             batch = self.fetch(self._mine(indices), s)
-        lr = self.cfg.train.lr * lr_factor(s, self.cfg.train.max_steps, self.cfg.schedule)
+        lr = self._lr(s)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         n_targets = all_reduce_sum((batch.target_channels >= 0).sum().to(self.device, torch.float64))
@@ -292,36 +325,50 @@ class Trainer:
             (token_loss.sum() * self.dist.world_size / n_targets.float()).backward()
             self._accumulate(sums, token_loss.detach(), micro.target_channels)
         # The device is still running this step's backward: draw and fetch the next step's batch
-        # meanwhile, as if this step is accepted (the commit is taken back below if it is not).
-        self.sampler.commit(indices)
+        # meanwhile (a skipped step consumes its batch too, so the draw does not depend on the verdict).
         self._prepare(s + 1)
         grad_norm = self._clip()
         all_reduce_sum(sums)
-        loss = float(sums[0, 1:].sum() / n_targets)
-        record: dict[str, Any] = {
-            "step": s + 1,
-            "tokens": self.tokens + self.cfg.train.global_batch_size * self.seq_len,
-        }
-        verdict = self.guard.check(loss, grad_norm) if self.cfg.spike.enabled else None
-        if verdict is not None and verdict.spike:
-            self.sampler.uncommit(indices)
-            self.prepared = None
-            return self._on_spike(s, indices, loss, grad_norm, verdict)
-        self.optimizer.step()
+        loss = sums[0, 1:].sum() / n_targets
+        spike = self._gate(loss, grad_norm)
+        self.optimizer.step()  # a no-op where the gate is shut (AdamW's found_inf, on the device)
         self.optimizer.zero_grad(set_to_none=True)
-        self.guard.accept(loss, grad_norm)
+        stop = torch.tensor([float(self.stop.local())], device=self.device)
+        all_reduce_sum(stop)
+        # The step's one host read, after the update is queued: loss, norm, verdict, stop requests.
+        status = torch.cat([torch.stack([loss, grad_norm.double(), spike.double()]), stop.double()]).cpu()
+        loss_value, norm_value = float(status[0]), float(status[1])
+        if status[3] > 0:
+            self.stopping = self.stop.reason or "another rank was asked to stop"
+        if status[2] > 0:
+            z = self.guard.z_scores(loss_value, norm_value)
+            self.guard.observe(loss_value, norm_value)
+            return self._on_spike(s, indices, loss_value, norm_value, z)
+        self.guard.observe(loss_value, norm_value)
+        self.consecutive_spikes = 0
         self.pending_usage.append((s + 1, [self.source.sequence_id(int(i)) for i in indices]))
-        self.step, self.tokens = s + 1, record["tokens"]
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        step_tokens = self.cfg.train.global_batch_size * self.seq_len
+        self.step, self.tokens = s + 1, self.tokens + step_tokens
         elapsed = time.perf_counter() - start
-        tokens_per_s = self.cfg.train.global_batch_size * self.seq_len / elapsed
-        record.update({"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s})
+        self.interval.add(sums.cpu(), norm_value, elapsed, step_tokens)
+        tokens_per_s = step_tokens / elapsed
+        record: dict[str, Any] = {"step": self.step, "tokens": self.tokens, "loss": loss_value, "lr": lr}
+        record.update({"grad_norm": norm_value, "tokens_per_s": tokens_per_s})
         record["mfu"] = (
             self.flops_per_token * tokens_per_s / (self.peak * self.dist.world_size) if self.peak else None
         )
         record.update(self._channel_losses(sums, "loss"))
         return record
+
+    def _gate(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
+        """The spike verdict as a device tensor: non-finite always, above the guard's limits once it
+        has history. Fused AdamW skips its whole update (moments and step count too) where it is 1."""
+        spike = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        if self.cfg.spike.enabled and self.guard.ready:
+            loss_limit, grad_limit = self.guard.limits()
+            spike = spike | (loss > loss_limit) | (grad_norm > grad_limit)
+        self.optimizer.found_inf = spike.float()
+        return spike
 
     def fetch(self, indices: np.ndarray, step: int) -> Batch:
         """This process's slice of the global batch of (0-based) `step`; a seam tests use to inject a
@@ -333,23 +380,22 @@ class Trainer:
         return indices[rank * self.per_process : (rank + 1) * self.per_process]
 
     def _take_prepared(self, step: int) -> tuple[np.ndarray, Batch | None]:
-        """The global batch indices of `step` and, when drawn during the previous step, its batch."""
+        """The global batch indices of `step` and, when fetched during the previous step, its batch."""
         prepared, self.prepared = self.prepared, None
+        indices = self.sampler.draw(step)
         if prepared is not None and prepared[0] == step:
-            return prepared[1], prepared[2]
-        return self.sampler.draw(step, self.cfg.train.global_batch_size), None
+            return indices, prepared[1]
+        return indices, None
 
     def _prepare(self, step: int) -> None:
-        """Draw and fetch `step`'s batch ahead. The draw is the same pure function of (seed, step, use
-        counts) as drawing at the start of that step, so the order does not change; it only stops
-        the device from waiting on a draw that costs O(sequences in the shards)."""
+        """Draw and fetch `step`'s batch ahead, so the device does not wait on reading shards."""
         if step >= self.cfg.train.max_steps:
             return
         try:
-            indices = self.sampler.draw(step, self.cfg.train.global_batch_size)
+            indices = self.sampler.draw(step)
         except DataExhaustedError:
             return  # raised again when that step draws for itself
-        self.prepared = (step, indices, self.fetch(self._mine(indices), step))
+        self.prepared = (step, self.fetch(self._mine(indices), step))
 
     def _token_loss(self, batch: Batch) -> torch.Tensor:
         doc_ids = batch.doc_ids if self.cfg.data.doc_mask else None
@@ -368,38 +414,55 @@ class Trainer:
                 out[f"{prefix}/{name}"] = float(sums[0, c + 1] / sums[1, c + 1])
         return out
 
-    def _clip(self) -> float:
+    def _clip(self) -> torch.Tensor:
+        """The total gradient norm (before clipping), left on the device."""
         max_norm = self.cfg.train.grad_clip or math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
         if hasattr(norm, "full_tensor"):
             norm = norm.full_tensor()
-        return float(norm)
+        return norm
 
     def _on_spike(
-        self, s: int, indices: np.ndarray, loss: float, grad_norm: float, verdict
+        self, s: int, indices: np.ndarray, loss: float, grad_norm: float, z: tuple[float, float]
     ) -> dict[str, Any]:
-        self.optimizer.zero_grad(set_to_none=True)
-        checkpoint = latest_checkpoint(self.run_dir) if self.cfg.spike.policy == "rollback" else None
-        action = (
-            "rollback" if checkpoint is not None and self.rollbacks < self.cfg.spike.max_rollbacks else "skip"
-        )
+        """Skip (the update was never applied), roll back, or stop after too many spikes in a row."""
+        spike = self.cfg.spike
+        self.consecutive_spikes += 1
+        too_many = self.consecutive_spikes >= spike.max_consecutive
+        checkpoint = latest_checkpoint(self.run_dir) if spike.policy == "rollback" or too_many else None
+        can_roll_back = checkpoint is not None and self.rollbacks < spike.max_rollbacks
+        action = "skip"
+        if can_roll_back and (spike.policy == "rollback" or too_many):
+            action = "rollback"
+        elif too_many:
+            action = "stop"
         event = {
             "step": s + 1,
             "action": action,
             "loss": loss,
             "grad_norm": grad_norm,
-            "z_loss": verdict.z_loss,
-            "z_grad": verdict.z_grad,
+            "z_loss": z[0],
+            "z_grad": z[1],
+            "consecutive": self.consecutive_spikes,
             "sequences": self.source.describe(indices),
         }
         if self.dist.is_main:
             with (self.run_dir / "spikes.jsonl").open("a") as f:
                 f.write(json.dumps(event) + "\n")
         self._log(
-            f"spike at step {s + 1}: loss {loss:.4f} (z {verdict.z_loss:.1f}), grad_norm {grad_norm:.3g} (z {verdict.z_grad:.1f}) -> {action}"
+            f"spike at step {s + 1}: loss {loss:.4f} (z {z[0]:.1f}), grad_norm {grad_norm:.3g} (z {z[1]:.1f}) -> {action}"
         )
-        if action == "rollback":
-            self.skip_steps.add(s + 1)
+        if action == "stop":
+            why = (
+                "no checkpoint to roll back to" if checkpoint is None else f"{self.rollbacks} rollbacks used"
+            )
+            raise TrainingStoppedError(
+                f"step {s + 1}: {self.consecutive_spikes} spikes in a row (spike.max_consecutive) and {why}; "
+                f"the run stops. Each is in {self.run_dir / 'spikes.jsonl'}. Lower train.lr or raise "
+                "spike.z_threshold, then resume (the last checkpoint is intact)"
+            )
+        if action == "rollback":  # the batches of this run of spikes are ruled out on the replay
+            self.skip_steps.update(range(s + 2 - self.consecutive_spikes, s + 2))
             self.rollbacks += 1
             self.restore(checkpoint)
         else:
@@ -449,9 +512,9 @@ class Trainer:
     # ---- output ------------------------------------------------------------------------------
     def _summary(self, record: dict[str, Any]) -> str:
         parts = [f"step {record['step']}"]
-        for key in ("loss", "heldout/loss", "lr", "grad_norm", "tokens_per_s", "mfu", "spike"):
+        for key in ("loss", "heldout/loss", "lr", "grad_norm", "tokens_per_s", "mfu", "skipped", "spike"):
             value = record.get(key)
-            if value is not None:
+            if value is not None and not (key == "skipped" and value == 0):
                 parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
         return "  ".join(parts)
 
@@ -460,6 +523,7 @@ class Trainer:
             print(f"[train] {message}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        self.stop.close()
         if self.metrics is not None:
             self.metrics.close()
         if self.ledger is not None:

@@ -37,11 +37,11 @@ def _print(rows: list[dict], as_json: bool, title: str) -> None:
 
 @usage_app.command()
 def runs(
-    ledger: Path = typer.Argument(..., help="usage.sqlite, or a shards directory holding one"),
+    ledger: Path = typer.Argument(..., help="usage.sqlite, or a run (or shards) directory holding one"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Runs recorded in the ledger: dataset, sequences consumed, last recorded step."""
-    db = _open(ledger, "a file, or a shards directory a run trained on")
+    db = _open(ledger, "a file, or a run directory")
     try:
         _print(db.runs(), as_json, "runs")
     finally:
@@ -51,14 +51,17 @@ def runs(
 @usage_app.command()
 def channels(
     shards: Path = typer.Argument(..., help="token shards directory (DESIGN §3.3)"),
-    ledger: Path = typer.Option(None, help="ledger file (default SHARDS/usage.sqlite)"),
+    ledger: Path = typer.Option(None, help="ledger file or run directory (default SHARDS/usage.sqlite)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Tokens consumed per channel, over all runs on these shards."""
     from dataengine.pack.shards import ShardReader
     from dataengine.usage.counts import usage_by
 
-    db = _open(ledger or shards, f"train on {shards} first, or pass --ledger")
+    db = _open(
+        ledger or shards,
+        f"pass --ledger RUN (each run keeps RUN/usage.sqlite) or train with usage.ledger={shards}/usage.sqlite",
+    )
     try:
         _print(usage_by(db, ShardReader(shards), "channel"), as_json, "usage per channel")
     finally:
@@ -68,7 +71,7 @@ def channels(
 @usage_app.command()
 def documents(
     shards: Path = typer.Argument(..., help="token shards directory (DESIGN §3.3)"),
-    ledger: Path = typer.Option(None, help="ledger file (default SHARDS/usage.sqlite)"),
+    ledger: Path = typer.Option(None, help="ledger file or run directory (default SHARDS/usage.sqlite)"),
     top: int = typer.Option(20, help="most used documents to show (0 = all)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -76,7 +79,10 @@ def documents(
     from dataengine.pack.shards import ShardReader
     from dataengine.usage.counts import usage_by
 
-    db = _open(ledger or shards, f"train on {shards} first, or pass --ledger")
+    db = _open(
+        ledger or shards,
+        f"pass --ledger RUN (each run keeps RUN/usage.sqlite) or train with usage.ledger={shards}/usage.sqlite",
+    )
     try:
         rows = usage_by(db, ShardReader(shards), "doc_id")
         _print(rows[:top] if top else rows, as_json, "usage per document")

@@ -2,8 +2,9 @@
 
 Embedded SQLite. The trainer appends a run's steps in one transaction right before each checkpoint,
 and on resume from step S deletes that run's steps after S, so the counts always match the data the
-restored model has seen. Several runs (and several datasets, told apart by a fingerprint of their
-manifest) may share one ledger; use counts per sequence feed the sampler's down-weighting.
+restored model has seen. Each run records into its own RUN/usage.sqlite by default; several runs (and
+datasets, told apart by a fingerprint of their manifest) may share one file. The use counts of the
+earlier runs a config names (usage.prior_runs) order the sampler's epochs, least used first.
 """
 
 from __future__ import annotations
@@ -77,19 +78,28 @@ class UsageLedger:
             cur = self.db.execute("DELETE FROM usage WHERE run_id = ? AND step > ?", (run_id, after_step))
         return cur.rowcount
 
-    def counts(self, dataset: str, shard_sizes: list[int]) -> np.ndarray:
-        """Uses per sequence of `dataset` over all runs, indexed like ShardReader.sequence_ids()."""
+    def counts(self, dataset: str, shard_sizes: list[int], run_ids: list[str] | None = None) -> np.ndarray:
+        """Uses per sequence of `dataset` over all runs (or `run_ids`), indexed like
+        ShardReader.sequence_ids()."""
         offsets = np.concatenate([[0], np.cumsum(shard_sizes)]).astype(np.int64)
         out = np.zeros(int(offsets[-1]), dtype=np.int64)
         query = (
             "SELECT u.shard, u.row, COUNT(*) FROM usage u JOIN runs r ON u.run_id = r.run_id "
-            "WHERE r.dataset = ? GROUP BY u.shard, u.row"
+            "WHERE r.dataset = ?"
         )
-        for shard, row, n in self.db.execute(query, (dataset,)):
+        params: list[str] = [dataset]
+        if run_ids is not None:
+            query += f" AND r.run_id IN ({', '.join('?' * len(run_ids))})"
+            params += run_ids
+        for shard, row, n in self.db.execute(query + " GROUP BY u.shard, u.row", params):
             if shard >= len(shard_sizes) or row >= shard_sizes[shard]:
                 raise ValueError(f"{self.path}: sequence ({shard}, {row}) is not in dataset {dataset}")
             out[offsets[shard] + row] += n
         return out
+
+    def run_dataset(self, run_id: str) -> str | None:
+        row = self.db.execute("SELECT dataset FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
 
     def run_steps(self, run_id: str) -> list[tuple[int, int, int]]:
         """(step, shard, row) recorded for a run, in order."""
