@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,30 @@ def test_two_process_gloo_fsdp_matches_one_process_and_resumes_with_one(train_sh
     assert run_ledger_steps(resumed_dir) == run_ledger_steps(two)
     for r in resumed:
         assert r["loss"] == pytest.approx(reference[r["step"]]["loss"], rel=1e-5, abs=1e-5)
+
+
+def test_torchrun_sigterm_checkpoints_both_ranks_at_one_step(train_shards, tmp_path):  # noqa: F811
+    """Preemption under torchrun: SIGTERM to the launcher is passed to both workers, which agree on one
+    step boundary, save one checkpoint together and exit; the same command then resumes from it."""
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+        "-m", "train", str(TINY_YAML),
+    ]  # fmt: skip
+    for item in tiny_overrides(train_shards, run_dir, "train.max_steps=1000", "train.micro_batch_size=2"):
+        cmd += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 4):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended or stalled before step 4"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    saved = latest_checkpoint(run_dir)
+    meta = json.loads((saved / "meta.json").read_text())
+    assert 4 <= meta["step"] < 1000 and meta["world_size"] == 2, stderr[-2000:]
+    assert "stop requested (SIGTERM)" in stderr and len(list(saved.glob("*.distcp"))) == 2
+    resumed = run(tiny_config(train_shards, run_dir, f"train.max_steps={meta['step'] + 2}"))
+    assert [r["step"] for r in resumed] == [meta["step"] + 1, meta["step"] + 2]

@@ -178,8 +178,6 @@ def _pools(
     pools = [(c, n) for c, n in enumerate(names) if weights.get(n, 0.0) > 0 and n in present]
     if not pools:
         raise ValueError("data.channel_weights: every channel present has weight 0")
-    order = np.argsort(channels, kind="stable")
-    bounds = np.searchsorted(channels[order], np.arange(len(names) + 1))
-    members = [np.sort(order[bounds[c] : bounds[c + 1]]) for c, _ in pools]
+    members = [np.flatnonzero(channels == c) for c, _ in pools]
     w = np.array([weights[n] for _, n in pools], dtype=np.float64)
     return [f"channel {n!r}" for _, n in pools], [c for c, _ in pools], members, w / w.sum()
