@@ -132,8 +132,8 @@ def hf_step(trainer: Trainer, attn: str, onednn: bool) -> Callable[[], float]:
     optimizer = torch.optim.AdamW(groups, lr=t.lr, betas=t.betas, eps=t.eps, fused=True)
 
     def step() -> float:
-        # The trainer's next batch (drawn, not committed), so both see the same data.
-        batch = trainer.fetch(trainer.sampler.draw(trainer.step, t.global_batch_size), trainer.step)
+        # The trainer's next batch (the sampler answers a drawn step again), so both see the same data.
+        batch = trainer.fetch(trainer.sampler.draw(trainer.step), trainer.step)
         targets = batch.targets.contiguous()  # `labels` is then only the switch that asks for a loss
         loss = model(input_ids=batch.inputs, labels=targets, shift_labels=targets).loss
         loss.backward()

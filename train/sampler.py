@@ -57,6 +57,7 @@ class Sampler:
         self._snapshots: dict[int, np.ndarray] = {0: self.taken.copy()}
         self._drawn: dict[int, np.ndarray] = {}
         self._orders: dict[tuple[int, int], np.ndarray] = {}
+        self._sizes: dict[int, np.ndarray] = {}  # pool -> cumulative counts by prior use
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self, step: int) -> dict:
@@ -77,7 +78,7 @@ class Sampler:
         self._snapshots = {self.next_step: self.taken.copy()}
         self._drawn = {}
         self.prior = prior if prior is not None and prior.any() else None
-        self._orders = {}
+        self._orders, self._sizes = {}, {}
 
     # ---- drawing -----------------------------------------------------------------------------
     def draw(self, step: int) -> np.ndarray:
@@ -135,12 +136,19 @@ class Sampler:
         return out
 
     def epoch_size(self, pool: int, epoch: int) -> int:
+        """Sequences in the pool's epoch `epoch`: those whose prior uses + epoch < max_repeats."""
         members = self.members[pool]
         if self.max_repeats is None:
             return len(members)
         if self.prior is None:
             return len(members) if epoch < self.max_repeats else 0
-        return int(np.count_nonzero(self.prior[members] + epoch < self.max_repeats))
+        if pool not in self._sizes:  # by prior use: O(pool) once, not per draw
+            per_use = np.bincount(
+                np.minimum(self.prior[members], self.max_repeats), minlength=self.max_repeats + 1
+            )
+            self._sizes[pool] = np.cumsum(per_use)
+        limit = self.max_repeats - epoch  # prior uses must stay below this
+        return int(self._sizes[pool][limit - 1]) if limit > 0 else 0
 
     def epoch_order(self, pool: int, epoch: int) -> np.ndarray:
         """The pool's sequences in epoch `epoch`'s order (kept for the current and next epoch)."""

@@ -335,9 +335,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         stop = torch.tensor([float(self.stop.local())], device=self.device)
         all_reduce_sum(stop)
-        # The step's one host read, after the update is queued: loss, norm, verdict, stop requests.
-        status = torch.cat([torch.stack([loss, grad_norm.double(), spike.double()]), stop.double()]).cpu()
-        loss_value, norm_value = float(status[0]), float(status[1])
+        # The step's one host read, after the update is queued: loss, norm, verdict, stop requests and
+        # the per-channel sums.
+        status = torch.cat(
+            [torch.stack([loss, grad_norm.double(), spike.double()]), stop.double(), sums.flatten()]
+        )
+        status = status.cpu()
+        loss_value, norm_value, sums = float(status[0]), float(status[1]), status[4:].view_as(sums)
         if status[3] > 0:
             self.stopping = self.stop.reason or "another rank was asked to stop"
         if status[2] > 0:
@@ -350,7 +354,7 @@ class Trainer:
         step_tokens = self.cfg.train.global_batch_size * self.seq_len
         self.step, self.tokens = s + 1, self.tokens + step_tokens
         elapsed = time.perf_counter() - start
-        self.interval.add(sums.cpu(), norm_value, elapsed, step_tokens)
+        self.interval.add(sums, norm_value, elapsed, step_tokens)
         tokens_per_s = step_tokens / elapsed
         record: dict[str, Any] = {"step": self.step, "tokens": self.tokens, "loss": loss_value, "lr": lr}
         record.update({"grad_norm": norm_value, "tokens_per_s": tokens_per_s})
