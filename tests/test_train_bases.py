@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 from foreign_tokenizers import build_llama3_style_dir, build_qwen2_style_dir, bundled_documents
+from test_train_hf import SHAPE
 from test_train_shards import (  # noqa: F401
     MAX_CHARS,
     SEQ_LEN,
@@ -43,8 +44,6 @@ from train.parallelize import Dist
 from train.trainer import Trainer, run
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-             max_position_embeddings=128, rms_norm_eps=1e-5)  # fmt: skip
 LLAMA3_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 32}  # fmt: skip
 QWEN_PADDING_ROWS = 64  # a Qwen2 base has more embedding rows than tokens (151936 for 151665)
