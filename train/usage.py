@@ -45,6 +45,8 @@ def prior_counts(prior_runs: list[str], dataset: str, shard_sizes: list[int]) ->
                 f"usage.prior_runs: {run_dir} is not a training run directory (no {RUN_FILE})"
             )
         identity = json.loads(path.read_text())
+        if not Path(identity["ledger"]).is_file():
+            raise FileNotFoundError(f"usage.prior_runs: {run_dir}'s ledger {identity['ledger']} is gone")
         ledger = UsageLedger(identity["ledger"])
         try:
             trained_on = ledger.run_dataset(identity["run_id"])
