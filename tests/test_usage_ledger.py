@@ -98,3 +98,8 @@ def test_one_epoch_uses_every_sequence_once_and_the_run_keeps_its_own_ledger(tra
     assert counts.sum() == steps * 8 and set(np.unique(counts)) == {0, 1}
     result = CliRunner().invoke(usage_app, ["runs", str(tmp_path), "--json"])
     assert json.loads(result.output)[0]["sequences"] == steps * 8
+
+
+def test_prior_runs_must_be_run_directories(train_shards, tmp_path):  # noqa: F811
+    with pytest.raises(FileNotFoundError, match="is not a training run directory \\(no run.json\\)"):
+        run(tiny_config(train_shards, tmp_path / "run", f"usage.prior_runs=[{tmp_path / 'nowhere'}]"))
