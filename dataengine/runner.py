@@ -19,15 +19,15 @@ import platform
 import posixpath
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from itertools import islice
 from pathlib import Path
 
 from dataengine.config import PipelineConfig
-from dataengine.io.paths import expand_inputs
+from dataengine.io.paths import expand_inputs, file_stamp
 from dataengine.io.readers import read_unit
-from dataengine.io.units import Unit, plan_units
+from dataengine.io.units import Unit, plan_units, set_aside_unknown
 from dataengine.io.writers import AtomicParquetWriter, exists, read_json, resolve, write_json_atomic
 from dataengine.keep_top import resolve_keep_top
 from dataengine.processor import DocumentProcessor
@@ -186,6 +186,23 @@ def _plan_fingerprint(cfg: PipelineConfig, units: list[Unit]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _changed_inputs(before: dict | None, now: dict[str, list]) -> str:
+    """What differs between the inputs a run was planned on and today's ('' when nothing does); a
+    plan written before inputs were stamped has nothing to compare."""
+    if before is None:
+        return ""
+    changes = [f"{p} is new" for p in sorted(set(now) - set(before))]
+    changes += [f"{p} is gone" for p in sorted(set(before) - set(now))]
+    for path in sorted(set(before) & set(now)):
+        (size, mtime), (new_size, new_mtime) = before[path], now[path]
+        if size != new_size:
+            changes.append(f"{path}: {size} -> {new_size} bytes")
+        elif mtime != new_mtime:
+            changes.append(f"{path}: modified since (same size)")
+    shown = "; ".join(changes[:5])
+    return shown + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+
+
 def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -210,26 +227,44 @@ def run(
     if not output:
         raise RunError("no output directory: give --output DIR (or `output:` in the config)")
     cfg = cfg.model_copy(update={"inputs": paths, "output": output})
-    files = expand_inputs(paths)
+    files, set_aside = set_aside_unknown(expand_inputs(paths), paths, cfg.input)
+    for path in set_aside:
+        log.warning(
+            "input %s: no known format from its extension; skipped (set input.format to read it)", path
+        )
     units = plan_units(files, cfg.input)
     if cfg.stages.quality is not None and cfg.stages.quality.uses_keep_top():
         cfg = resolve_keep_top(cfg, _sample_batches(units, cfg, cfg.stages.quality.keep_top_sample))
     fs, root = resolve(output)
     fingerprint = _plan_fingerprint(cfg, units)
+    stamps = {path: file_stamp(path) for path in files}
     plan_path = f"{root}/_units/plan.json"
     if exists(fs, plan_path):
         previous = read_json(fs, plan_path)
+        if changed := _changed_inputs(previous.get("inputs"), stamps):
+            raise RunError(
+                f"{output} holds a run of these inputs, but they changed since it started ({changed}); "
+                "its finished units would not hold the new data: use a new --output (or delete it)"
+            )
         if previous.get("fingerprint") != fingerprint:
             raise RunError(
                 f"{output} holds a run with other inputs or settings; use a new --output "
                 "(or delete it) instead of mixing two runs"
             )
     else:
-        write_json_atomic(fs, plan_path, {"fingerprint": fingerprint, "units": len(units)})
+        write_json_atomic(fs, plan_path, {"fingerprint": fingerprint, "units": len(units), "inputs": stamps})
 
     todo = [(i, u) for i, u in enumerate(units) if not exists(fs, f"{root}/_units/{u.unit_id}.json")]
     errors = _run_on_ray(cfg, todo, output, progress) if todo else []
-    result = summarize(cfg, units, output, skipped=len(units) - len(todo), started=started, errors=errors)
+    result = summarize(
+        cfg,
+        units,
+        output,
+        skipped=len(units) - len(todo),
+        started=started,
+        errors=errors,
+        set_aside=set_aside,
+    )
     if cfg.dedup is not None and not errors:
         result = dedup_phase(cfg, output, result, rerun=bool(todo))
         write_json_atomic(fs, f"{root}/run.json", result)
@@ -325,7 +360,13 @@ def _attribute_dedup(rejected_dir: Path, phase1: dict) -> dict[str, dict]:
 
 
 def summarize(
-    cfg: PipelineConfig, units: list[Unit], output: str, skipped: int, started: float, errors
+    cfg: PipelineConfig,
+    units: list[Unit],
+    output: str,
+    skipped: int,
+    started: float,
+    errors,
+    set_aside: Sequence[str] = (),
 ) -> dict:
     fs, root = resolve(output)
     total = RunStats()
@@ -345,6 +386,7 @@ def summarize(
             "split_documents": total.stage_counters.get("input.split_documents", 0),
             "split_parts": total.stage_counters.get("input.split_parts", 0),
             "failed_units": list(errors),
+            "inputs_set_aside": list(set_aside),  # found in folders, of no known format: not read
             "timings": {
                 "wall_s": round(time.time() - started, 3),
                 "unit_seconds_sum": round(unit_seconds, 3),

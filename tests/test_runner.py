@@ -153,6 +153,32 @@ def test_second_run_on_same_output_resumes_everything(ray_session, mixed_corpus,
         run(changed, inputs=[str(mixed_corpus)], output=str(tmp_path / "out"), progress=False)
 
 
+def test_resume_refuses_inputs_changed_since_the_run_started(ray_session, corpus, tmp_path):
+    """An appended file keeps its unit, so a resume would count the old unit done and lose the new
+    records: the inputs' sizes and modification times are part of the plan. A stray LICENSE or CSV
+    in an input folder is set aside (named in run.json), not a reason to stop."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    zh = [json.loads(line) for line in open(corpus / "zh/cmrc2018_zhwiki_contexts.jsonl", encoding="utf-8")]
+    ewt = [json.loads(line) for line in open(corpus / "web/text/ewt_web_docs.jsonl", encoding="utf-8")]
+    write_jsonl(inputs / "zh.jsonl", [{"id": d["id"], "text": d["text"]} for d in zh[:100]])
+    write_jsonl(inputs / "en.jsonl", [{"id": d["doc_id"], "text": d["text"]} for d in ewt[:100]])
+    (inputs / "LICENSE").write_text("CC BY-SA 4.0\n")
+    (inputs / "notes.csv").write_text("id,comment\n1,checked\n")
+    cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", ["write.report=false", "dedup=null"])
+    first = run(cfg, inputs=[str(inputs)], output=str(tmp_path / "out"), progress=False)
+    assert first["input"] == 200
+    assert sorted(Path(p).name for p in first["inputs_set_aside"]) == ["LICENSE", "notes.csv"]
+    with open(inputs / "en.jsonl", "a", encoding="utf-8") as f:  # 50 more records after the run
+        f.writelines(json.dumps({"id": d["doc_id"], "text": d["text"]}) + "\n" for d in ewt[100:150])
+    with pytest.raises(RunError, match=r"changed since it started \(.*en\.jsonl: \d+ -> \d+ bytes\)"):
+        run(cfg, inputs=[str(inputs)], output=str(tmp_path / "out"), progress=False)
+    again = run(cfg, inputs=[str(inputs)], output=str(tmp_path / "fresh"), progress=False)
+    assert again["input"] == 250  # a new output reads the new records
+    with pytest.raises(ValueError, match="cannot tell the format of .*LICENSE"):
+        run(cfg, inputs=[str(inputs / "LICENSE")], output=str(tmp_path / "named"), progress=False)
+
+
 def _kill_session(proc: subprocess.Popen) -> None:
     """SIGKILL the job and every Ray process it started, as a lost node would.
 

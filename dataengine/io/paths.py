@@ -59,6 +59,14 @@ def file_size(path: str) -> int:
     return fs.get_file_info(inner).size
 
 
+def file_stamp(path: str) -> list[int | None]:
+    """[size, modification time in ns] of a file: what a resumed run compares to notice that an input
+    changed since the run started (an appended file keeps its units, so they alone would not tell)."""
+    fs, inner = resolve(path)
+    info = fs.get_file_info(inner)
+    return [info.size, info.mtime_ns]
+
+
 def _uri_prefix(path: str) -> str:
     """'s3://' for 's3://bucket/key'; the part put back in front of paths listed by the filesystem."""
     return path.split("://", 1)[0] + "://"

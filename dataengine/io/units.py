@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,6 +61,28 @@ def infer_format(path: str) -> str:
             f"optionally .gz/.zst); set input.format to one of jsonl, parquet, text, warc, arc"
         )
     return fmt
+
+
+def set_aside_unknown(
+    files: Sequence[str], named: Sequence[str], cfg: InputConfig
+) -> tuple[list[str], list[str]]:
+    """(files to read, files set aside). With input.format auto, a file found in a folder or by a glob
+    whose extension names no format (a LICENSE, a data.csv) is set aside, so a stray file does not stop
+    a run; a file named by itself must have a known format (infer_format says why not)."""
+    if cfg.format != "auto":
+        return list(files), []
+    explicit = {p if "://" in p else os.path.abspath(p) for p in named}
+    keep, aside = [], []
+    for path in files:
+        try:
+            infer_format(path)
+        except ValueError:
+            if path in explicit:
+                raise
+            aside.append(path)
+            continue
+        keep.append(path)
+    return keep, aside
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ meta, the shard manifest). Rows are read in batches, so memory is bounded by the
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,7 +27,9 @@ import pyarrow.compute as pc
 from dataengine.io.config import InputConfig
 from dataengine.io.paths import expand_inputs as expand_paths
 from dataengine.io.readers import read_unit
-from dataengine.io.units import Unit, plan_units
+from dataengine.io.units import Unit, plan_units, set_aside_unknown
+
+log = logging.getLogger(__name__)
 
 DOCUMENT_SCHEMA = pa.schema(
     [
@@ -50,7 +53,13 @@ def plan(inputs: Sequence[str | Path], config: InputConfig) -> list[Unit]:
     """The work units of ``inputs``, as ``dataengine run`` plans them; FileNotFoundError names a missing one."""
     if not inputs:
         raise ValueError("no inputs: give --input PATH (or inputs: in the config)")
-    return plan_units(expand_paths([str(p) for p in inputs]), config)
+    named = [str(p) for p in inputs]
+    files, set_aside = set_aside_unknown(expand_paths(named), named, config)
+    for path in set_aside:
+        log.warning(
+            "input %s: no known format from its extension; skipped (set input.format to read it)", path
+        )
+    return plan_units(files, config)
 
 
 def _string(value: object) -> str | None:
