@@ -7,14 +7,17 @@ then flag every step after it. No verdict before `min_history` steps (by default
 early training moves too fast for a window to describe it). The test is one-sided: a sudden drop
 is not a spike.
 
-The trainer turns `limits()` into a device-side comparison that gates the optimizer step, so the
-decision itself needs no host round trip; `observe` then takes the values the host reads anyway.
+`is_spike` compares on the device, and the trainer gates the optimizer step with it, so the decision
+needs no host round trip; `observe` then takes the values the host reads anyway. Disabled, only
+non-finite values are spikes.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+
+import torch
 
 
 def _mean_std(history: deque[float]) -> tuple[float, float]:
@@ -25,14 +28,14 @@ def _mean_std(history: deque[float]) -> tuple[float, float]:
 
 
 class SpikeGuard:
-    def __init__(self, window: int, min_history: int, z_threshold: float):
-        self.min_history, self.z_threshold = min_history, z_threshold
+    def __init__(self, window: int, min_history: int, z_threshold: float, enabled: bool = True):
+        self.min_history, self.z_threshold, self.enabled = min_history, z_threshold, enabled
         self.losses: deque[float] = deque(maxlen=window)
         self.grads: deque[float] = deque(maxlen=window)
 
     @property
     def ready(self) -> bool:
-        return len(self.losses) >= self.min_history
+        return self.enabled and len(self.losses) >= self.min_history
 
     def limits(self) -> tuple[float, float]:
         """(loss, gradient norm) above which the next step is a spike; infinite before min_history."""
@@ -53,11 +56,14 @@ class SpikeGuard:
         (lm, ls), (gm, gs) = _mean_std(self.losses), _mean_std(self.grads)
         return (loss - lm) / ls, (grad_norm - gm) / gs
 
-    def is_spike(self, loss: float, grad_norm: float) -> bool:
-        """The host-side form of the trainer's device test."""
-        loss_limit, grad_limit = self.limits()
-        finite = math.isfinite(loss) and math.isfinite(grad_norm)
-        return not finite or loss > loss_limit or grad_norm > grad_limit
+    def is_spike(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
+        """The verdict as a tensor on the values' device (no host round trip): non-finite always, above
+        the limits once the window has min_history steps and the z-test is enabled."""
+        spike = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        if self.ready:
+            loss_limit, grad_limit = self.limits()
+            spike = spike | (loss > loss_limit) | (grad_norm > grad_limit)
+        return spike
 
     def observe(self, loss: float, grad_norm: float) -> None:
         if math.isfinite(loss) and math.isfinite(grad_norm):

@@ -89,7 +89,8 @@ class Trainer:
             self.run_id = run_identity(self.run_dir, ledger_file)
             self.ledger = UsageLedger(ledger_file)
             self.ledger.register_run(self.run_id, self.dataset)
-        self.guard = SpikeGuard(cfg.spike.window, cfg.spike_min_history, cfg.spike.z_threshold)
+        spike = cfg.spike
+        self.guard = SpikeGuard(spike.window, cfg.spike_min_history, spike.z_threshold, spike.enabled)
         self.step, self.tokens = 0, 0
         self.skip_steps: set[int] = set()
         self.prepared: tuple[int, Batch] | None = None  # (step, this rank's batch), fetched ahead
@@ -365,12 +366,9 @@ class Trainer:
         return record
 
     def _gate(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
-        """The spike verdict as a device tensor: non-finite always, above the guard's limits once it
-        has history. Fused AdamW skips its whole update (moments and step count too) where it is 1."""
-        spike = ~(torch.isfinite(loss) & torch.isfinite(grad_norm))
-        if self.cfg.spike.enabled and self.guard.ready:
-            loss_limit, grad_limit = self.guard.limits()
-            spike = spike | (loss > loss_limit) | (grad_norm > grad_limit)
+        """Shut the optimizer step on the guard's device-side verdict: fused AdamW skips its whole
+        update (moments and step count too) where found_inf is 1."""
+        spike = self.guard.is_spike(loss, grad_norm)
         self.optimizer.found_inf = spike.float()
         return spike
 
