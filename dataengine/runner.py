@@ -25,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 
 from dataengine.config import PipelineConfig
-from dataengine.io.paths import expand_inputs, file_stamp
+from dataengine.io.paths import expand_inputs, file_stamps
 from dataengine.io.readers import read_unit
 from dataengine.io.units import Unit, plan_units, set_aside_unknown
 from dataengine.io.writers import AtomicParquetWriter, exists, read_json, resolve, write_json_atomic
@@ -228,16 +228,12 @@ def run(
         raise RunError("no output directory: give --output DIR (or `output:` in the config)")
     cfg = cfg.model_copy(update={"inputs": paths, "output": output})
     files, set_aside = set_aside_unknown(expand_inputs(paths), paths, cfg.input)
-    for path in set_aside:
-        log.warning(
-            "input %s: no known format from its extension; skipped (set input.format to read it)", path
-        )
     units = plan_units(files, cfg.input)
     if cfg.stages.quality is not None and cfg.stages.quality.uses_keep_top():
         cfg = resolve_keep_top(cfg, _sample_batches(units, cfg, cfg.stages.quality.keep_top_sample))
     fs, root = resolve(output)
     fingerprint = _plan_fingerprint(cfg, units)
-    stamps = {path: file_stamp(path) for path in files}
+    stamps = file_stamps(files)
     plan_path = f"{root}/_units/plan.json"
     if exists(fs, plan_path):
         previous = read_json(fs, plan_path)

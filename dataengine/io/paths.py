@@ -59,12 +59,22 @@ def file_size(path: str) -> int:
     return fs.get_file_info(inner).size
 
 
-def file_stamp(path: str) -> list[int | None]:
-    """[size, modification time in ns] of a file: what a resumed run compares to notice that an input
-    changed since the run started (an appended file keeps its units, so they alone would not tell)."""
-    fs, inner = resolve(path)
-    info = fs.get_file_info(inner)
-    return [info.size, info.mtime_ns]
+def file_stamps(paths: Sequence[str]) -> dict[str, list[int | None]]:
+    """[size, modification time in ns] per file: what a resumed run compares to notice that an input
+    changed since the run started (an appended file keeps its units, so they alone would not tell).
+    One get_file_info call per filesystem (per bucket), not one per file."""
+    groups: dict[object, tuple[pafs.FileSystem, list[tuple[str, str]]]] = {}
+    for path in paths:
+        fs, inner = resolve(path)
+        key = "local" if fs.type_name == "local" else id(fs)  # bucket filesystems are cached
+        groups.setdefault(key, (fs, []))[1].append((path, inner))
+    stamps = {}
+    for fs, members in groups.values():
+        infos = fs.get_file_info([inner for _, inner in members])
+        stamps.update(
+            {path: [info.size, info.mtime_ns] for (path, _), info in zip(members, infos, strict=True)}
+        )
+    return stamps
 
 
 def _uri_prefix(path: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import pyarrow.parquet as pq
 
 from dataengine.io.config import InputConfig
 from dataengine.io.paths import file_size, open_random_access
+
+log = logging.getLogger(__name__)
 
 _EXTENSIONS = {
     ".jsonl": "jsonl",
@@ -67,7 +70,7 @@ def set_aside_unknown(
     files: Sequence[str], named: Sequence[str], cfg: InputConfig
 ) -> tuple[list[str], list[str]]:
     """(files to read, files set aside). With input.format auto, a file found in a folder or by a glob
-    whose extension names no format (a LICENSE, a data.csv) is set aside, so a stray file does not stop
+    whose extension names no format (a LICENSE, a data.csv) is set aside with a warning, so a stray file does not stop
     a run; a file named by itself must have a known format (infer_format says why not)."""
     if cfg.format != "auto":
         return list(files), []
@@ -79,6 +82,9 @@ def set_aside_unknown(
         except ValueError:
             if path in explicit:
                 raise
+            log.warning(
+                "input %s: no known format from its extension; skipped (set input.format to read it)", path
+            )
             aside.append(path)
             continue
         keep.append(path)

@@ -16,7 +16,6 @@ meta, the shard manifest). Rows are read in batches, so memory is bounded by the
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,8 +27,6 @@ from dataengine.io.config import InputConfig
 from dataengine.io.paths import expand_inputs as expand_paths
 from dataengine.io.readers import read_unit
 from dataengine.io.units import Unit, plan_units, set_aside_unknown
-
-log = logging.getLogger(__name__)
 
 DOCUMENT_SCHEMA = pa.schema(
     [
@@ -54,11 +51,7 @@ def plan(inputs: Sequence[str | Path], config: InputConfig) -> list[Unit]:
     if not inputs:
         raise ValueError("no inputs: give --input PATH (or inputs: in the config)")
     named = [str(p) for p in inputs]
-    files, set_aside = set_aside_unknown(expand_paths(named), named, config)
-    for path in set_aside:
-        log.warning(
-            "input %s: no known format from its extension; skipped (set input.format to read it)", path
-        )
+    files, _ = set_aside_unknown(expand_paths(named), named, config)
     return plan_units(files, config)
 
 
