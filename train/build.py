@@ -111,11 +111,13 @@ def check_tokenizers(base_dir: str | Path, shards_dir: str | Path, mode: str) ->
 
 
 def materialize(model: Transformer, device: torch.device | str) -> None:
-    """Allocate a meta-built model's storage on `device`, uninitialised. to_empty gives each module a
-    new tensor, which unties a tied head (FSDP2 keeps shared parameters shared): tie it again."""
+    """Allocate a meta-built model's storage on `device`: parameters uninitialised, rope tables computed
+    (derived from the config, they are in no checkpoint or base). to_empty gives each module a new
+    tensor, which unties a tied head (FSDP2 keeps shared parameters shared): tie it again."""
     model.to_empty(device=device)
     if model.cfg.tie_embeddings and model.head.weight is not model.embed.weight:
         model.head.weight = model.embed.weight
+    model.reset_rope()
 
 
 def build_model(
@@ -139,7 +141,6 @@ def build_model(
     )
     materialize(model, dist_info.device)
     if not initialise:
-        model.reset_rope()  # buffers are not in checkpoints
         return model
     with torch.no_grad(), implicit_replication():  # full tensors into sharded ones: each rank its piece
         if fresh is None:
@@ -184,4 +185,3 @@ def load_base(model: nn.Module, hf_dir: str | Path, fresh: FreshRows) -> None:
                     f"the model built from {Path(hf_dir) / 'config.json'} needs {tuple(p.shape)}"
                 )
             p.copy_(value)
-    model.reset_rope()

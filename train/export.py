@@ -40,7 +40,6 @@ def load_model(checkpoint: str | Path) -> tuple[Transformer, dict]:
     with torch.device("meta"):
         model = Transformer(ModelConfig(**meta["model"]))
     materialize(model, "cpu")
-    model.reset_rope()
     load_checkpoint(checkpoint, model, None)
     return model, meta
 
