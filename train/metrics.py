@@ -91,7 +91,11 @@ class IntervalMeans:
     (a single step's loss on a small batch is noise). Loss per channel is token-weighted."""
 
     def __init__(self, n_channels: int):
-        self.sums = torch.zeros(2, n_channels + 1, dtype=torch.float64)
+        self.n_channels = n_channels
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = torch.zeros(2, self.n_channels + 1, dtype=torch.float64)
         self.grad_norm = self.seconds = 0.0
         self.steps = self.skipped = self.tokens = 0
 
@@ -115,5 +119,5 @@ class IntervalMeans:
             for c, name in enumerate(channels):
                 if self.sums[1, c + 1] > 0:
                     out[f"loss/{name}"] = float(self.sums[0, c + 1] / self.sums[1, c + 1])
-        self.__init__(len(channels))
+        self._reset()
         return out

@@ -285,12 +285,7 @@ class Trainer:
             self._log(self._summary(record))
         if record["step"] % self.cfg.train.log_interval == 0 or self.stopping:
             means = self.interval.flush(self.channels)
-            tokens_per_s = means.get("tokens_per_s")
-            mfu = (
-                self.flops_per_token * tokens_per_s / (self.peak * self.dist.world_size)
-                if (self.peak and tokens_per_s)
-                else None
-            )
+            mfu = self._mfu(means.get("tokens_per_s"))
             line = {
                 "step": self.step,
                 "tokens": self.tokens,
@@ -300,6 +295,12 @@ class Trainer:
             }
             self.metrics.log(line)
             self._log(self._summary(line))
+
+    def _mfu(self, tokens_per_s: float | None) -> float | None:
+        """Model FLOPs utilisation (train/metrics.py); None without a peak (CPU) or a rate."""
+        if not (self.peak and tokens_per_s):
+            return None
+        return self.flops_per_token * tokens_per_s / (self.peak * self.dist.world_size)
 
     def _lr(self, step: int) -> float:
         return self.cfg.train.lr * lr_factor(step, self.cfg.train.max_steps, self.cfg.schedule)
@@ -359,9 +360,7 @@ class Trainer:
         tokens_per_s = step_tokens / elapsed
         record: dict[str, Any] = {"step": self.step, "tokens": self.tokens, "loss": loss_value, "lr": lr}
         record.update({"grad_norm": norm_value, "tokens_per_s": tokens_per_s})
-        record["mfu"] = (
-            self.flops_per_token * tokens_per_s / (self.peak * self.dist.world_size) if self.peak else None
-        )
+        record["mfu"] = self._mfu(tokens_per_s)
         record.update(self._channel_losses(sums, "loss"))
         return record
 
