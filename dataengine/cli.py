@@ -14,6 +14,15 @@ from dataengine.config import PipelineConfig
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming pretraining data engine.")
 
 
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", help="show Ray's own INFO lines and worker logs"),
+) -> None:
+    from dataengine.runtime import set_verbose
+
+    set_verbose(verbose)
+
+
 @app.command(epilog=config_epilog(PipelineConfig))
 def run(
     config: Path = typer.Argument(..., help="pipeline YAML, e.g. configs/pipeline.yaml"),

@@ -28,7 +28,8 @@ from dataengine.configio import apply_overrides, validate
 from dataengine.io.writers import AtomicParquetWriter, read_json, resolve, write_json_atomic
 from dataengine.keep_top import open_quality, resolve_keep_top
 from dataengine.processor import DocumentProcessor
-from dataengine.runner import RunError, dedup_phase, versions
+from dataengine.runner import RunError, dedup_phase
+from dataengine.runtime import versions
 from dataengine.stages import STAGES
 from dataengine.stats import RunStats
 

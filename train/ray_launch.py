@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from dataengine.runtime import init_ray
 from train.config import TrainConfig, load_train_config
 from train.preemption import SIGNALS, request_stop
 
@@ -43,12 +44,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
 def launch(cfg: TrainConfig, num_workers: int, use_gpu: bool, address: str | None = None) -> None:
     """Run `cfg` on `num_workers` Ray Train workers (connects to `address`, else $RAY_ADDRESS or local)."""
-    import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if not ray.is_initialized():
-        ray.init(address=address)
+    init_ray(address)
     config = _absolute(cfg)
     previous = {
         sig: signal.signal(sig, lambda signum, frame: request_stop(config["run_dir"])) for sig in SIGNALS

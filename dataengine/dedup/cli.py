@@ -69,13 +69,12 @@ def dedup_command(
         "decontam.benchmarks": decontam,
     }
     cfg = load_config(config_arg or config, set_, flags)
-    import ray
-
     from dataengine.dedup.runner import run_dedup
     from dataengine.dedup.staging import InputError
+    from dataengine.runtime import init_ray
 
-    if ray_address and not ray.is_initialized():
-        ray.init(address=ray_address, log_to_driver=False)
+    if ray_address:
+        init_ray(ray_address)
     try:
         run = run_dedup(cfg.inputs, cfg.output, cfg.dedup_config(), cfg.input)
     except (FileNotFoundError, InputError) as exc:

@@ -20,7 +20,6 @@ decision rows):
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import time
 from collections import Counter
@@ -45,6 +44,7 @@ from dataengine.dedup.minhash import minhash_signatures, signatures_from_column,
 from dataengine.dedup.raytools import phase2_context
 from dataengine.io.config import InputConfig
 from dataengine.pack.inputs import reader_config
+from dataengine.runtime import init_ray, versions
 
 _CHUNK = 2000
 _OUTPUT_COLUMNS = ("reject", "duplicate_of", "dup_cluster", "dup_cluster_size", "semantic_cluster")
@@ -321,8 +321,7 @@ def _passes(
     decontamination report and how many MinHash signatures came from a stored column."""
     paths = [f.path for f in inputs_]
     total = sum(f.num_rows for f in inputs_)
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+    init_ray()
 
     def lap(name: str, start: float) -> float:
         timings[name] = round(time.time() - start, 3)
@@ -487,7 +486,7 @@ def run_dedup(
         # inputs read by run's readers into OUT/_staged (removed now): units, documents, io:* rejected
         "staged": {"units": staged.units, "documents": staged.documents, "rejected": staged.rejected.total()},
         "lsh": {"bands": cfg.minhash.band_params[0], "rows": cfg.minhash.band_params[1]},
-        "versions": _versions(),
+        "versions": versions(),
         "timings": timings,
         "input": total + staged.rejected.total(),
         "kept": kept,
@@ -613,15 +612,3 @@ def _insert_kept(decisions: ray.data.Dataset, meta: ray.data.Dataset, cfg: Dedup
     for batch in sigs.iter_batches(batch_size=5000, batch_format="numpy"):
         index.insert(batch["id"].tolist(), np.asarray(batch["_sig"], dtype=np.uint32))
     index.save()
-
-
-def _versions() -> dict[str, str]:
-    import datasketch
-
-    return {
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "pyarrow": pa.__version__,
-        "datasketch": datasketch.__version__,
-        "numpy": np.__version__,
-    }

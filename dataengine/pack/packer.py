@@ -55,6 +55,7 @@ from dataengine.pack.shards import (
 )
 from dataengine.pack.specials import HF_TOKENIZER_FILES, require_eos, special_ids, special_tokens_for
 from dataengine.pack.tokenizer import file_sha256, load_tokenizer, meta_path, read_meta, tokenizer_file
+from dataengine.runtime import init_ray
 
 SPLITS = ("train", "heldout")
 READ_AHEAD_BLOCKS = 8  # Ray Data blocks the driver holds ahead of packing (8 x block_bytes)
@@ -194,18 +195,6 @@ class StreamPacker:
         return self.writer.close(write_manifest=False)
 
 
-def _init_ray():
-    import ray
-
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
-    return ray
-
-
 def _task_batches(tables: Iterator[pa.Table], max_rows: int, max_text_bytes: int) -> Iterator[pa.Table]:
     """The ordered documents regrouped into tokenize tasks of at most ``max_rows`` documents
     and about ``max_text_bytes`` of text (a longer single document is a task of its own).
@@ -335,7 +324,7 @@ def pack(
         for split in SPLITS
     }
 
-    ray = _init_ray()
+    ray = init_ray()
     context = ray.data.DataContext.get_current()
     saved = (
         context.execution_options.preserve_order,
