@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dataengine.cli_support import CONFIG_ARGUMENT_HELP, SET_HELP
 from dataengine.io.config import InputConfig
+from dataengine.io.paths import write_bytes_atomic
 
 CALIBRATED_STAGES = ("gopher", "gopher_rep", "c4", "fineweb")
 
@@ -352,8 +353,7 @@ def calibrate(cfg: CalibrateCommand) -> dict:
         "set_aside": other,
         "rules": results,
     }
-    Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.output).write_text(thresholds_yaml(cfg, summary), encoding="utf-8")
+    write_bytes_atomic(cfg.output, thresholds_yaml(cfg, summary).encode())  # local or s3://
     return summary
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from dataengine.configio import ConfigError
+from dataengine.io.paths import is_dir, is_file, join, read_bytes
 from eval.config import EvalConfig, load_eval_config
 
 MODEL_PARTS = ("perplexity", "probes", "needle", "multiple_choice")
@@ -40,24 +41,24 @@ def _data_dir(cfg: EvalConfig) -> list[str]:
     )
 
 
-def _shards_problem(path: Path, split: str) -> str | None:
-    manifest = path / "manifest.json"
-    if not manifest.is_file():
+def _shards_problem(path: Path | str, split: str) -> str | None:
+    manifest = join(path, "manifest.json")
+    if not is_file(manifest):
         return f"{path} is a directory without manifest.json (a directory must be token shards, §3.3)"
     try:
-        splits = json.loads(manifest.read_text(encoding="utf-8")).get("splits", {})
+        splits = json.loads(read_bytes(manifest).decode("utf-8")).get("splits", {})
     except (json.JSONDecodeError, AttributeError, OSError) as exc:
         return f"{manifest}: unreadable shards manifest ({exc})"
     if split not in splits:
         return f"{path} has no {split!r} split (data.split; it has {sorted(splits)})"
-    if not (path / "tokenizer.json").is_file():
+    if not is_file(join(path, "tokenizer.json")):
         return f"{path} has no tokenizer.json (needed to decode the shards)"
     return None
 
 
 def _resolved(
-    raws: list[str], key: str, resolve: Callable[[str, str], Path], problems: list[str]
-) -> Iterator[tuple[str, Path]]:
+    raws: list[str], key: str, resolve: Callable[[str, str], Path | str], problems: list[str]
+) -> Iterator[tuple[str, Path | str]]:
     """(key[i], path) of each listed path; a path that cannot be resolved becomes a problem instead."""
     for i, raw in enumerate(raws):
         try:
@@ -69,11 +70,11 @@ def _resolved(
 def _perplexity(cfg: EvalConfig) -> list[str]:
     problems: list[str] = []
     for key, path in _resolved(cfg.data.heldout, "data.heldout", cfg.resolve, problems):
-        if path.is_dir():
+        if is_dir(path):
             problem = _shards_problem(path, cfg.data.split)
             if problem:
                 problems.append(f"{key}: {problem}")
-        elif not path.is_file():
+        elif not is_file(path):
             problems.append(f"{key}: {path} does not exist")
     return problems
 
@@ -82,9 +83,9 @@ def _probes(cfg: EvalConfig) -> list[str]:
     from eval.probes import load_probes
 
     problems: list[str] = []
-    paths: list[Path] = []
+    paths: list[Path | str] = []
     for key, path in _resolved(cfg.probes.files, "probes.files", cfg.resolve, problems):
-        if path.is_file():
+        if is_file(path):
             paths.append(path)
         else:
             problems.append(f"{key}: {path} does not exist")
@@ -137,7 +138,7 @@ def _records(cfg: EvalConfig) -> list[str]:
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        if not path.is_file():
+        if not is_file(path):
             problems.append(f"{key}: {path} does not exist")
     return problems
 

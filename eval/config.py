@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataengine.configio import CONFIG_DIR, ConfigError, load_config
+from dataengine.io.paths import is_uri
 
 __all__ = ["CONFIG_DIR", "PACKAGED_DATA", "ConfigError", "EvalConfig", "load_eval_config"]
 
@@ -136,20 +137,25 @@ class EvalConfig(_Strict):
         _check_placeholders(self.data_dir, "data_dir", KNOWN_PLACEHOLDERS - {"{data_dir}"})
         return Path(self.data_dir.replace("{configs}", str(CONFIG_DIR)))
 
-    def resolve(self, path: str, key: str = "path") -> Path:
-        """A user-facing path: placeholders expanded, relative to the current directory.
+    def resolve(self, path: str, key: str = "path") -> Path | str:
+        """A user-facing path: placeholders expanded, relative to the current directory; a URI (s3://...)
+        stays a string, since pathlib would turn `s3://b/k` into `s3:/b/k`.
 
         `key` names the config key in the ConfigError raised for an unknown placeholder."""
         _check_placeholders(path, key, KNOWN_PLACEHOLDERS)
         expanded = path.replace("{configs}", str(CONFIG_DIR))
         if "{data_dir}" in expanded:
             expanded = expanded.replace("{data_dir}", str(self.data_root()))
-        return Path(expanded)
+        return expanded if is_uri(expanded) else Path(expanded)
 
-    def resolve_data(self, path: str, key: str = "path") -> Path:
-        """A path inside `data_dir` (needle haystacks, benchmark files); absolute paths stay as they are."""
+    def resolve_data(self, path: str, key: str = "path") -> Path | str:
+        """A path inside `data_dir` (needle haystacks, benchmark files); absolute paths and URIs stay as they are."""
         candidate = self.resolve(path, key)
-        return candidate if candidate.is_absolute() else self.data_root() / candidate
+        return (
+            candidate
+            if isinstance(candidate, str) or candidate.is_absolute()
+            else self.data_root() / candidate
+        )
 
 
 def _check_placeholders(path: str, key: str, known: set[str]) -> None:

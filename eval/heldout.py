@@ -2,19 +2,24 @@
 
 Everything becomes text with a domain label, so a model with any tokenizer can be measured on the same
 bytes (bits-per-byte stays comparable across tokenizers). Shard spans are decoded with the shards' own
-tokenizer.json.
+tokenizer.json. Each source may be local or on object storage (s3://..., read through
+``dataengine.io.paths``, the engine's one filesystem layer).
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import os
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from dataengine.io.paths import is_dir, is_file, join, open_random_access, read_bytes
 from eval.config import DataConfig
 
 
@@ -26,20 +31,26 @@ class HeldoutDoc:
     doc_id: str | None = None
 
 
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+def _name(path: Path | str) -> str:
+    return posixpath.basename(os.fspath(path).rstrip("/"))
 
 
-def _stem(path: Path) -> str:
-    name = path.name
+def _open_text(path: Path | str) -> IO[str]:
+    """Text of a local or remote file, gunzipped when it ends in .gz; streamed, not read whole."""
+    raw = io.BufferedReader(open_random_access(os.fspath(path)), 1 << 20)
+    if _name(path).endswith(".gz"):
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="rb"), encoding="utf-8")
+    return io.TextIOWrapper(raw, encoding="utf-8")
+
+
+def _stem(path: Path | str) -> str:
+    name = _name(path)
     for suffix in (".gz", ".jsonl", ".json", ".txt"):
         name = name.removesuffix(suffix)
     return name
 
 
-def _jsonl_docs(path: Path, cfg: DataConfig) -> Iterator[HeldoutDoc]:
+def _jsonl_docs(path: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
     with _open_text(path) as fh:
         for line_no, line in enumerate(fh, 1):
             if not line.strip():
@@ -54,10 +65,12 @@ def _jsonl_docs(path: Path, cfg: DataConfig) -> Iterator[HeldoutDoc]:
             if not text.strip():
                 continue
             domain = row.get(cfg.domain_field) or _stem(path)
-            yield HeldoutDoc(text, str(domain), row.get("lang"), str(row.get("id", f"{path.name}:{line_no}")))
+            yield HeldoutDoc(
+                text, str(domain), row.get("lang"), str(row.get("id", f"{_name(path)}:{line_no}"))
+            )
 
 
-def _text_docs(path: Path, cfg: DataConfig) -> Iterator[HeldoutDoc]:
+def _text_docs(path: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
     """A plain-text file is cut at paragraph breaks into documents of about max_chars_per_doc."""
     with _open_text(path) as fh:
         text = fh.read()
@@ -68,20 +81,20 @@ def _text_docs(path: Path, cfg: DataConfig) -> Iterator[HeldoutDoc]:
         chunk.append(paragraph)
         size += len(paragraph) + 2
         if size >= cfg.max_chars_per_doc:
-            yield HeldoutDoc("\n\n".join(chunk).strip(), _stem(path), None, f"{path.name}#{index}")
+            yield HeldoutDoc("\n\n".join(chunk).strip(), _stem(path), None, f"{_name(path)}#{index}")
             chunk, size, index = [], 0, index + 1
     if "".join(chunk).strip():
-        yield HeldoutDoc("\n\n".join(chunk).strip(), _stem(path), None, f"{path.name}#{index}")
+        yield HeldoutDoc("\n\n".join(chunk).strip(), _stem(path), None, f"{_name(path)}#{index}")
 
 
-def _shard_docs(root: Path, cfg: DataConfig) -> Iterator[HeldoutDoc]:
+def _shard_docs(root: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
     """Spans decoded back to text; consecutive pieces of one document (split across rows) are joined."""
     from tokenizers import Tokenizer
 
     from dataengine.pack.shards import ShardReader
 
     reader = ShardReader(root, split=cfg.split)
-    tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+    tokenizer = Tokenizer.from_str(read_bytes(join(root, "tokenizer.json")).decode("utf-8"))
     pieces: list[int] = []
     current: dict | None = None
     for shard, row in reader.sequence_ids():
@@ -101,22 +114,22 @@ def _decoded(tokenizer, ids: list[int], span: dict) -> HeldoutDoc:
     return HeldoutDoc(text, str(span["channel"]), span.get("lang"), str(span["doc_id"]))
 
 
-def iter_docs(path: Path, cfg: DataConfig) -> Iterator[HeldoutDoc]:
+def iter_docs(path: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
     """Documents of one held-out source, by kind: shards directory, JSONL, or text."""
-    if path.is_dir():
-        if not (path / "manifest.json").is_file():
+    if is_dir(path):
+        if not is_file(join(path, "manifest.json")):
             raise ValueError(
                 f"{path}: a directory given as data.heldout must be a shards dir with manifest.json"
             )
         return _shard_docs(path, cfg)
-    if not path.is_file():
+    if not is_file(path):
         raise FileNotFoundError(f"data.heldout: {path} does not exist")
-    if ".jsonl" in path.suffixes or ".json" in path.suffixes:
+    if {".jsonl", ".json"} & {"." + part for part in _name(path).split(".")[1:]}:
         return _jsonl_docs(path, cfg)
     return _text_docs(path, cfg)
 
 
-def load_heldout(paths: list[Path], cfg: DataConfig) -> list[HeldoutDoc]:
+def load_heldout(paths: list[Path | str], cfg: DataConfig) -> list[HeldoutDoc]:
     """At most max_docs_per_domain documents per domain, each cut to max_chars_per_doc, in file order.
 
     Documents without a language get one from the engine's fastText language ID (for the per-language table).

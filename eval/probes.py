@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from dataengine.io.paths import is_file, read_bytes
+
 if TYPE_CHECKING:  # the config checks import this module without loading torch
     from eval.models import Scorer
 
@@ -59,13 +61,14 @@ Probe = Annotated[
 _PROBE_LIST = TypeAdapter(list[Probe])
 
 
-def load_probes(paths: list[Path]) -> list[Probe]:
-    """Probes from YAML files with a top-level `probes:` list; names must be unique across files."""
+def load_probes(paths: list[Path | str]) -> list[Probe]:
+    """Probes from YAML files (local or s3://...) with a top-level `probes:` list; names must be unique
+    across files."""
     probes: list[Probe] = []
     for path in paths:
-        if not path.is_file():
+        if not is_file(path):
             raise FileNotFoundError(f"probes file not found: {path} (probes.files)")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(read_bytes(path).decode("utf-8")) or {}
         if not isinstance(raw, dict) or not isinstance(raw.get("probes"), list):
             raise ValueError(f"{path}: expected a mapping with a `probes:` list")
         try:

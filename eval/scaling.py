@@ -22,6 +22,8 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
+from dataengine.io.paths import is_file, read_bytes
+
 HUBER_DELTA = 1e-3
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
 DEFAULT_GRID = {
@@ -170,12 +172,13 @@ def fit_with_intervals(
     return result
 
 
-def read_records(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Columns `keys` from a JSONL file of run records; a missing or non-numeric value names its line."""
-    if not path.is_file():
+def read_records(path: Path | str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Columns `keys` from a JSONL file of run records (local or s3://...); a missing or non-numeric
+    value names its line."""
+    if not is_file(path):
         raise FileNotFoundError(f"run records file not found: {path}")
     columns: dict[str, list[float]] = {k: [] for k in keys}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(read_bytes(path).decode("utf-8").splitlines(), 1):
         if not line.strip():
             continue
         row = json.loads(line)

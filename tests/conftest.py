@@ -70,3 +70,8 @@ def c4_docs(corpus) -> list[str]:
     from stage_corpora import english_web_docs
 
     return english_web_docs(corpus)["c4"]
+
+
+# The local S3 server (moto): importing the module puts its endpoint and fake credentials into the
+# environment now, before the session Ray instance starts, so Ray workers reach it too.
+from s3_server import s3_server, s3_uri  # noqa: E402, F401

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.distributed.tensor.experimental import implicit_replication
 
+from dataengine.io.paths import is_file, join, read_bytes
 from dataengine.pack.shards import MANIFEST, ShardReader
 from train.config import TrainConfig
 from train.hf import HFWeights, read_hf_config
@@ -45,7 +46,9 @@ def embedding_rows(reader: ShardReader) -> int:
     """Rows the shards' tokenizer needs: its embedding size (manifest `embedding_size`), else its vocabulary."""
     rows = reader.manifest.get("embedding_size") or reader.vocab_size
     if rows < reader.vocab_size:
-        raise ValueError(f"{reader.root / MANIFEST}: embedding_size {rows} < vocab_size {reader.vocab_size}")
+        raise ValueError(
+            f"{join(reader.root, MANIFEST)}: embedding_size {rows} < vocab_size {reader.vocab_size}"
+        )
     return rows
 
 
@@ -61,7 +64,7 @@ def model_config(cfg: TrainConfig, reader: ShardReader) -> ModelConfig:
         if model_cfg.vocab_size < reader.vocab_size:
             raise ValueError(
                 f"model.vocab_size {model_cfg.vocab_size} < shards vocab_size {reader.vocab_size} "
-                f"({reader.root / MANIFEST})"
+                f"({join(reader.root, MANIFEST)})"
             )
     else:
         model_cfg = cfg.model.model_copy(update={"vocab_size": rows})
@@ -70,11 +73,12 @@ def model_config(cfg: TrainConfig, reader: ShardReader) -> ModelConfig:
     return model_cfg
 
 
-def _vocabulary(path: Path) -> dict[int, str]:
-    """id -> token of a tokenizer.json, added tokens included."""
+def _vocabulary(path: Path | str) -> dict[int, str]:
+    """id -> token of a tokenizer.json (local or on object storage), added tokens included."""
     from tokenizers import Tokenizer
 
-    return {i: t for t, i in Tokenizer.from_file(str(path)).get_vocab(with_added_tokens=True).items()}
+    tokenizer = Tokenizer.from_str(read_bytes(path).decode("utf-8"))
+    return {i: t for t, i in tokenizer.get_vocab(with_added_tokens=True).items()}
 
 
 def check_tokenizers(base_dir: str | Path, shards_dir: str | Path, mode: str) -> FreshRows:
@@ -82,16 +86,16 @@ def check_tokenizers(base_dir: str | Path, shards_dir: str | Path, mode: str) ->
     base's vocabulary holds the same token in the shards' (equal, or the base's plus appended tokens).
     Mode `shards` takes the shards' tokenizer as it is. Either way, ids whose token the base's row does
     not stand for are returned, to start from the mean row."""
-    base_path, shards_path = Path(base_dir) / "tokenizer.json", Path(shards_dir) / "tokenizer.json"
+    base_path, shards_path = Path(base_dir) / "tokenizer.json", join(shards_dir, "tokenizer.json")
     if mode == "check":
         for path in (base_path, shards_path):
-            if not path.is_file():
+            if not is_file(path):
                 raise ValueError(
                     f"init_tokenizer: check: {path} not found, so the base's and the shards' vocabularies "
                     f"cannot be compared; set init_tokenizer: shards to train on the shards' ids as they are"
                 )
     base = _vocabulary(base_path) if base_path.is_file() else {}
-    shards = _vocabulary(shards_path) if shards_path.is_file() else {}
+    shards = _vocabulary(shards_path) if is_file(shards_path) else {}
     base_size = max(base, default=-1) + 1
     if mode == "check":
         differing = [i for i in range(base_size) if base.get(i) != shards.get(i)]

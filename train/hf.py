@@ -273,14 +273,19 @@ def write_run_tokenizer(
     differ: `tokenizer extend` appends tokens, `init_tokenizer: shards` replaces some). Its
     tokenizer_config.json when the shards folder has one, else one made from the manifest's ids. A
     file an earlier start left that the shards lack is removed (export copies every one there)."""
-    if not (Path(shards_dir) / "tokenizer.json").is_file():
+    from dataengine.io.paths import is_file, is_uri, join, read_bytes
+
+    if not is_file(join(shards_dir, "tokenizer.json")):
         return
     Path(tokenizer_dir).mkdir(exist_ok=True)
     for name in TOKENIZER_FILES:
-        source, target = Path(shards_dir) / name, Path(tokenizer_dir) / name
-        if name in RUN_TOKENIZER_FILES and source.is_file():
-            shutil.copy2(source, target)
+        source, target = join(shards_dir, name), Path(tokenizer_dir) / name
+        if name in RUN_TOKENIZER_FILES and is_file(source):
+            if is_uri(source):  # shards on object storage (s3://...): the run folder is local
+                target.write_bytes(read_bytes(source))
+            else:
+                shutil.copy2(source, target)
         else:
             target.unlink(missing_ok=True)
-    if not (Path(shards_dir) / "tokenizer_config.json").is_file():
+    if not is_file(join(shards_dir, "tokenizer_config.json")):
         write_tokenizer_config(tokenizer_dir, eos_id, pad_id, bos_id)

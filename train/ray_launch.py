@@ -5,7 +5,8 @@
 Ray Train starts one worker per process, sets RANK/LOCAL_RANK/WORLD_SIZE and the process group
 (nccl on GPU, gloo on CPU); each worker then runs the same `train.trainer.run` as torchrun would.
 The config is validated here, before any worker starts, and its paths are made absolute. On several
-nodes, run_dir (checkpoints are written by every rank) and data.shards must be on a shared filesystem.
+nodes, run_dir (checkpoints are written by every rank) and data.shards must be on a shared filesystem
+(data.shards may also be an s3:// URI: the trainer reads shards there in place, read-only).
 SIGTERM or SIGUSR1 to this driver becomes RUN/STOP: the workers checkpoint after their current step
 and finish (Ray Train runs their loop outside the main thread, where Python receives no signals).
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import typer
 
+from dataengine.io.paths import is_uri
 from dataengine.runtime import init_ray
 from train.config import TrainConfig, load_train_config
 from train.preemption import SIGNALS, request_stop
@@ -26,7 +28,8 @@ from train.preemption import SIGNALS, request_stop
 def _absolute(cfg: TrainConfig) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
     data["run_dir"] = str(Path(cfg.run_dir).resolve())
-    data["data"]["shards"] = str(Path(cfg.data.shards).resolve())
+    if not is_uri(cfg.data.shards):  # an s3:// URI is the same on every node; pathlib would mangle it
+        data["data"]["shards"] = str(Path(cfg.data.shards).resolve())
     if cfg.init_from:
         data["init_from"] = str(Path(cfg.init_from).resolve())
     if cfg.usage.ledger:

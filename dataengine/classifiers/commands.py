@@ -40,7 +40,7 @@ from dataengine.classifiers.train import (
 )
 from dataengine.cli_support import OutputKey
 from dataengine.io.config import InputConfig
-from dataengine.io.paths import expand_inputs
+from dataengine.io.paths import expand_inputs, is_uri
 from dataengine.io.readers import read_unit
 from dataengine.io.units import plan_units
 from dataengine.stages.quality import POSITIVE
@@ -159,6 +159,7 @@ def _labelled(groups: dict[str, list[str]], cfg: TrainingKeys) -> list[tuple[str
 
 def train_quality(cfg: QualityTrainCommand) -> dict:
     """Train, evaluate and write a quality model; returns its card."""
+    _local_output(cfg.output)
     if cfg.from_column is not None:
         examples, recipe = _examples_from_column(cfg)
     else:
@@ -176,12 +177,13 @@ def train_quality(cfg: QualityTrainCommand) -> dict:
         bin_edges=token_weighted_edges(scores, np.array([document_tokens(t) for t in reference])),
         bin_reference=f"the {len(reference)} {NEGATIVE} documents (train and held out), token-weighted",
     )
-    write_model_card(Path(cfg.output), card)
+    write_model_card(_local_output(cfg.output), card)
     return card
 
 
 def train_category(cfg: CategoryTrainCommand) -> dict:
     """Train, evaluate and write a category model; returns its card."""
+    _local_output(cfg.output)
     if cfg.labels:
         examples = _labelled(cfg.labels, cfg)
         recipe: dict = {"labels": cfg.labels}
@@ -201,8 +203,19 @@ def train_category(cfg: CategoryTrainCommand) -> dict:
     card = _train(examples, cfg, positive=None)
     card.pop("_model")
     card["recipe"] = recipe
-    write_model_card(Path(cfg.output), card)
+    write_model_card(_local_output(cfg.output), card)
     return card
+
+
+def _local_output(output: str) -> Path:
+    """The model file to write: local only, since fastText and the encoder head write (and the runner
+    memory-maps) the file themselves. Refused before any reading, rather than writing a folder "s3:"."""
+    if is_uri(output):
+        raise ValueError(
+            f"output {output!r}: the model must be written to a local path (fastText writes its file "
+            "itself); copy it to object storage afterwards"
+        )
+    return Path(output)
 
 
 def _train(examples: list[tuple[str, str]], cfg: TrainingKeys, positive: str | None) -> dict:
@@ -210,7 +223,7 @@ def _train(examples: list[tuple[str, str]], cfg: TrainingKeys, positive: str | N
     if not train or not held:
         raise ValueError(f"too few documents to hold out {cfg.heldout_fraction:.0%}: {len(examples)}")
     if cfg.backend == "encoder":
-        model = train_head(train, Path(cfg.output), cfg.encoder, cfg.encoder_max_chars)
+        model = train_head(train, _local_output(cfg.output), cfg.encoder, cfg.encoder_max_chars)
         settings: TrainSettings | dict = {
             "backend": "encoder",
             "encoder": cfg.encoder,
@@ -218,7 +231,7 @@ def _train(examples: list[tuple[str, str]], cfg: TrainingKeys, positive: str | N
         }
     else:
         settings = cfg.settings()
-        model = train_classifier(train, Path(cfg.output), settings)
+        model = train_classifier(train, _local_output(cfg.output), settings)
     return {
         "_model": model,
         "labels": sorted({label for label, _ in examples}),

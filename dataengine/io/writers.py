@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import posixpath
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from dataengine.io.paths import resolve
 
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A filesystem and path for a local path or a URI (s3://, gs://, file://)."""
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), str(Path(uri).resolve())
+__all__ = ["AtomicParquetWriter", "exists", "read_json", "resolve", "write_json_atomic"]
 
 
 def _tmp_name(path: str) -> str:
@@ -55,13 +51,13 @@ class AtomicParquetWriter:
 def write_json_atomic(fs: pafs.FileSystem, path: str, data: dict) -> None:
     fs.create_dir(posixpath.dirname(path), recursive=True)
     tmp = _tmp_name(path)
-    with fs.open_output_stream(tmp) as fh:
+    with fs.open_output_stream(tmp, compression=None) as fh:
         fh.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False).encode())
     fs.move(tmp, path)
 
 
 def read_json(fs: pafs.FileSystem, path: str) -> dict:
-    with fs.open_input_stream(path) as fh:
+    with fs.open_input_stream(path, compression=None) as fh:
         return json.loads(fh.read().decode())
 
 

@@ -137,6 +137,7 @@ def report(
     json_output: str = typer.Option(None, "--json", help="sets json_output"),
 ) -> None:
     """Characters and bytes per token per channel on held-out documents (Markdown table)."""
+    from dataengine.io.paths import write_bytes_atomic
     from dataengine.pack.compression import compression_report, format_report
     from dataengine.pack.tokenizer import load_tokenizer, meta_path, read_meta
 
@@ -164,7 +165,7 @@ def report(
         fail(str(err))
     _rejected_note(dict(rejected))
     if cfg.json_output:
-        Path(cfg.json_output).write_text(json.dumps(result, indent=2) + "\n")
+        write_bytes_atomic(cfg.json_output, (json.dumps(result, indent=2) + "\n").encode())
     typer.echo(format_report(result))
 
 

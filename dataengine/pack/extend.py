@@ -13,13 +13,13 @@ finds the same ones for the output.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tokenizers import AddedToken
 
+from dataengine.io.paths import read_bytes, write_bytes_atomic
 from dataengine.pack.specials import special_tokens_for
 from dataengine.pack.tokenizer import load_tokenizer, read_meta, tokenizer_file, write_meta
 
@@ -27,7 +27,7 @@ from dataengine.pack.tokenizer import load_tokenizer, read_meta, tokenizer_file,
 def read_word_list(path: str | Path) -> list[str]:
     """One word per line; blank lines and lines starting with '#' are skipped; order kept, duplicates dropped."""
     words: list[str] = []
-    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(read_bytes(path).decode("utf-8").splitlines(), 1):
         word = line.strip()
         if not word or word.startswith("#"):
             continue
@@ -66,14 +66,10 @@ def extend_tokenizer(tokenizer_path: str | Path, words: Sequence[str], output: s
         [AddedToken(w, single_word=False, lstrip=False, rstrip=False, normalized=False) for w in new]
     )
     added = {w: tokenizer.token_to_id(w) for w in new}
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
     if new:
-        tokenizer.save(str(tmp))
+        write_bytes_atomic(output, tokenizer.to_str(pretty=True).encode())
     else:
-        shutil.copyfile(tokenizer_file(tokenizer_path), tmp)
-    tmp.replace(output)
+        write_bytes_atomic(output, tokenizer_file(tokenizer_path).read_bytes())
     meta = {**meta, "added_tokens": [*meta.get("added_tokens", []), *new]}
     write_meta(output, meta)
     return {"added": added, "skipped": skipped, "vocab_size": tokenizer.get_vocab_size()}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -41,6 +40,7 @@ import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
 from dataengine.io.config import InputConfig
+from dataengine.io.paths import delete_file, join, resolve, write_bytes_atomic
 from dataengine.io.units import Unit
 from dataengine.pack.config import PackConfig
 from dataengine.pack.holdout import Heldout
@@ -254,18 +254,19 @@ def _tokenized_blocks(
         yield ray.get(in_order.popleft())
 
 
-def _copy_tokenizer_files(tokenizer_json: Path, output: Path) -> None:
+def _copy_tokenizer_files(tokenizer_json: Path, output: str) -> None:
     """The tokenizer goes with the shards as ``tokenizer.json``, with its sidecar and the Hugging Face
     files beside it (``tokenizer_config.json``, ``special_tokens_map.json``: what the trainer ships with
-    a model); a copy an earlier pack left there that this tokenizer lacks is removed."""
-    shutil.copyfile(tokenizer_json, output / "tokenizer.json")
-    beside = [(meta_path(tokenizer_json), meta_path(output / "tokenizer.json"))]
-    beside += [(tokenizer_json.parent / name, output / name) for name in HF_TOKENIZER_FILES]
+    a model); a copy an earlier pack left there that this tokenizer lacks is removed. ``tokenizer_json``
+    is local (``tokenizer_file`` fetches one on object storage); ``output`` may be a URI."""
+    write_bytes_atomic(join(output, "tokenizer.json"), tokenizer_json.read_bytes())
+    beside = [(meta_path(tokenizer_json), join(output, "tokenizer.meta.json"))]
+    beside += [(tokenizer_json.parent / name, join(output, name)) for name in HF_TOKENIZER_FILES]
     for source, target in beside:
         if source.is_file():
-            shutil.copyfile(source, target)
+            write_bytes_atomic(target, source.read_bytes())
         else:
-            target.unlink(missing_ok=True)
+            delete_file(target)
 
 
 def pack(
@@ -284,13 +285,13 @@ def pack(
     tokenizer_json = tokenizer_file(tokenizer_path)
     tokenizer = load_tokenizer(tokenizer_json)
     meta = read_meta(tokenizer_path)
-    heldout = config.heldout_for(meta, str(meta_path(tokenizer_json)))
+    heldout = config.heldout_for(meta, str(meta_path(tokenizer_path)))
     tokens = special_tokens_for(
         tokenizer,
         tokenizer_json,
         config.special_tokens.model_dump(),
         meta.get("special_roles"),
-        str(meta_path(tokenizer_json)),
+        str(meta_path(tokenizer_path)),
     )
     require_eos(tokens, tokenizer_json)
     ids = special_ids(tokenizer, tokens)
@@ -302,9 +303,10 @@ def pack(
         )
     order = make_order(config)
 
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / MANIFEST).unlink(missing_ok=True)  # no manifest until the new shards are complete
+    output = os.fspath(output)  # a local folder or a URI (s3://...): pathlib would mangle a URI
+    fs, inner = resolve(output)
+    fs.create_dir(inner, recursive=True)
+    delete_file(join(output, MANIFEST))  # no manifest until the new shards are complete
     _copy_tokenizer_files(tokenizer_json, output)
     sha = file_sha256(tokenizer_json)
     packers = {

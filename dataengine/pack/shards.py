@@ -21,6 +21,7 @@ complete, and the manifest is written last, so a reader never sees half a shard.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from dataengine.io.paths import (
+    is_file,
+    is_uri,
+    join,
+    open_random_access,
+    read_bytes,
+    resolve,
+    write_bytes_atomic,
+)
 
 FORMAT_NAME = "dataengine.token_shards"
 FORMAT_VERSION = 1
@@ -61,17 +73,16 @@ def dtype_for_vocab(vocab_size: int) -> str:
     return "uint16" if vocab_size <= np.iinfo(np.uint16).max + 1 else "uint32"
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _root(root: str | Path) -> Path | str:
+    """A local root as a Path, a URI (s3://...) as it is: ``Path`` would mangle ``s3://`` to ``s3:/``."""
+    return os.fspath(root) if is_uri(root) else Path(root)
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
-    path = Path(root) / MANIFEST
-    if not path.is_file():
+    path = join(root, MANIFEST)
+    if not is_file(path):
         raise FileNotFoundError(f"{path}: no shard manifest (is {root} a `dataengine pack` output?)")
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(read_bytes(path))
     if manifest.get("format") != FORMAT_NAME or manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}, "
@@ -108,7 +119,7 @@ class ShardWriter:
             raise ValueError(f"vocab_size {vocab_size} does not fit dtype {dtype}")
         if seq_len < 1:
             raise ValueError(f"seq_len {seq_len}: must be >= 1")
-        self.root = Path(root)
+        self.root = _root(root)
         self.split = split
         self.seq_len = seq_len
         self.dtype = dtype
@@ -119,10 +130,12 @@ class ShardWriter:
         self.extra = dict(extra or {})
         row_bytes = (seq_len + 1) * np.dtype(DTYPES[dtype]).itemsize
         self.rows_per_shard = rows_per_shard or max(1, SHARD_TARGET_BYTES // row_bytes)
-        self.dir = self.root / split
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob("shard-*"):
-            stale.unlink()  # a rerun must not leave shards of a longer previous run behind
+        self.dir = join(self.root, split)
+        fs, inner = resolve(self.dir)
+        fs.create_dir(inner, recursive=True)
+        for stale in fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True)):
+            if os.path.basename(stale.path).startswith("shard-") and stale.type == pafs.FileType.File:
+                fs.delete_file(stale.path)  # a rerun must not leave shards of a longer previous run behind
         self._rows: list[np.ndarray] = []
         self._spans: list[dict[str, Any]] = []
         self._shard_sequences: list[int] = []
@@ -165,15 +178,15 @@ class ShardWriter:
     def _flush(self) -> None:
         if not self._rows:
             return
-        base = self.dir / shard_name(len(self._shard_sequences))
+        # Each file is written whole or not at all (write_bytes_atomic), locally or on object storage.
+        base = join(self.dir, shard_name(len(self._shard_sequences)))
         table = pa.Table.from_pylist(self._spans, schema=SPAN_SCHEMA)
-        spans_tmp = base.with_name(base.name + ".docs.parquet.tmp")
-        pq.write_table(table, spans_tmp, compression="zstd")
-        os.replace(spans_tmp, base.with_name(base.name + ".docs.parquet"))
-        array_tmp = base.with_name(base.name + ".npy.tmp")
-        with open(array_tmp, "wb") as f:
-            np.save(f, np.stack(self._rows))
-        os.replace(array_tmp, base.with_name(base.name + ".npy"))
+        spans = pa.BufferOutputStream()
+        pq.write_table(table, spans, compression="zstd")
+        write_bytes_atomic(base + ".docs.parquet", spans.getvalue())
+        array = io.BytesIO()
+        np.save(array, np.stack(self._rows))
+        write_bytes_atomic(base + ".npy", array.getbuffer())
         self._shard_sequences.append(len(self._rows))
         self._rows, self._spans = [], []
 
@@ -222,10 +235,10 @@ def merge_manifest(
 ) -> dict[str, Any]:
     """Write ``manifest.json`` with ``splits`` added to the ones already there (atomically);
     ``channels`` is the sorted union of the splits' channels."""
-    path = Path(root) / MANIFEST
+    path = join(root, MANIFEST)
     manifest: dict[str, Any] = {**fields, "channels": [], "splits": {}}
-    if path.is_file():
-        old = json.loads(path.read_text())
+    if is_file(path):
+        old = json.loads(read_bytes(path))
         clash = {k: (old.get(k), v) for k, v in fields.items() if old.get(k) != v}
         if clash:
             raise ValueError(f"{path}: splits {sorted(splits)} disagree with the manifest on {clash}")
@@ -233,22 +246,28 @@ def merge_manifest(
     manifest.update(extra or {})
     manifest["splits"] = {**manifest.get("splits", {}), **splits}
     manifest["channels"] = sorted(set().union(*(s.get("channels", []) for s in manifest["splits"].values())))
-    _atomic_write_bytes(
+    write_bytes_atomic(
         path, (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
     )
     return manifest
 
 
 class ShardReader:
-    """Memory-mapped view of one split: sequences by ``(shard, row)``, spans and channel per token."""
+    """Memory-mapped view of one split: sequences by ``(shard, row)``, spans and channel per token.
+
+    Shards on object storage (``s3://...``) are read in place, read-only: a sequence is one ranged read
+    of its row (a random draw over many shards would otherwise fetch whole 64 MB shards per sequence),
+    a span table one whole read, cached like local ones.
+    """
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
-        self.root = Path(root)
+        self.root = _root(root)
+        self.remote = is_uri(self.root)
         self.split = split
         self.manifest: dict[str, Any] = read_manifest(root)
         if split not in self.manifest["splits"]:
             raise KeyError(
-                f"{self.root / MANIFEST}: no split {split!r} (have {sorted(self.manifest['splits'])})"
+                f"{join(self.root, MANIFEST)}: no split {split!r} (have {sorted(self.manifest['splits'])})"
             )
         self.seq_len: int = int(self.manifest["seq_len"])
         self.channels: list[str] = list(self.manifest["channels"])
@@ -259,6 +278,7 @@ class ShardReader:
         self.shard_sequences: list[int] = [int(n) for n in self.counts["shard_sequences"]]
         self._channel_index = {name: i for i, name in enumerate(self.channels)}
         self._arrays: dict[int, np.ndarray] = {}
+        self._rows: dict[int, tuple[pa.NativeFile, int, np.dtype]] = {}  # remote: file, data offset, dtype
         self._span_cache = lru_cache(maxsize=8)(self._load_spans)
 
     def __len__(self) -> int:
@@ -271,39 +291,86 @@ class ShardReader:
     def sequence_ids(self) -> list[tuple[int, int]]:
         return [(s, r) for s, n in enumerate(self.shard_sequences) for r in range(n)]
 
-    def shard_path(self, shard: int) -> Path:
-        return self.root / self.split / f"{shard_name(shard)}.npy"
+    def shard_path(self, shard: int) -> Path | str:
+        return join(self.root, self.split, f"{shard_name(shard)}.npy")
+
+    def _spans_path(self, shard: int) -> Path | str:
+        return join(self.root, self.split, f"{shard_name(shard)}.docs.parquet")
+
+    def _check_shape(self, shard: int, shape: tuple[int, ...]) -> None:
+        if shape != (self.shard_sequences[shard], self.seq_len + 1):
+            raise ValueError(
+                f"{self.shard_path(shard)}: shape {shape}, manifest says "
+                f"({self.shard_sequences[shard]}, {self.seq_len + 1})"
+            )
+
+    def _check_shard(self, shard: int) -> None:
+        if not 0 <= shard < self.num_shards:
+            raise IndexError(
+                f"shard {shard} out of range [0, {self.num_shards}) in {join(self.root, self.split)}"
+            )
 
     def shard_array(self, shard: int) -> np.ndarray:
-        """The whole shard ``[n_seqs, seq_len + 1]``, memory-mapped (opened once)."""
-        if shard not in self._arrays:
-            if not 0 <= shard < self.num_shards:
-                raise IndexError(
-                    f"shard {shard} out of range [0, {self.num_shards}) in {self.root / self.split}"
-                )
-            array = np.load(self.shard_path(shard), mmap_mode="r")
-            if array.shape != (self.shard_sequences[shard], self.seq_len + 1):
-                raise ValueError(
-                    f"{self.shard_path(shard)}: shape {array.shape}, manifest says "
-                    f"({self.shard_sequences[shard]}, {self.seq_len + 1})"
-                )
-            self._arrays[shard] = array
-        return self._arrays[shard]
+        """The whole shard ``[n_seqs, seq_len + 1]``, memory-mapped (opened once); read whole when
+        remote, and then not kept (``sequence`` reads single rows)."""
+        if shard in self._arrays:
+            return self._arrays[shard]
+        self._check_shard(shard)
+        if self.remote:
+            array = np.load(io.BytesIO(read_bytes(self.shard_path(shard))))
+            self._check_shape(shard, array.shape)
+            array.flags.writeable = False
+            return array
+        array = np.load(self.shard_path(shard), mmap_mode="r")
+        self._check_shape(shard, array.shape)
+        self._arrays[shard] = array
+        return array
+
+    def _remote_rows(self, shard: int) -> tuple[pa.NativeFile, int, np.dtype]:
+        """The open remote shard, where its rows start and their dtype (the .npy header, read once)."""
+        if shard not in self._rows:
+            self._check_shard(shard)
+            path = self.shard_path(shard)
+            f = open_random_access(path)
+            version = np.lib.format.read_magic(f)
+            headers = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }
+            if version not in headers:
+                raise ValueError(f"{path}: .npy format version {version}, expected 1.0 or 2.0")
+            shape, fortran, dtype = headers[version](f)
+            if fortran:
+                raise ValueError(f"{path}: Fortran-ordered array, expected C order")
+            self._check_shape(shard, shape)
+            self._rows[shard] = (f, f.tell(), dtype)
+        return self._rows[shard]
 
     def _check(self, shard: int, row: int) -> None:
-        self.shard_array(shard)
+        if self.remote:
+            self._remote_rows(shard)
+        else:
+            self.shard_array(shard)
         if not 0 <= row < self.shard_sequences[shard]:
             raise IndexError(f"row {row} out of range [0, {self.shard_sequences[shard]}) in shard {shard}")
 
     def sequence(self, shard: int, row: int) -> np.ndarray:
-        """Token ids ``[seq_len + 1]`` (a read-only memory-mapped view)."""
+        """Token ids ``[seq_len + 1]`` (a read-only memory-mapped view, or one ranged read if remote)."""
         self._check(shard, row)
-        return self.shard_array(shard)[row]
+        if not self.remote:
+            return self.shard_array(shard)[row]
+        f, offset, dtype = self._remote_rows(shard)
+        width = (self.seq_len + 1) * dtype.itemsize
+        return np.frombuffer(f.read_at(width, offset + row * width), dtype=dtype)
+
+    def _read_spans(self, shard: int) -> pa.Table:
+        path = self._spans_path(shard)
+        fs, inner = resolve(path)
+        return pq.read_table(inner, filesystem=fs)
 
     def _load_spans(self, shard: int) -> dict[int, list[dict[str, Any]]]:
-        path = self.root / self.split / f"{shard_name(shard)}.docs.parquet"
         by_seq: dict[int, list[dict[str, Any]]] = {}
-        for span in pq.read_table(path).to_pylist():
+        for span in self._read_spans(shard).to_pylist():
             by_seq.setdefault(span["seq"], []).append(span)
         return by_seq
 
@@ -314,7 +381,7 @@ class ShardReader:
 
     def shard_spans(self, shard: int) -> pa.Table:
         """The whole span table of a shard (for conservation checks and per-document scans)."""
-        return pq.read_table(self.root / self.split / f"{shard_name(shard)}.docs.parquet")
+        return self._read_spans(shard)
 
     def channel_ids(self, shard: int, row: int) -> np.ndarray:
         """int16 ``[seq_len + 1]``: index into ``channels`` per token, ``-1`` for padding."""

@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import posixpath
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,6 +37,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from dataengine.io.paths import is_dir, is_file, is_uri, join, read_bytes, write_bytes_atomic
 from dataengine.io.units import Unit
 from dataengine.pack.compression import text_compression
 from dataengine.pack.config import ReaderKey, Strict
@@ -302,11 +305,7 @@ def train_tokenizer(
     channels = stats.pop("channels", {})
     if stats["documents"] == 0:
         raise ValueError(f"no training documents in {list(map(str, inputs))}")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tokenizer.save(str(tmp))
-    tmp.replace(output)
+    write_bytes_atomic(output, tokenizer.to_str(pretty=True).encode())
     meta = {
         "special_tokens": {name: tokenizer.token_to_id(name) for name in (PAD, BOS, EOS)},
         "reserved_tokens": config.reserved_tokens,
@@ -324,28 +323,62 @@ def train_tokenizer(
     return meta
 
 
+# Files of a Hugging Face model directory that the tokenizer commands read besides tokenizer.json.
+MODEL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "config.json")
+
+
+def fetch_tokenizer(path: str | Path) -> Path:
+    """A local copy of a tokenizer on object storage (``s3://.../tokenizer.json`` or a model folder
+    there), with its .meta.json and model files; a local path is returned as it is.
+
+    The tokenizer commands then read one local layout: ``tokenizers`` and ``transformers`` open only
+    local files, and a tokenizer is small. The copy goes to a folder named by the URI and is refreshed
+    on every call, so a tokenizer retrained in place is never read stale.
+    """
+    if not is_uri(path):
+        return Path(path)
+    uri = str(path)
+    local = (
+        Path(tempfile.gettempdir()) / "dataengine-tokenizers" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    )
+    local.mkdir(parents=True, exist_ok=True)
+    folder, name = (uri, "tokenizer.json") if is_dir(uri) else posixpath.split(uri)
+    for each in (name, name.removesuffix(".json") + ".meta.json", *MODEL_FILES):
+        if is_file(join(folder, each)):
+            write_bytes_atomic(local / each, read_bytes(join(folder, each)))
+        else:
+            (local / each).unlink(missing_ok=True)
+    if not (local / name).is_file():
+        raise FileNotFoundError(f"{join(folder, name)}: no tokenizer file")
+    return local if folder == uri else local / name
+
+
 def tokenizer_file(path: str | Path) -> Path:
     """The tokenizer.json that ``path`` names: the file itself, or the one inside a Hugging Face model
-    directory (which ``pack`` and the ``tokenizer`` commands accept as well)."""
-    path = Path(path)
+    directory (which ``pack`` and the ``tokenizer`` commands accept as well); fetched when on object
+    storage (``fetch_tokenizer``)."""
+    path = fetch_tokenizer(path)
     return path / "tokenizer.json" if path.is_dir() else path
 
 
-def meta_path(tokenizer_path: str | Path) -> Path:
+def meta_path(tokenizer_path: str | Path) -> Path | str:
+    """The .meta.json beside a tokenizer: a local path, or a URI beside a tokenizer on object storage."""
+    if is_uri(tokenizer_path):
+        uri = str(tokenizer_path)
+        file = join(uri, "tokenizer.json") if is_dir(uri) else uri
+        return file.removesuffix(".json") + ".meta.json"
     path = tokenizer_file(tokenizer_path)
     return path.with_name(path.name.removesuffix(".json") + ".meta.json")
 
 
 def write_meta(tokenizer_path: str | Path, meta: dict[str, Any]) -> None:
-    path = meta_path(tokenizer_path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    text = json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_bytes_atomic(meta_path(tokenizer_path), text.encode())
 
 
 def read_meta(tokenizer_path: str | Path) -> dict[str, Any]:
     """The sidecar metadata; for a tokenizer without one, what can be derived from its files."""
-    path = meta_path(tokenizer_path)
+    path = meta_path(fetch_tokenizer(tokenizer_path))
     if path.is_file():
         return json.loads(path.read_text())
     tokenizer = load_tokenizer(tokenizer_path)
@@ -373,8 +406,9 @@ def derived_embedding_size(tokenizer_path: str | Path, vocab_size: int) -> int:
 def model_vocab_size(tokenizer_path: str | Path) -> int | None:
     """``vocab_size`` of the ``config.json`` of a Hugging Face model directory given as the tokenizer;
     None for a tokenizer file or a directory without one."""
-    config = Path(tokenizer_path) / "config.json"
-    if not Path(tokenizer_path).is_dir() or not config.is_file():
+    tokenizer_path = fetch_tokenizer(tokenizer_path)
+    config = tokenizer_path / "config.json"
+    if not tokenizer_path.is_dir() or not config.is_file():
         return None
     try:
         vocab_size = json.loads(config.read_text(encoding="utf-8")).get("vocab_size")
@@ -386,7 +420,9 @@ def model_vocab_size(tokenizer_path: str | Path) -> int | None:
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """The tokenizer of a tokenizer.json or of a Hugging Face model directory (its tokenizer.json)."""
+    """The tokenizer of a tokenizer.json or of a Hugging Face model directory (its tokenizer.json),
+    local or on object storage."""
+    path = fetch_tokenizer(path)
     file = tokenizer_file(path)
     if not file.is_file():
         hint = " (a model directory needs a tokenizer.json; tokenizer.model alone is not read)"
@@ -411,4 +447,4 @@ def load_hf_tokenizer(path: str | Path):
 
 
 def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(read_bytes(path)).hexdigest()

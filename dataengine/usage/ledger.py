@@ -34,8 +34,11 @@ CREATE INDEX IF NOT EXISTS usage_run_step ON usage (run_id, step);
 
 
 def dataset_fingerprint(shards_root: str | Path) -> str:
-    """Identity of a shard set: sha256 of its manifest (tokenizer, seq_len, per-shard counts)."""
-    return hashlib.sha256((Path(shards_root) / "manifest.json").read_bytes()).hexdigest()[:16]
+    """Identity of a shard set: sha256 of its manifest (tokenizer, seq_len, per-shard counts); the shards
+    may be local or on object storage (s3://...)."""
+    from dataengine.io.paths import join, read_bytes
+
+    return hashlib.sha256(read_bytes(join(shards_root, "manifest.json"))).hexdigest()[:16]
 
 
 def ledger_path(path: str | Path) -> Path:
