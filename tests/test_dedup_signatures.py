@@ -14,7 +14,8 @@ from dataengine.api import process
 from dataengine.config import PipelineConfig
 from dataengine.dedup.config import DedupConfig, MinHashConfig
 from dataengine.dedup.minhash import minhash_signatures, signatures_from_column, stored_signatures_match
-from dataengine.dedup.runner import _MetaReader, run_dedup
+from dataengine.dedup.passes import MetaReader
+from dataengine.dedup.runner import run_dedup
 
 
 def _near(text: str, rate: float, rng: random.Random, cjk: bool) -> str:
@@ -75,7 +76,7 @@ def test_meta_pass_reuses_matching_signatures_and_recomputes_the_rest(documents,
     texts, langs = kept.column("text").to_pylist(), kept.column("lang").to_pylist()
 
     def meta(cfg: MinHashConfig) -> dict:
-        reader = _MetaReader([str(path)], DedupConfig(minhash=cfg), None)
+        reader = MetaReader([str(path)], DedupConfig(minhash=cfg), None)
         return next(reader({"file": np.array([0])}))
 
     same = meta(MinHashConfig(num_perm=64, seed=5))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import ray.data
 
+from dataengine.dedup import columns as C
+
 _P = np.uint64(0x100000001B3)
 _EMPTY = {"x": np.zeros(0, np.int64), "y": np.zeros(0, np.int64)}
 
@@ -87,13 +89,13 @@ def _larger_first(batch: dict[str, np.ndarray], parts: int) -> dict[str, np.ndar
 
 def _node_rows(batch: dict[str, np.ndarray], parts: int) -> dict[str, np.ndarray]:
     node = np.concatenate([batch["x"], batch["y"]])
-    return {"_uid": node, "_comp": np.concatenate([batch["y"], batch["y"]]), "_part": node % parts}
+    return {C.UID: node, C.COMP: np.concatenate([batch["y"], batch["y"]]), "_part": node % parts}
 
 
 def _labels(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """At the fixed point: one (node, component) row per node, roots included."""
-    nodes, idx = np.unique(part["_uid"], return_index=True)
-    return {"_uid": nodes, "_comp": part["_comp"][idx]}
+    nodes, idx = np.unique(part[C.UID], return_index=True)
+    return {C.UID: nodes, C.COMP: part[C.COMP][idx]}
 
 
 def _block_sums(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

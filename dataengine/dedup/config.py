@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SurvivorRule = Literal["quality", "longest", "earliest"]
@@ -67,9 +68,26 @@ class MinHashConfig(_Strict):
         """(bands, rows): explicit, else datasketch's optimum for `lsh_threshold`."""
         if self.bands is not None and self.rows is not None:
             return self.bands, self.rows
-        from datasketch.lsh import _optimal_param
+        return optimal_bands(self.lsh_threshold, self.num_perm, *self.lsh_weights)
 
-        return _optimal_param(self.lsh_threshold, self.num_perm, *self.lsh_weights)
+
+def optimal_bands(threshold: float, num_perm: int, fp_weight: float, fn_weight: float) -> tuple[int, int]:
+    """datasketch's `_optimal_param`: the (bands, rows) minimizing the weighted false positive and false
+    negative areas under the LSH S-curve, the same search in the same order. The integrands are
+    polynomials of degree bands * rows <= num_perm, so Gauss-Legendre with num_perm / 2 + 2 nodes is exact;
+    datasketch integrates with scipy.integrate, whose import alone costs seconds a small job would wait."""
+    x, w = np.polynomial.legendre.leggauss(num_perm // 2 + 2)
+    s0, w0 = threshold / 2 * (x + 1), threshold / 2 * w
+    s1, w1 = (1 - threshold) / 2 * x + (1 + threshold) / 2, (1 - threshold) / 2 * w
+    best, opt = float("inf"), (0, 0)
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            false_positive = float(w0 @ (1 - (1 - s0**r) ** b))
+            false_negative = float(w1 @ ((1 - s1**r) ** b))
+            error = false_positive * fp_weight + false_negative * fn_weight
+            if error < best:
+                best, opt = error, (b, r)
+    return opt
 
 
 class IncrementalConfig(_Strict):
@@ -127,3 +145,17 @@ class DedupConfig(_Strict):
     survivor: SurvivorRule = "earliest"
     # Minimum shuffle partitions for groupby/join (more are used when band rows would exceed ~2M per partition).
     num_partitions: int = Field(8, ge=1)
+    executor: Literal["auto", "ray", "local"] = Field(
+        "auto",
+        description="where the passes run: 'ray' (Ray Data, any cluster), 'local' (numpy in this process, "
+        "same decisions), or 'auto': local when Ray is not already connected, no RAY_ADDRESS is set and the "
+        "input holds at most local_max_rows documents",
+    )
+    local_max_rows: int = Field(
+        200_000,
+        ge=0,
+        description="largest input (documents) that executor=auto runs in process: Ray's start-up and "
+        "per-shuffle scheduling cost more than a small job's work; the local executor holds the small "
+        "per-document rows (hash, signature; no text) of every document in memory, ~1 KB each at 128 "
+        "permutations",
+    )

@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from dataengine.dedup import columns as C
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -71,20 +73,20 @@ def url_hashes(urls: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mark_partition(
-    part: dict[str, np.ndarray], key: str = "_hash", best: str = "_exact_best", size: str = "_exact_size"
+    part: dict[str, np.ndarray], key: str = C.HASH, best: str = C.EXACT_BEST, size: str = C.EXACT_SIZE
 ) -> dict[str, np.ndarray]:
     """For every `key` group inside a shuffle partition: the best member's uid and the group size, on every row.
 
     Vectorized over the partition (a per-group Python call costs ~1 ms, i.e.
     minutes per million documents).
     """
-    order = np.lexsort((part["_uid"], part["_prio"], part[key]))
+    order = np.lexsort((part[C.UID], part[C.PRIO], part[key]))
     out = {k: v[order] for k, v in part.items()}
     h = out[key]
     if len(h) == 0:
         return {**out, best: np.zeros(0, np.int64), size: np.zeros(0, np.int32)}
     starts = np.flatnonzero(np.concatenate([[True], h[1:] != h[:-1]]))
     sizes = np.diff(np.concatenate([starts, [len(h)]]))
-    out[best] = np.repeat(out["_uid"][starts], sizes).astype(np.int64)
+    out[best] = np.repeat(out[C.UID][starts], sizes).astype(np.int64)
     out[size] = np.repeat(sizes, sizes).astype(np.int32)
     return out

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from dataengine.io.paths import expand_inputs, open_random_access, resolve
 
 ROW_BITS = 32
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -28,26 +31,42 @@ class InputFile:
 
 
 def list_inputs(inputs: Sequence[str | Path]) -> list[InputFile]:
-    """Parquet files under the given files/folders, sorted, with row counts from their footers."""
-    paths: list[Path] = []
+    """Parquet files named by the inputs (local paths or pyarrow.fs URIs), in the order given (a folder's
+    files sorted), with row counts from their footers. Listing is `dataengine.io.paths.expand_inputs`."""
+    paths: list[str] = []
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths.extend(sorted(x for x in p.rglob("*.parquet") if x.is_file()))
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise FileNotFoundError(f"dedup input not found: {p}")
+        fs, inner = resolve(str(item))
+        named_file = fs.get_file_info(inner).type == pafs.FileType.File
+        paths.extend(p for p in expand_inputs([str(item)]) if named_file or p.endswith(".parquet"))
     if not paths:
         raise FileNotFoundError(f"no .parquet files under {', '.join(map(str, inputs))}")
     out = []
     for i, p in enumerate(paths):
-        schema = pq.read_schema(p)
+        try:
+            meta = read_metadata(p)
+        except (pa.ArrowException, OSError) as exc:
+            raise ValueError(f"{p}: not a readable Parquet file ({exc})") from exc
         for col in ("id", "text"):
-            if col not in schema.names:
+            if col not in meta.schema.to_arrow_schema().names:
                 raise ValueError(f"{p}: missing required column {col!r} (DESIGN §3.1 rows)")
-        out.append(InputFile(i, str(p), pq.ParquetFile(p).metadata.num_rows))
+        out.append(InputFile(i, p, meta.num_rows))
     return out
+
+
+def read_metadata(path: str) -> pq.FileMetaData:
+    """The footer of a local or remote Parquet file."""
+    with open_random_access(path) as fh:
+        return pq.ParquetFile(fh).metadata
+
+
+def read_schema(path: str) -> pa.Schema:
+    return read_metadata(path).schema.to_arrow_schema()
+
+
+def read_table(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """A local or remote Parquet file (or its named columns), read through pyarrow.fs."""
+    fs, inner = resolve(path)
+    return pq.read_table(inner, columns=None if columns is None else list(columns), filesystem=fs)
 
 
 def uids(file_index: int, num_rows: int) -> np.ndarray:
@@ -64,9 +83,9 @@ def row_of(uid: np.ndarray) -> np.ndarray:
 
 def read_columns(path: str, columns: Sequence[str]) -> pa.Table:
     """The named columns of one input file; absent optional columns come back as nulls."""
-    names = pq.read_schema(path).names
+    names = read_schema(path).names
     present = [c for c in columns if c in names]
-    table = pq.read_table(path, columns=present)
+    table = read_table(path, present)
     for c in columns:
         if c not in names:
             table = table.append_column(

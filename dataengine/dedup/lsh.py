@@ -1,4 +1,4 @@
-"""LSH banding, candidate pairs and their exact-Jaccard verification, all on Ray Data.
+"""LSH banding, candidate pairs and their exact-Jaccard verification, on either executor (dedup/executors.py).
 
 Each document contributes one row per band (band key, row id). A groupby on a
 partition of the band key brings equal keys together; every bucket with more
@@ -10,11 +10,12 @@ read per input file and stage), so LSH false positives never become edges.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import ray.data
 
+from dataengine.dedup import columns as C
 from dataengine.dedup import files
 from dataengine.dedup.config import MinHashConfig
 from dataengine.dedup.minhash import EMPTY, band_keys, jaccard, shingle_sets
@@ -23,17 +24,17 @@ EMPTY_PAIRS = {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
 
 
 def _band_rows(batch: dict[str, np.ndarray], bands: int, rows: int, parts: int) -> dict[str, np.ndarray]:
-    sig = np.asarray(batch["_sig"], dtype=np.uint32)
+    sig = np.asarray(batch[C.SIG], dtype=np.uint32)
     keep = ~np.all(sig == EMPTY, axis=1)  # a document without shingles matches nothing
     keys = band_keys(sig[keep], bands, rows).ravel()
-    uid = np.repeat(batch["_uid"][keep], bands)
-    return {"_band": keys, "_uid": uid, "_part": (keys.view(np.uint64) % np.uint64(parts)).astype(np.int64)}
+    uid = np.repeat(batch[C.UID][keep], bands)
+    return {"_band": keys, C.UID: uid, "_part": (keys.view(np.uint64) % np.uint64(parts)).astype(np.int64)}
 
 
 def _bucket_pairs(part: dict[str, np.ndarray], max_bucket_pairs: int) -> dict[str, np.ndarray]:
     """All pairs inside small buckets; a star from the first member inside large ones."""
-    order = np.lexsort((part["_uid"], part["_band"]))
-    band, uid = part["_band"][order], part["_uid"][order]
+    order = np.lexsort((part[C.UID], part["_band"]))
+    band, uid = part["_band"][order], part[C.UID][order]
     if len(band) < 2:
         return EMPTY_PAIRS
     starts = np.flatnonzero(np.concatenate([[True], band[1:] != band[:-1]]))
@@ -55,17 +56,13 @@ def _bucket_pairs(part: dict[str, np.ndarray], max_bucket_pairs: int) -> dict[st
     return {"a": pairs[:, 0], "b": pairs[:, 1]}
 
 
-def candidate_pairs(sigs: ray.data.Dataset, cfg: MinHashConfig, parts: int) -> ray.data.Dataset:
+def candidate_pairs(ex: Any, sigs: Any, cfg: MinHashConfig) -> Any:
     """Rows (a, b), a < b, of documents sharing at least one band (duplicates possible across partitions)."""
     bands, rows = cfg.band_params
-    return (
-        sigs.select_columns(["_uid", "_sig"])
-        .map_batches(
-            _band_rows, fn_kwargs={"bands": bands, "rows": rows, "parts": parts}, batch_format="numpy"
-        )
-        .groupby("_part", num_partitions=parts)
-        .map_groups(_bucket_pairs, fn_kwargs={"max_bucket_pairs": cfg.max_bucket_pairs}, batch_format="numpy")
+    banded = ex.map(
+        ex.select_columns(sigs, [C.UID, C.SIG]), _band_rows, bands=bands, rows=rows, parts=ex.parts
     )
+    return ex.group_map(banded, "_part", _bucket_pairs, max_bucket_pairs=cfg.max_bucket_pairs)
 
 
 # Candidate pairs are grouped by blocks of 2^14 rows of one input file, so a group's
@@ -107,16 +104,12 @@ def _verify_b(group: pa.Table, paths: Sequence[str], cfg: MinHashConfig) -> dict
     return {"x": a[keep], "y": b[keep], "jaccard": sims[keep]}
 
 
-def verified_edges(
-    pairs: ray.data.Dataset, paths: Sequence[str], cfg: MinHashConfig, parts: int
-) -> ray.data.Dataset:
+def _with_block_a(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**t, "_ga": _block(t["a"])}
+
+
+def verified_edges(ex: Any, pairs: Any, paths: Sequence[str], cfg: MinHashConfig) -> Any:
     """Candidate pairs whose true shingle Jaccard reaches `jaccard_threshold`: rows (x, y, jaccard)."""
     kw = {"paths": list(paths), "cfg": cfg}
-    with_a = (
-        pairs.map_batches(lambda t: {**t, "_ga": _block(t["a"])}, batch_format="numpy")
-        .groupby("_ga", num_partitions=parts)
-        .map_groups(_attach_a, fn_kwargs=kw, batch_format="pyarrow")
-    )
-    return with_a.groupby("_gb", num_partitions=parts).map_groups(
-        _verify_b, fn_kwargs=kw, batch_format="pyarrow"
-    )
+    with_a = ex.group_map(ex.map(pairs, _with_block_a), "_ga", _attach_a, batch_format="pyarrow", **kw)
+    return ex.group_map(with_a, "_gb", _verify_b, batch_format="pyarrow", **kw)

@@ -10,10 +10,15 @@ ordering can group similar documents.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from dataengine.dedup import columns as C
 from dataengine.dedup.config import SemanticConfig
-from dataengine.embed.sentence import SentenceTransformerEmbedder
+
+if TYPE_CHECKING:
+    from dataengine.embed.sentence import SentenceTransformerEmbedder
 
 
 def train_centroids(sample: np.ndarray, cfg: SemanticConfig) -> np.ndarray:
@@ -39,10 +44,10 @@ def dedup_cluster(part: dict[str, np.ndarray], threshold: float) -> dict[str, np
     row per document with its decision; a survivor's dup_cluster_size absorbs
     the sizes of the documents dropped for it.
     """
-    order = np.lexsort((part["_uid"], part["_prio"], part["_sem_cluster"]))
-    uid, ids = part["_uid"][order], part["id"][order]
-    cl, size = part["_sem_cluster"][order], part["dup_cluster_size"][order].astype(np.int64)
-    emb = np.stack(part["_emb"][order]).astype(np.float32) if len(order) else np.zeros((0, 1), np.float32)
+    order = np.lexsort((part[C.UID], part[C.PRIO], part[C.SEM_CLUSTER]))
+    uid, ids = part[C.UID][order], part[C.ID][order]
+    cl, size = part[C.SEM_CLUSTER][order], part[C.DUP_CLUSTER_SIZE][order].astype(np.int64)
+    emb = np.stack(part[C.EMB][order]).astype(np.float32) if len(order) else np.zeros((0, 1), np.float32)
     dup_of = np.full(len(uid), -1, dtype=np.int64)
     starts = np.flatnonzero(np.concatenate([[True], cl[1:] != cl[:-1]])) if len(cl) else np.zeros(0, int)
     for s, e in zip(starts, np.concatenate([starts[1:], [len(cl)]]), strict=True):
@@ -58,15 +63,18 @@ def dedup_cluster(part: dict[str, np.ndarray], threshold: float) -> dict[str, np
             kept.append(i)
     dropped = dup_of >= 0
     return {
-        "_uid": uid,
-        "_sem_cluster": cl,
-        "_sem_reject": np.where(dropped, "dedup:semantic", "").astype(object),
-        "_sem_dup_of": np.where(dropped, ids[np.maximum(dup_of, 0)], "").astype(object),
-        "_sem_size": size.astype(np.int32),
+        C.UID: uid,
+        C.SEM_CLUSTER: cl,
+        C.SEM_REJECT: np.where(dropped, "dedup:semantic", "").astype(object),
+        C.SEM_DUP_OF: np.where(dropped, ids[np.maximum(dup_of, 0)], "").astype(object),
+        C.SEM_SIZE: size.astype(np.int32),
     }
 
 
 def semantic_embedder(cfg: SemanticConfig) -> SentenceTransformerEmbedder:
+    """The configured embedder; imported here, since torch costs seconds a job without semantic dedup skips."""
+    from dataengine.embed.sentence import SentenceTransformerEmbedder
+
     return SentenceTransformerEmbedder(
         cfg.embedder, cfg.max_chars, cfg.batch_size, cfg.device, cfg.cpu_linear
     )

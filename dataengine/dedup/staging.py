@@ -2,14 +2,14 @@
 
 Dedup fetches rows by (file, row) in several passes, so it works on Parquet files with string ``id``
 and ``text`` columns. Inputs that already are such files (phase-1 output such as OUT/kept, the common
-case) are used as they are: no copy (see ``used_as_is``). Every other input (JSONL plain/.gz/.zst
-with or without ids, text, WARC/ARC, Parquet without an id column, any URI) is read once before dedup
-starts, by the planner and readers of ``dataengine run`` with the same ``input`` settings and id rule
-(``dataengine.pack.inputs``), and written in batches (bounded memory), unit by unit in plan order, to
-``OUT/_staged/part-<position>-<unit id>.parquet`` (atomically; one file per unit, possibly empty).
-The staged files are removed when the run completes, since their rows then live in OUT/kept and
-OUT/rejected; a failed run leaves them and the next run stages again. Staging runs on the driver,
-one unit after the other.
+case, local or behind a pyarrow.fs URI such as s3://) are used as they are: no copy (see ``used_as_is``).
+Every other input (JSONL plain/.gz/.zst with or without ids, text, WARC/ARC, Parquet without an id
+column) is read once before dedup starts, by the planner and readers of ``dataengine run`` with the
+same ``input`` settings and id rule (``dataengine.pack.inputs``), and written in batches (bounded
+memory), unit by unit in plan order, to ``OUT/_staged/part-<position>-<unit id>.parquet`` (atomically;
+one file per unit, possibly empty; OUT may be a URI). The staged files are removed when the run
+completes, since their rows then live in OUT/kept and OUT/rejected; a failed run leaves them and the
+next run stages again. Staging runs on the driver, one unit after the other.
 
 Records ``dataengine run`` would reject while reading (``io:invalid_json``, ``io:empty``, ...) are not
 lost: they go to ``OUT/rejected/io-<position>-<unit id>.parquet`` with their ``reject`` reason and
@@ -18,7 +18,6 @@ lost: they go to ``OUT/rejected/io-<position>-<unit id>.parquet`` with their ``r
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,13 +25,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
+from dataengine.dedup.files import read_schema
+from dataengine.dedup.writer import join, remove
 from dataengine.io.config import InputConfig
 from dataengine.io.paths import expand_inputs
 from dataengine.io.units import Unit, infer_format, plan_units
-from dataengine.io.writers import AtomicParquetWriter
+from dataengine.io.writers import AtomicParquetWriter, resolve
 from dataengine.pack.inputs import DOCUMENT_SCHEMA, documents_only, unit_tables
 
 # What the readers give, as strings: the document columns plus url and title (for exact.url).
@@ -61,19 +60,20 @@ class Staged:
 
     paths: list[str] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
+    rejected_files: list[str] = field(default_factory=list)  # names written in the rejected folder
     units: int = 0
     documents: int = 0
 
 
 def used_as_is(path: str, reader: InputConfig) -> bool:
-    """A local Parquet file of document rows (string ``id`` and ``text`` columns) that does not also hold
+    """A Parquet file (local or a pyarrow.fs URI) of document rows (string ``id`` and ``text`` columns) that does not also hold
     another field ``input`` names for the text, id or HTML (``input.text_field=content`` and a
     ``content`` column: staged, read as told; phase-1 files in the same call stay as they are)."""
     fmt = infer_format(path) if reader.format == "auto" else reader.format
-    if "://" in path or fmt != "parquet":
+    if fmt != "parquet":
         return False
     try:
-        schema = pq.read_schema(path)
+        schema = read_schema(path)
     except (pa.ArrowException, OSError):
         return False  # staging reports it as io:parquet_error
     told = {reader.text_field, reader.id_field, reader.html_field} - {*_REQUIRED, None}
@@ -103,13 +103,14 @@ def plan_inputs(inputs: Sequence[str | Path], reader: InputConfig) -> list[Sourc
 
 def stage(
     sources: Sequence[Source],
-    staged_dir: Path,
-    rejected_dir: Path,
+    staged_dir: str,
+    rejected_dir: str,
     reader: InputConfig,
     batch_size: int = 1024,
 ) -> Staged:
-    """Write every unit of ``sources`` to ``staged_dir`` (documents) and ``rejected_dir`` (io:* rows)."""
-    shutil.rmtree(staged_dir, ignore_errors=True)
+    """Write every unit of ``sources`` to ``staged_dir`` (documents) and ``rejected_dir`` (io:* rows);
+    both are local paths or pyarrow.fs URIs."""
+    remove(staged_dir)
     staged = Staged()
     position = 0
     for source in sources:
@@ -119,30 +120,32 @@ def stage(
             continue
         for unit in source.units:
             name = f"{position:05d}-{unit.unit_id}.parquet"
-            path = staged_dir / f"part-{name}"
+            path = join(staged_dir, f"part-{name}")
+            before = staged.rejected.total()
             staged.documents += _stage_unit(
-                unit, reader, path, rejected_dir / f"io-{name}", staged.rejected, batch_size
+                unit, reader, path, join(rejected_dir, f"io-{name}"), staged.rejected, batch_size
             )
-            staged.paths.append(str(path))
+            if staged.rejected.total() > before:
+                staged.rejected_files.append(f"io-{name}")
+            staged.paths.append(path)
             staged.units += 1
             position += 1
     return staged
 
 
 def _stage_unit(
-    unit: Unit, reader: InputConfig, path: Path, rejected_path: Path, rejected: Counter, batch_size: int
+    unit: Unit, reader: InputConfig, path: str, rejected_path: str, rejected: Counter, batch_size: int
 ) -> int:
     """One unit's documents into ``path`` (always written, maybe empty), its rejected rows into
     ``rejected_path`` (only when there are some); returns the number of documents."""
-    fs = pafs.LocalFileSystem()
-    docs = AtomicParquetWriter(fs, str(path.resolve()), STAGED_SCHEMA)
+    docs = AtomicParquetWriter(*resolve(path), STAGED_SCHEMA)
     rejects: AtomicParquetWriter | None = None
     try:
         for table in unit_tables(unit, reader, batch_size, READ_SCHEMA):
             bad = table.filter(pc.is_valid(table["reject"]))
             if bad.num_rows:
                 if rejects is None:
-                    rejects = AtomicParquetWriter(fs, str(rejected_path.resolve()), REJECTED_SCHEMA)
+                    rejects = AtomicParquetWriter(*resolve(rejected_path), REJECTED_SCHEMA)
                 rejects.write(bad.append_column("duplicate_of", pa.nulls(bad.num_rows, pa.string())))
             docs.write(documents_only(table, rejected).drop_columns(["reject"]))
     except BaseException:

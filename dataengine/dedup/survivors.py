@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataengine.dedup import columns as C
 from dataengine.dedup.config import SurvivorRule
 
 
@@ -34,12 +35,12 @@ def decide_components(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     has a better member is an exact duplicate), optionally _url_best (likewise
     for its URL group; an exact duplicate is reported as exact). External members (negative
     uids: documents of earlier batches from the incremental index) rank first
-    and are never written. "No value" is "" (see runner._is_str).
+    and are never written. "No value" is "" (see writer.is_str).
     """
-    uid, idx = np.unique(part["_uid"], return_index=True)
-    comp, ids = part["_comp"][idx], part["id"][idx]
-    prio, exact_best = part["_prio"][idx], part["_exact_best"][idx]
-    url_best = part["_url_best"][idx] if "_url_best" in part else uid
+    uid, idx = np.unique(part[C.UID], return_index=True)
+    comp, ids = part[C.COMP][idx], part[C.ID][idx]
+    prio, exact_best = part[C.PRIO][idx], part[C.EXACT_BEST][idx]
+    url_best = part[C.URL_BEST][idx] if C.URL_BEST in part else uid
     order = np.lexsort((uid, prio, comp))
     uid, comp, ids, prio = uid[order], comp[order], ids[order], prio[order]
     exact_best, url_best = exact_best[order], url_best[order]
@@ -54,9 +55,9 @@ def decide_components(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     reject = np.where(is_survivor, "", reason)
     real = uid >= 0
     return {
-        "_uid": uid[real],
-        "_reject": reject[real].astype(object),
-        "duplicate_of": np.where(is_survivor, "", survivor_id)[real].astype(object),
-        "dup_cluster": survivor_id[real].astype(object),
-        "dup_cluster_size": np.repeat(sizes - (uid[starts] < 0), sizes)[real].astype(np.int32),
+        C.UID: uid[real],
+        C.DECIDED_REJECT: reject[real].astype(object),
+        C.DUPLICATE_OF: np.where(is_survivor, "", survivor_id)[real].astype(object),
+        C.DUP_CLUSTER: survivor_id[real].astype(object),
+        C.DUP_CLUSTER_SIZE: np.repeat(sizes - (uid[starts] < 0), sizes)[real].astype(np.int32),
     }

@@ -1,0 +1,492 @@
+"""Phase 2's named passes, written once for both executors (dedup/executors.py).
+
+Every pass has the signature ``pass(job) -> rows`` and reads and sets datasets on the `Job`:
+  meta        per input file: row ids, text hash, survivor priority, MinHash signature, benchmark
+              contamination (and embeddings for semantic dedup); no text travels further;
+  url         (exact.url) best member of each normalized-URL group;
+  exact       best member of each text-hash group;
+  lsh         duplicate edges: exact and URL groups, LSH candidates verified by true Jaccard, hits in
+              the persistent incremental index;
+  components  connected components of the edges, one survivor per component by the survivor rule;
+  decisions   every row's decision: a component's, else its own one-document cluster (or decontam);
+  semantic    (semantic.enabled) k-means clusters, near-identical embeddings dropped;
+  write       each input file read once and split into kept/ and rejected/ (dedup/writer.py);
+  decontam_report, index_insert: the benchmark report, and the survivors added to the index.
+`run` runs them in order and logs one line per pass (logger ``dataengine.dedup``, INFO).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from dataengine.dedup import columns as C
+from dataengine.dedup import exact as exact_mod
+from dataengine.dedup import files, lsh, semantic, survivors, writer
+from dataengine.dedup.config import DedupConfig
+from dataengine.dedup.decontam import BenchmarkIndex, scan
+from dataengine.dedup.minhash import minhash_signatures, signatures_from_column, stored_signatures_match
+from dataengine.dedup.writer import is_str, str_col
+
+log = logging.getLogger("dataengine.dedup")
+_CHUNK = 2000
+
+
+@dataclass
+class Job:
+    """One dedup job's settings and the datasets its passes hand each other."""
+
+    ex: Any  # executors.RayExecutor | executors.LocalExecutor
+    cfg: DedupConfig
+    inputs: list[files.InputFile]
+    bench: BenchmarkIndex | None
+    out: str  # the output folder: a local path or a URI
+    meta: Any = None
+    eligible: Any = None
+    marked: Any = None
+    edges: Any = None
+    attrs: list[Any] = field(default_factory=list)
+    decided: Any = None
+    decisions: Any = None
+    written: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+    signatures_stored: int | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        return [f.path for f in self.inputs]
+
+
+class MetaReader:
+    """Pass 1: one input file in, one small row per document out (no text)."""
+
+    def __init__(self, paths: Sequence[str], cfg: DedupConfig, bench: BenchmarkIndex | None):
+        self.paths, self.cfg, self.bench = list(paths), cfg, bench
+        self.embed = semantic.semantic_embedder(cfg.semantic) if cfg.semantic.enabled else None
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, Any]]:
+        for f in batch["file"].tolist():
+            columns = ["id", "text", "lang", "quality"]
+            if self.cfg.exact.url:
+                columns.append("url")
+            schema = files.read_schema(self.paths[f])
+            if self.cfg.minhash.enabled and stored_signatures_match(schema, self.cfg.minhash):
+                columns.append("minhash")
+            table = files.read_columns(self.paths[f], columns)
+            uid_all = files.uids(f, table.num_rows)
+            for lo in range(0, table.num_rows, _CHUNK):
+                yield self._chunk(table.slice(lo, _CHUNK), uid_all[lo : lo + _CHUNK])
+
+    def _chunk(self, t: pa.Table, uid: np.ndarray) -> dict[str, Any]:
+        cfg = self.cfg
+        texts = [x or "" for x in t.column("text").to_pylist()]
+        langs = t.column("lang").to_pylist()
+        out: dict[str, Any] = {C.UID: uid, C.ID: np.array(t.column("id").to_pylist(), dtype=object)}
+        contam = np.full(len(texts), "", dtype=object)
+        drop = np.zeros(len(texts), dtype=bool)
+        cut = np.full(len(texts), "", dtype=object)
+        ngrams = np.zeros(len(texts), dtype=np.int32)
+        if self.bench is not None:
+            found = scan(texts, langs, self.bench, cfg.decontam)
+            contam[:] = [b or "" for b in found.benchmark]
+            ngrams[:] = found.ngrams
+            for i, b in enumerate(found.benchmark):
+                if b is None:
+                    continue
+                if (
+                    cfg.decontam.policy == "cut"
+                    and len(found.cut_text[i].strip()) >= cfg.decontam.min_chars_after_cut
+                ):
+                    cut[i] = found.cut_text[i]
+                    texts[i] = found.cut_text[i]
+                else:
+                    drop[i] = True
+        quality = t.column("quality").to_numpy(zero_copy_only=False).astype(np.float64)
+        length = np.fromiter((len(x) for x in texts), dtype=np.int64, count=len(texts))
+        out.update(
+            {
+                C.HASH: exact_mod.text_hashes(texts, cfg.exact.normalize),
+                C.PRIO: survivors.priority(cfg.survivor, quality, length),
+                C.CONTAM: contam,
+                C.CONTAM_NGRAMS: ngrams,
+                C.DROP: drop,
+                C.CUT_TEXT: cut,
+            }
+        )
+        if cfg.exact.url:
+            out[C.URL_HASH], out[C.HAS_URL] = exact_mod.url_hashes(t.column("url").to_pylist())
+        if cfg.minhash.enabled:
+            out[C.SIG], out[C.SIG_STORED] = self._signatures(t, texts, langs, is_str(cut))
+        if self.embed is not None:
+            out[C.EMB] = self.embed(texts)
+        return out
+
+    def _signatures(
+        self, t: pa.Table, texts: list[str], langs: list[str | None], changed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Phase 1's stored signatures where usable (same parameters, text not cut since); the rest computed."""
+        mcfg = self.cfg.minhash
+        if "minhash" not in t.column_names:
+            return minhash_signatures(texts, langs, mcfg), np.zeros(len(texts), dtype=bool)
+        sig, stored = signatures_from_column(t.column("minhash"), mcfg.num_perm)
+        stored &= ~changed
+        redo = np.flatnonzero(~stored)
+        if len(redo):
+            sig[redo] = minhash_signatures([texts[i] for i in redo], [langs[i] for i in redo], mcfg)
+        return sig, stored
+
+
+class IndexQuery:
+    """Rows whose signature hits a document of an earlier batch -> edge to that document's external node."""
+
+    def __init__(self, cfg: DedupConfig):
+        from dataengine.dedup.incremental import IncrementalIndex  # datasketch: only for incremental runs
+
+        self.index = IncrementalIndex(cfg.incremental, cfg.minhash)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from dataengine.dedup.incremental import external_uid
+
+        hits = self.index.query(np.asarray(batch[C.SIG], dtype=np.uint32))
+        found = [i for i, h in enumerate(hits) if h is not None]
+        keys = [hits[i] for i in found]
+        return {
+            C.X: batch[C.UID][found].astype(np.int64),
+            C.Y: np.array([external_uid(k) for k in keys], dtype=np.int64),
+            C.ID: np.array(keys, dtype=object),
+        }
+
+
+# Row-wise helpers (numpy batches in, numpy batches out), shared by the passes on both executors.
+
+
+def with_part(b: dict[str, np.ndarray], src: str, dst: str, parts: int) -> dict[str, np.ndarray]:
+    """A grouping key: a partition of a hash, so a shuffle has `parts` groups, not one per hash."""
+    return {**b, dst: b[src] % parts}
+
+
+def edges_of(b: dict[str, np.ndarray], x: str, y: str) -> dict[str, np.ndarray]:
+    return {C.X: b[x].astype(np.int64), C.Y: b[y].astype(np.int64)}
+
+
+def mark_url_partition(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Best member per URL group (rows without a URL are their own best); see exact.mark_partition."""
+    has = part[C.HAS_URL].astype(bool)
+    with_url = exact_mod.mark_partition(
+        {k: v[has] for k, v in part.items()}, key=C.URL_HASH, best=C.URL_BEST, size=C.URL_SIZE
+    )
+    without = {k: v[~has] for k, v in part.items()}
+    without[C.URL_BEST] = without[C.UID].astype(np.int64)
+    without[C.URL_SIZE] = np.ones(len(without[C.UID]), dtype=np.int32)
+    return {k: np.concatenate([with_url[k], without[k]]) for k in with_url}
+
+
+def default_decisions(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every row starts as its own one-document cluster; contaminated rows dropped under `drop`."""
+    n = len(b[C.UID])
+    reject = np.array(
+        [f"decontam:{c}" if d else "" for c, d in zip(b[C.CONTAM], b[C.DROP], strict=True)], dtype=object
+    )
+    out = {
+        C.UID: b[C.UID],
+        C.REJECT: reject,
+        C.DUPLICATE_OF: np.full(n, "", dtype=object),
+        C.DUP_CLUSTER: b[C.ID],
+        C.DUP_CLUSTER_SIZE: np.ones(n, dtype=np.int32),
+        C.CUT_TEXT: str_col(b[C.CUT_TEXT]),
+        C.ID: b[C.ID],
+        C.PRIO: b[C.PRIO],
+    }
+    if C.EMB in b:
+        out[C.EMB] = b[C.EMB]
+    return out
+
+
+def merge_components(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Take the component decision where the left join found one (a matched row always names its cluster)."""
+    cluster = b.pop(C.C_CLUSTER)
+    present = is_str(cluster)
+    reject, dup_of, size = b.pop(C.C_REJECT), b.pop(C.C_DUP_OF), b.pop(C.C_SIZE)
+    b[C.REJECT] = str_col(np.where(present, reject, b[C.REJECT]))
+    b[C.DUPLICATE_OF] = str_col(np.where(present, dup_of, b[C.DUPLICATE_OF]))
+    b[C.DUP_CLUSTER] = str_col(np.where(present, cluster, b[C.DUP_CLUSTER]))
+    b[C.CUT_TEXT] = str_col(b[C.CUT_TEXT])
+    sizes = np.nan_to_num(np.asarray(size, dtype=np.float64))
+    b[C.DUP_CLUSTER_SIZE] = np.where(present, sizes, b[C.DUP_CLUSTER_SIZE]).astype(np.int32)
+    return b
+
+
+def merge_semantic(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Take the semantic decision of rows that reached a cluster (a left-join miss keeps its decision)."""
+    present = is_str(b.pop(C.S_PRESENT))
+    b[C.SEMANTIC_CLUSTER] = np.where(present, b.pop(C.S_CLUSTER).astype(np.float64), np.nan)
+    rej, dup_of, size = b.pop(C.S_REJECT), b.pop(C.S_DUP_OF), b.pop(C.S_SIZE)
+    take = present & is_str(rej)
+    b[C.REJECT] = str_col(np.where(take, rej, b[C.REJECT]))
+    b[C.DUPLICATE_OF] = str_col(np.where(take, dup_of, b[C.DUPLICATE_OF]))
+    b[C.DUP_CLUSTER] = str_col(np.where(take, dup_of, b[C.DUP_CLUSTER]))
+    b[C.CUT_TEXT] = str_col(b[C.CUT_TEXT])
+    b[C.DUP_CLUSTER_SIZE] = np.where(
+        present, np.nan_to_num(size.astype(np.float64)), b[C.DUP_CLUSTER_SIZE]
+    ).astype(np.int32)
+    return b
+
+
+def _self_best(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**b, C.EXACT_BEST: b[C.UID]}
+
+
+def _external_attrs(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Earlier batches' documents as component members: best-ranked, their own exact and URL groups."""
+    return {
+        C.UID: b[C.Y],
+        C.ID: b[C.ID],
+        C.PRIO: np.full(len(b[C.Y]), -np.inf),
+        C.EXACT_BEST: b[C.Y],
+        C.URL_BEST: b[C.Y],
+    }
+
+
+def _sample_key(b: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """A seeded pseudo-random key per row id: the k-means sample is the rows with the k smallest keys,
+    the same rows in the same order on either executor."""
+    with np.errstate(over="ignore"):
+        h = b[C.UID].astype(np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
+        h ^= h >> np.uint64(31)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(29)
+    return {C.UID: b[C.UID], C.EMB: b[C.EMB], C.SAMPLE_KEY: (h >> np.uint64(1)).astype(np.int64)}
+
+
+def _assign(b: dict[str, np.ndarray], centroids: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        C.UID: b[C.UID],
+        C.ID: b[C.ID],
+        C.PRIO: b[C.PRIO],
+        C.EMB: b[C.EMB],
+        C.DUP_CLUSTER_SIZE: b[C.DUP_CLUSTER_SIZE],
+        C.SEM_CLUSTER: semantic.assign_clusters(np.asarray(b[C.EMB], np.float32), centroids),
+    }
+
+
+def _present(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**b, C.S_PRESENT: np.full(len(b[C.UID]), "y", dtype=object)}
+
+
+def _no_cluster(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**b, C.SEMANTIC_CLUSTER: np.full(len(b[C.UID]), np.nan)}
+
+
+def _with_file(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**b, C.FILE: files.file_of(b[C.UID])}
+
+
+def _summarize_hits(g: dict[str, np.ndarray], k: int) -> dict[str, Any]:
+    return {
+        C.CONTAM: g[C.CONTAM][:1],
+        "documents": [len(g[C.ID])],
+        "ngrams": [int(g[C.CONTAM_NGRAMS].sum())],
+        "dropped": [int(g[C.DROP].sum())],
+        "examples": [json.dumps(sorted(g[C.ID].tolist())[:k])],
+    }
+
+
+# The passes.
+
+
+def meta(job: Job) -> Any:
+    ex, cfg = job.ex, job.cfg
+    kwargs = {"paths": job.paths, "cfg": cfg, "bench": job.bench}
+    job.meta = ex.materialize(ex.files([f.index for f in job.inputs], MetaReader, kwargs))
+    if cfg.minhash.enabled:
+        job.signatures_stored = ex.sum(job.meta, C.SIG_STORED)
+    job.eligible = ex.select(job.meta, lambda b: ~b[C.DROP])
+    return job.meta
+
+
+def url(job: Job) -> Any:
+    ex = job.ex
+    keyed = ex.map(job.eligible, with_part, src=C.URL_HASH, dst=C.URL_PART, parts=ex.parts)
+    marked = ex.group_map(keyed, C.URL_PART, mark_url_partition)
+    job.eligible = ex.materialize(ex.drop_columns(marked, [C.URL_PART]))
+    return job.eligible
+
+
+def exact(job: Job) -> Any:
+    ex = job.ex
+    if job.cfg.exact.enabled:
+        keyed = ex.map(job.eligible, with_part, src=C.HASH, dst=C.HASH_PART, parts=ex.parts)
+        marked = ex.drop_columns(ex.group_map(keyed, C.HASH_PART, exact_mod.mark_partition), [C.HASH_PART])
+    else:
+        marked = ex.map(job.eligible, _self_best)
+    job.marked = ex.materialize(marked)
+    return job.marked
+
+
+def lsh_edges(job: Job) -> Any:
+    ex, cfg, marked = job.ex, job.cfg, job.marked
+    edge_sets = [
+        ex.map(ex.select(marked, lambda b: b[C.EXACT_BEST] != b[C.UID]), edges_of, x=C.UID, y=C.EXACT_BEST)
+    ]
+    attr_cols = [C.UID, C.ID, C.PRIO, C.EXACT_BEST]
+    if cfg.exact.url:
+        url_dups = ex.select(marked, lambda b: b[C.URL_BEST] != b[C.UID])
+        edge_sets.append(ex.map(url_dups, edges_of, x=C.UID, y=C.URL_BEST))
+        attr_cols.append(C.URL_BEST)
+    job.attrs = [ex.select_columns(marked, attr_cols)]
+    if cfg.minhash.enabled:
+        heads = ex.materialize(ex.select(marked, lambda b: b[C.EXACT_BEST] == b[C.UID], [C.UID, C.SIG]))
+        pairs = lsh.candidate_pairs(ex, heads, cfg.minhash)
+        edge_sets.append(ex.select_columns(lsh.verified_edges(ex, pairs, job.paths, cfg.minhash), [C.X, C.Y]))
+        if cfg.incremental.enabled:
+            size = 1 if cfg.incremental.backend == "local" else 2
+            hits = ex.materialize(ex.actor_map(heads, IndexQuery, {"cfg": cfg}, size))
+            edge_sets.append(ex.select_columns(hits, [C.X, C.Y]))
+            job.attrs.append(ex.select_columns(ex.map(hits, _external_attrs), attr_cols))
+    job.edges = ex.materialize(ex.union(edge_sets))
+    return job.edges
+
+
+def components(job: Job) -> Any:
+    """Components of the duplicate edges and one survivor each; nothing to do without edges (and on Ray,
+    joins fail on all-empty partitions)."""
+    ex = job.ex
+    if ex.count(job.edges) == 0:
+        job.decided = None
+        return 0
+    comps = ex.components(job.edges, job.cfg.minhash.max_cc_rounds)
+    members = ex.join(comps, ex.union(job.attrs), "inner")
+    keyed = ex.map(members, with_part, src=C.COMP, dst=C.COMP_PART, parts=ex.parts)
+    decided = ex.group_map(keyed, C.COMP_PART, survivors.decide_components)
+    renames = {
+        C.DECIDED_REJECT: C.C_REJECT,
+        C.DUPLICATE_OF: C.C_DUP_OF,
+        C.DUP_CLUSTER: C.C_CLUSTER,
+        C.DUP_CLUSTER_SIZE: C.C_SIZE,
+    }
+    job.decided = ex.materialize(ex.rename_columns(decided, renames))
+    return job.decided
+
+
+def decisions(job: Job) -> Any:
+    ex = job.ex
+    defaults = ex.map(job.meta, default_decisions)
+    if job.decided is not None:
+        defaults = ex.map(ex.join(defaults, job.decided, "left_outer"), merge_components)
+    job.decisions = ex.materialize(defaults)
+    return job.decisions
+
+
+def semantic_dedup(job: Job) -> Any:
+    ex, scfg = job.ex, job.cfg.semantic
+    alive = ex.materialize(ex.select(job.decisions, lambda b: ~is_str(b[C.REJECT])))
+    if ex.count(alive) == 0:
+        job.decisions = ex.materialize(ex.map(job.decisions, _no_cluster))
+        return job.decisions
+    keyed = ex.map(ex.select_columns(alive, [C.UID, C.EMB]), _sample_key, seed=scfg.seed)
+    sample = ex.smallest(keyed, C.SAMPLE_KEY, scfg.kmeans_sample)
+    centroids = semantic.train_centroids(np.asarray(sample[C.EMB], dtype=np.float32), scfg)
+    clustered = ex.map(alive, _assign, centroids=centroids)
+    sem = ex.map(
+        ex.group_map(clustered, C.SEM_CLUSTER, semantic.dedup_cluster, threshold=scfg.cosine_threshold),
+        _present,
+    )
+    sem = ex.rename_columns(
+        sem,
+        {
+            C.SEM_CLUSTER: C.S_CLUSTER,
+            C.SEM_REJECT: C.S_REJECT,
+            C.SEM_DUP_OF: C.S_DUP_OF,
+            C.SEM_SIZE: C.S_SIZE,
+        },
+    )
+    joined = ex.join(ex.drop_columns(job.decisions, [C.EMB]), sem, "left_outer")
+    job.decisions = ex.materialize(ex.map(joined, merge_semantic))
+    return job.decisions
+
+
+def write(job: Job) -> int:
+    ex = job.ex
+    keyed = ex.map(job.decisions, _with_file)
+    if C.EMB in ex.columns(job.decisions):
+        keyed = ex.drop_columns(keyed, [C.EMB])
+    kwargs = {"paths": job.paths, "out": job.out, "semantic_on": job.cfg.semantic.enabled}
+    job.written = ex.rows(ex.group_map(keyed, C.FILE, writer.write_file, **kwargs))
+    return sum(f.num_rows for f in job.inputs)
+
+
+def decontam_report(job: Job) -> int:
+    ex, cfg = job.ex, job.cfg
+    hits = ex.materialize(
+        ex.select(job.meta, lambda b: is_str(b[C.CONTAM]), [C.ID, C.CONTAM, C.CONTAM_NGRAMS, C.DROP])
+    )
+    report: dict[str, Any] = {
+        name: {"documents": 0, "ngrams": 0, "dropped": 0, "examples": []} for name in job.bench.names
+    }
+    n = ex.count(hits)
+    if n:
+        for row in ex.rows(ex.group_map(hits, C.CONTAM, _summarize_hits, k=cfg.decontam.report_examples)):
+            report[row[C.CONTAM]] = {
+                "documents": int(row["documents"]),
+                "ngrams": int(row["ngrams"]),
+                "dropped": int(row["dropped"]),
+                "examples": json.loads(row["examples"]),
+            }
+    job.report = {"policy": cfg.decontam.policy, "benchmarks": report}
+    return n
+
+
+def index_insert(job: Job) -> int:
+    """Add this batch's survivors to the persistent index (streamed; the index lives in Redis or a file)."""
+    from dataengine.dedup.incremental import IncrementalIndex
+
+    ex, cfg = job.ex, job.cfg
+    index = IncrementalIndex(cfg.incremental, cfg.minhash)
+    kept = ex.select(job.decisions, lambda b: ~is_str(b[C.REJECT]), [C.UID])
+    sigs = ex.join(kept, ex.select_columns(job.meta, [C.UID, C.ID, C.SIG]), "inner")
+    added = 0
+    for batch in ex.batches(sigs, 5000):
+        added += index.insert(batch[C.ID].tolist(), np.asarray(batch[C.SIG], dtype=np.uint32))
+    index.save()
+    return added
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    fn: Callable[[Job], Any]
+    enabled: Callable[[Job], bool] = lambda job: True
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("meta", meta),
+    Pass("url", url, lambda job: job.cfg.exact.url),
+    Pass("exact", exact),
+    Pass("lsh", lsh_edges),
+    Pass("components", components),
+    Pass("decisions", decisions),
+    Pass("semantic", semantic_dedup, lambda job: job.cfg.semantic.enabled),
+    Pass("write", write),
+    Pass("decontam_report", decontam_report, lambda job: job.bench is not None),
+    Pass("index_insert", index_insert, lambda job: job.cfg.incremental.enabled and job.cfg.minhash.enabled),
+)
+
+
+def run(job: Job, timings: dict[str, float]) -> None:
+    """Every enabled pass in order; seconds per pass into `timings`, one INFO line per pass."""
+    for p in PASSES:
+        if not p.enabled(job):
+            continue
+        start = time.perf_counter()
+        result = p.fn(job)
+        rows = result if isinstance(result, int) else job.ex.count(result)
+        seconds = time.perf_counter() - start
+        timings[p.name] = round(seconds, 3)
+        log.info("dedup %s: %d rows in %.2f s (%s)", p.name, rows, seconds, job.ex.name)
