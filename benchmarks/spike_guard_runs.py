@@ -1,7 +1,7 @@
 """The shipped tiny config, trained by this checkout and by the trainer before issue 16, on the demo's
 data: skipped steps and held-out loss per seed.
 
-    make demo                      # demo_out/phase1/dedup/kept and demo_out/tokenizer
+    make demo                      # demo_out/run/kept and demo_out/tokenizer
     python benchmarks/spike_guard_runs.py [--seeds 0 1 2] [--baseline 1170844] [--write]
 
 Two settings: the demo's (shards at seq_len 256, data.doc_mask on) and seq_len 512 without the
@@ -58,7 +58,7 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--baseline", default="1170844", help="git revision of the trainer to compare with")
-    parser.add_argument("--kept", type=Path, default=ROOT / "demo_out/phase1/dedup/kept")
+    parser.add_argument("--kept", type=Path, default=ROOT / "demo_out/run/kept")
     parser.add_argument("--tokenizer", type=Path, default=ROOT / "demo_out/tokenizer/tokenizer.json")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = parser.parse_args()

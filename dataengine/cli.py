@@ -23,6 +23,20 @@ def _options(
     set_verbose(verbose)
 
 
+def show_engine_logs() -> None:
+    """INFO lines of the `dataengine.*` loggers (progress lines off a terminal, one per dedup pass) on
+    stderr, without Ray's: Ray's loggers are not under `dataengine` and keep their own level."""
+    import logging
+
+    logger = logging.getLogger("dataengine")
+    logger.setLevel(logging.INFO)
+    if logger.handlers or logging.getLogger().handlers:
+        return  # logging is configured already (a test, an application calling the CLI): lines go there
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+
+
 @app.command(epilog=config_epilog(PipelineConfig))
 def run(
     config: Path = typer.Argument(..., help="pipeline YAML, e.g. configs/pipeline.yaml"),
@@ -34,7 +48,8 @@ def run(
     ),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Run phase 1: read, annotate, decide, write OUT/kept, OUT/rejected, OUT/run.json, OUT/report.html."""
+    """Run phase 1 (read, annotate, decide) and the dedup phase when configured: OUT/kept (the final kept
+    set), OUT/rejected (OUT/phase1/ and OUT/dedup/ with dedup on), OUT/run.json, OUT/report.html."""
     from dataengine.cli_support import load_config_or_exit
     from dataengine.runner import RunError
     from dataengine.runner import run as run_pipeline
@@ -43,6 +58,7 @@ def run(
     if ray_address:
         overrides.append(f"ray.address={ray_address}")
     cfg = load_config_or_exit(PipelineConfig, config, overrides)
+    show_engine_logs()
     try:
         result = run_pipeline(cfg, inputs=list(input or []), output=output, progress=not quiet)
     except (RunError, FileNotFoundError) as exc:

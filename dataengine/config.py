@@ -35,6 +35,11 @@ class DecideConfig(Strict):
 
 class RayConfig(Strict):
     address: str | None = None  # a Ray cluster address; None = $RAY_ADDRESS, else a local instance
+    # Where phase 1 runs its units. `local`: in this process, one stage chain, no Ray (no start-up cost:
+    # seconds on a laptop-sized job). `ray`: actors on Ray. `auto`: local when Ray is not already
+    # connected, no address is given (here or $RAY_ADDRESS) and the inputs total at most local_max_bytes.
+    executor: Literal["auto", "local", "ray"] = "auto"
+    local_max_bytes: int = Field(default=64 * 2**20, ge=0)
     num_workers: int | None = Field(default=None, ge=1)  # actors; None = the cluster's CPUs
     batch_size: int = Field(default=256, ge=1)  # documents per processing/writing batch
     # GPUs each phase-1 actor holds (fractions share one); None = the cluster's GPUs shared evenly among
@@ -58,7 +63,9 @@ class PipelineConfig(Strict):
     decide: DecideConfig = Field(default_factory=DecideConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     write: OutputConfig = Field(default_factory=OutputConfig)
-    dedup: DedupConfig | None = None  # phase 2 on OUT/kept after phase 1 (OUT/dedup/); null = off
+    # phase 2 after phase 1: phase 1 then writes OUT/phase1/, dedup OUT/dedup/rejected, and the final kept
+    # set lands in OUT/kept; null = off (phase 1 writes OUT/kept and OUT/rejected itself)
+    dedup: DedupConfig | None = None
 
     @model_validator(mode="after")
     def _survivor_has_its_score(self) -> PipelineConfig:

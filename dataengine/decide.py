@@ -8,8 +8,10 @@ cannot change this way; `decide` names the key and says to run again. Quality `k
 on all stored rows of OUT (`dataengine.keep_top`); unchanged, the run's own thresholds are kept.
 
 OUT2 gets the same layout as a run: `kept/` and `rejected/` with one file per work unit under the same
-name (rows in input order), `run.json` whose counts add up to OUT's input, `report.html`, and the
-dedup phase under `OUT2/dedup/` when the config has one. A newly kept row gets its MinHash signature;
+name (rows in input order), `run.json` whose counts add up to OUT's input, `report.html`; with a dedup
+phase in the config, phase 1's files under `OUT2/phase1/`, dedup's rejections under `OUT2/dedup/` and the
+final kept set in `OUT2/kept/`. Phase 1's rows are read from OUT/phase1/ when OUT has one (a run with
+the dedup phase), else from OUT. A newly kept row gets its MinHash signature;
 byte counts (`input_bytes`, `funnel_bytes`) are of the stored text, which text-rewriting stages already
 cleaned.
 """
@@ -28,7 +30,7 @@ from dataengine.configio import apply_overrides, validate
 from dataengine.io.writers import AtomicParquetWriter, read_json, resolve, write_json_atomic
 from dataengine.keep_top import open_quality, resolve_keep_top
 from dataengine.processor import DocumentProcessor
-from dataengine.runner import RunError, dedup_phase
+from dataengine.runner import RunError, dedup_phase, phase1_dir
 from dataengine.runtime import versions
 from dataengine.stages import STAGES
 from dataengine.stats import RunStats
@@ -145,6 +147,8 @@ def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
     previous = read_json(*resolve(str(source / "run.json")))
     old = PipelineConfig.model_validate(previous["config"])
     cfg = decided_config(previous["config"], overrides)
+    if (source / "phase1" / "_units").is_dir():
+        source = source / "phase1"  # phase 1's own rows; OUT/kept holds the set after dedup
     names = unit_files(source)
     same_signatures = old.signature_config() == cfg.signature_config()
     _require_signal_columns(source, names, cfg)
@@ -154,6 +158,8 @@ def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
     processor = DocumentProcessor(cfg)
     total = RunStats()
     fs, root = resolve(str(target))
+    phase1 = Path(phase1_dir(cfg, str(target)))
+    _, p1_root = resolve(str(phase1))
     for name in names:
         kept, rejected = processor.replay(stored_rows(source, name, keep_signatures=same_signatures))
         kept_t, rejected_t = processor.to_tables(kept, rejected)
@@ -161,7 +167,7 @@ def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
             ("kept", kept_t, processor.schema),
             ("rejected", rejected_t, processor.rejected_schema),
         ):
-            writer = AtomicParquetWriter(fs, f"{root}/{part}/{name}", schema, cfg.write.compression)
+            writer = AtomicParquetWriter(fs, f"{p1_root}/{part}/{name}", schema, cfg.write.compression)
             writer.write(table)
             writer.close()
         total.merge(processor.take_stats())
@@ -181,16 +187,18 @@ def decide(run_dir: str, output: str, overrides: list[str]) -> dict:
             "split_documents": previous.get("split_documents", 0),
             "split_parts": previous.get("split_parts", 0),
             "failed_units": [],
-            "decided_from": {"run": str(source), "set": list(overrides), "bytes": "of the stored text"},
+            "decided_from": {"run": run_dir, "set": list(overrides), "bytes": "of the stored text"},
             "timings": {"wall_s": round(time.time() - started, 3), "unit_seconds_sum": 0.0},
             "config": cfg.model_dump(mode="json"),
             "versions": versions(),
-            "output": {"kept": str(target / "kept"), "rejected": str(target / "rejected")},
+            "output": {"kept": str(phase1 / "kept"), "rejected": str(phase1 / "rejected")},
         }
     )
+    result["timings"]["phase1_s"] = result["timings"]["wall_s"]
     write_json_atomic(fs, f"{root}/run.json", result)
     if cfg.dedup is not None:
         result = dedup_phase(cfg, str(target), result, rerun=True)
+        result["timings"]["wall_s"] = round(time.time() - started, 3)
         write_json_atomic(fs, f"{root}/run.json", result)
     if cfg.write.report:
         from dataengine.report import write_report

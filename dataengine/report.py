@@ -25,22 +25,31 @@ def _png(fig) -> bytes:
 
 
 def funnel_chart(run: dict) -> bytes:
+    """Documents and MB alive after each step of both phases (the dedup step last when it ran)."""
     steps = list(run["funnel_docs"])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    ax1.bar(steps, [run["funnel_docs"][s] for s in steps], color=KEPT)
+    colors = ["#264653" if s == "dedup" else KEPT for s in steps]
+    ax1.bar(steps, [run["funnel_docs"][s] for s in steps], color=colors)
     ax1.set_title("documents alive after each step")
-    ax2.bar(steps, [run["funnel_bytes"].get(s, 0) / 1e6 for s in steps], color="#264653")
+    ax2.bar(steps, [run["funnel_bytes"].get(s, 0) / 1e6 for s in steps], color=colors)
     ax2.set_title("MB of text alive after each step")
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", rotation=40)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     return _png(fig)
 
 
 def reasons_chart(run: dict) -> bytes:
+    """Log scale: reasons differ by orders of magnitude, and a linear axis hides all but the largest."""
     reasons = sorted(run["rejected_by_reason"].items(), key=lambda kv: kv[1])
     fig, ax = plt.subplots(figsize=(8, max(2.0, 0.32 * len(reasons) + 1)))
-    ax.barh([r for r, _ in reasons], [n for _, n in reasons], color=REJECTED)
-    ax.set_title("rejected documents by reason (stage:rule)")
+    if not reasons:
+        return _empty(fig, ax, "nothing rejected")
+    bars = ax.barh([r for r, _ in reasons], [n for _, n in reasons], color=REJECTED)
+    ax.set_xscale("log")
+    ax.set_xlim(0.8, max(n for _, n in reasons) * 3)
+    ax.bar_label(bars, labels=[str(n) for _, n in reasons], padding=3, fontsize=8)
+    ax.set_title("rejected documents by reason (stage:rule), log scale")
     return _png(fig)
 
 
@@ -256,6 +265,38 @@ def breakdown_sections(run: dict) -> str:
     return "".join(parts)
 
 
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} m {secs} s ({seconds:.1f} s)" if minutes else f"{seconds:.1f} s"
+
+
+def summary_rows(run: dict) -> list[tuple[str, str]]:
+    """The headline table: final counts and bytes (after dedup when it ran), phase 1's beside them, and
+    the wall time of the whole run."""
+    inp = run["input"] or 1
+    timings = run["timings"]
+    rows = [
+        ("input documents", str(run["input"])),
+        ("kept", f"{run['kept']} ({100 * run['kept'] / inp:.1f}%)"),
+        ("rejected", f"{run['rejected']} ({100 * run['rejected'] / inp:.1f}%)"),
+        ("input MB", f"{run['input_bytes'] / 1e6:.2f}"),
+        ("kept MB", f"{run['kept_bytes'] / 1e6:.2f}"),
+    ]
+    phase1 = run.get("phase1")
+    if phase1 is not None:
+        p1_bytes = phase1.get("kept_bytes", run.get("funnel_bytes", {}).get("dedup"))
+        kept = f"{phase1['kept']} documents" + (f", {p1_bytes / 1e6:.2f} MB" if p1_bytes is not None else "")
+        rows.insert(3, ("kept by phase 1 (before dedup)", kept))
+    wall = _duration(timings["wall_s"])
+    steps = (("phase 1", "phase1_s"), ("dedup", "dedup_s"))
+    shown = [f"{name} {_duration(timings[key])}" for name, key in steps if key in timings]
+    if shown:
+        wall += " — " + ", ".join(shown)
+    rows.append(("wall time (whole run)", wall))
+    rows.append(("units", f"{run['units']['total']} ({run['units']['resumed_from_previous_run']} resumed)"))
+    return rows
+
+
 def write_report(output: str) -> str:
     """Write OUT/report.html and OUT/report/*.png from OUT/run.json; return the HTML path."""
     fs, root = resolve(output)
@@ -266,18 +307,7 @@ def write_report(output: str) -> str:
         with fs.open_output_stream(f"{root}/report/{name}.png") as fh:
             fh.write(chart(run))
         images.append(f'<h2>{name}</h2><img src="report/{name}.png" alt="{name}">')
-    inp = run["input"] or 1
-    summary = _table(
-        [
-            ("input documents", run["input"]),
-            ("kept", f"{run['kept']} ({100 * run['kept'] / inp:.1f}%)"),
-            ("rejected", f"{run['rejected']} ({100 * run['rejected'] / inp:.1f}%)"),
-            ("input MB", f"{run['input_bytes'] / 1e6:.2f}"),
-            ("kept MB", f"{run['kept_bytes'] / 1e6:.2f}"),
-            ("wall seconds", run["timings"]["wall_s"]),
-            ("units", f"{run['units']['total']} ({run['units']['resumed_from_previous_run']} resumed)"),
-        ]
-    )
+    summary = _table(summary_rows(run))
     reasons = _table(sorted(run["rejected_by_reason"].items(), key=lambda kv: -kv[1]))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>dataengine run report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td{{padding:2px 10px;border-bottom:1px solid #ddd}}

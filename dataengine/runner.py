@@ -7,6 +7,13 @@ marker `_units/<unit_id>.json` (holding its statistics) is written. The files ar
 listing them by name see the input order wherever the corpus lives. A re-run skips units
 with a marker and redoes the others from scratch under the same file names, so nothing is
 written twice and nothing is missed; run.json sums the markers.
+
+Run directory (DESIGN §3.2): OUT/kept is always the final kept set. Without the dedup phase, phase 1
+writes OUT/{kept,rejected,_units}; with it, phase 1 writes OUT/phase1/{kept,rejected,_units}, dedup
+reads OUT/phase1/kept and writes OUT/dedup/{rejected,run.json}, and its kept set is moved to OUT/kept.
+
+Small jobs run in this process (`ray.executor`): Ray's start-up and scheduling cost more than the work
+of a few thousand documents. Both executors run `process_unit`, so markers, resume and errors are the same.
 """
 
 from __future__ import annotations
@@ -14,13 +21,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import posixpath
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from itertools import islice
-from pathlib import Path
+
+from pyarrow import fs as pafs
 
 from dataengine.config import PipelineConfig
 from dataengine.io.paths import expand_inputs, file_stamps
@@ -29,6 +39,7 @@ from dataengine.io.units import Unit, plan_units, set_aside_unknown
 from dataengine.io.writers import AtomicParquetWriter, exists, read_json, resolve, write_json_atomic
 from dataengine.keep_top import resolve_keep_top
 from dataengine.processor import DocumentProcessor
+from dataengine.progress import PhaseProgress
 from dataengine.runtime import init_ray, versions
 from dataengine.stats import UNKNOWN, Breakdown, RunStats, breakdowns_to_dict, source_file
 
@@ -39,8 +50,15 @@ class RunError(RuntimeError):
     """The run cannot start or did not complete; the message says what to do."""
 
 
-def process_unit(unit: Unit, position: int, processor: DocumentProcessor, output: str) -> dict:
-    """Read, process and write one unit; return its marker (statistics included)."""
+def phase1_dir(cfg: PipelineConfig, output: str) -> str:
+    """Where phase 1 writes kept/, rejected/ and _units/: OUT itself, or OUT/phase1 when a dedup phase
+    follows (OUT/kept then receives the final kept set)."""
+    return posixpath.join(output, "phase1") if cfg.dedup is not None else output
+
+
+def process_unit(unit: Unit, position: int, processor: DocumentProcessor, output: str, on_batch=None) -> dict:
+    """Read, process and write one unit into `output` (phase 1's directory); return its marker
+    (statistics included). `on_batch(documents, kept)` is told of each batch, for progress."""
     cfg = processor.cfg
     fs, root = resolve(output)
     start = time.perf_counter()
@@ -55,9 +73,9 @@ def process_unit(unit: Unit, position: int, processor: DocumentProcessor, output
         for row in read_unit(unit, cfg.input):
             batch.append(row)
             if len(batch) >= cfg.ray.batch_size:
-                _write_batch(processor, batch, kept_w, rej_w)
+                _write_batch(processor, batch, kept_w, rej_w, on_batch)
                 batch = []
-        _write_batch(processor, batch, kept_w, rej_w)
+        _write_batch(processor, batch, kept_w, rej_w, on_batch)
     except BaseException:
         kept_w.abort()
         rej_w.abort()
@@ -74,11 +92,25 @@ def process_unit(unit: Unit, position: int, processor: DocumentProcessor, output
     return marker
 
 
-def _write_batch(processor: DocumentProcessor, batch: list[dict], kept_w, rej_w) -> None:
+def _write_batch(processor: DocumentProcessor, batch: list[dict], kept_w, rej_w, on_batch=None) -> None:
     kept, rejected = processor.process(batch)
     kept_t, rej_t = processor.to_tables(kept, rejected)
     kept_w.write(kept_t)
     rej_w.write(rej_t)
+    if on_batch is not None:
+        on_batch(len(kept) + len(rejected), len(kept))
+
+
+def attempt_unit(
+    unit: Unit, position: int, processor: DocumentProcessor, output: str, on_batch=None
+) -> tuple[dict | None, str]:
+    """(marker, '') or (None, the error as run.json records it): one broken unit must not stop the
+    others, on Ray or in process."""
+    try:
+        return process_unit(unit, position, processor, output, on_batch), ""
+    except Exception as exc:
+        log.exception("unit %s (%s) failed", unit.unit_id, unit.path)
+        return None, f"{unit.path}: {type(exc).__name__}: {exc}"
 
 
 class UnitWorker:
@@ -89,25 +121,48 @@ class UnitWorker:
         self.output = output
 
     def __call__(self, batch: dict) -> dict:
-        done = {"unit_id": [], "input": [], "error": []}
+        done = {"unit_id": [], "input": [], "kept": [], "error": []}
         for item, position in zip(batch["unit"], batch["position"], strict=True):
             unit = Unit(**json.loads(item))
-            try:
-                marker = process_unit(unit, int(position), self.processor, self.output)
-                done["input"].append(marker["stats"]["input"])
-                done["error"].append("")
-            except Exception as exc:  # one broken unit must not stop the others
-                log.exception("unit %s (%s) failed", unit.unit_id, unit.path)
-                done["input"].append(0)
-                done["error"].append(f"{unit.path}: {type(exc).__name__}: {exc}")
+            marker, error = attempt_unit(unit, int(position), self.processor, self.output)
+            done["input"].append(marker["stats"]["input"] if marker else 0)
+            done["kept"].append(marker["stats"]["kept"] if marker else 0)
+            done["error"].append(error)
             done["unit_id"].append(unit.unit_id)
         return done
 
 
-def _run_on_ray(cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str, progress: bool) -> list[str]:
-    ray = init_ray(cfg.ray.address)
-    from tqdm import tqdm
+def choose_executor(cfg: PipelineConfig, total_bytes: int) -> str:
+    """'local' or 'ray' (see RayConfig.executor). `auto` never starts Ray for a job it can finish
+    sooner alone, and never runs alone when the user pointed at a cluster or Ray is already up."""
+    if cfg.ray.executor != "auto":
+        return cfg.ray.executor
+    ray = sys.modules.get("ray")  # not imported just to ask: importing Ray alone takes a second
+    if ray is not None and ray.is_initialized():
+        return "ray"
+    if cfg.ray.address or os.environ.get("RAY_ADDRESS"):
+        return "ray"
+    return "local" if total_bytes <= cfg.ray.local_max_bytes else "ray"
 
+
+def _run_local(
+    cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str, bar: PhaseProgress, weights: dict
+) -> list[str]:
+    """The units one after another in this process, with one stage chain (models loaded once)."""
+    processor = DocumentProcessor(cfg)
+    errors = []
+    for position, unit in units:
+        _, error = attempt_unit(unit, position, processor, output, on_batch=bar.update)
+        bar.update(0, 0, weights[unit.unit_id])
+        if error:
+            errors.append(error)
+    return errors
+
+
+def _run_on_ray(
+    cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str, bar: PhaseProgress, weights: dict
+) -> list[str]:
+    ray = init_ray(cfg.ray.address)
     workers = cfg.ray.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = max(1, min(workers, len(units)))
     items = [{"unit": json.dumps(asdict(u)), "position": i} for i, u in units]
@@ -120,15 +175,25 @@ def _run_on_ray(cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str,
         num_gpus=gpus_per_worker(cfg, workers, ray.cluster_resources().get("GPU", 0)),
     )
     errors = []
-    with tqdm(total=len(units), unit="unit", disable=not progress, desc="phase 1") as bar:
-        docs = 0
-        for row in ds.iter_rows():
-            docs += int(row["input"])
-            bar.update(1)
-            bar.set_postfix(docs=docs)
-            if row["error"]:
-                errors.append(row["error"])
+    for row in ds.iter_rows():
+        bar.update(int(row["input"]), int(row["kept"]), weights[row["unit_id"]])
+        if row["error"]:
+            errors.append(row["error"])
     return errors
+
+
+def unit_weights(units: Sequence[Unit], sizes: dict[str, int]) -> dict[str, int]:
+    """Input bytes per unit (a byte range's length; a file's size shared by its row-group units), which
+    progress counts so that its ETA does not depend on how large units or documents are."""
+    per_file = Counter(u.path for u in units)
+    weights = {}
+    for u in units:
+        size = sizes.get(u.path, 0)
+        if u.format == "parquet" or (u.start == 0 and u.end is None):
+            weights[u.unit_id] = size // per_file[u.path]
+        else:
+            weights[u.unit_id] = (size if u.end is None else u.end) - u.start
+    return weights
 
 
 def gpus_per_worker(cfg: PipelineConfig, workers: int, cluster_gpus: float) -> float:
@@ -189,7 +254,8 @@ def _changed_inputs(before: dict | None, now: dict[str, list]) -> str:
 def run(
     cfg: PipelineConfig, inputs: list[str] | None = None, output: str | None = None, progress: bool = True
 ) -> dict:
-    """Run phase 1 and return run.json's content. Resumes when `output` holds the same plan."""
+    """Run phase 1 (and the dedup phase when configured) and return run.json's content. Resumes when
+    `output` holds the same plan."""
     started = time.time()
     paths = list(cfg.inputs) + list(inputs or [])
     output = output or cfg.output
@@ -199,30 +265,50 @@ def run(
         raise RunError("no output directory: give --output DIR (or `output:` in the config)")
     cfg = cfg.model_copy(update={"inputs": paths, "output": output})
     files, set_aside = set_aside_unknown(expand_inputs(paths), paths, cfg.input)
-    units = plan_units(files, cfg.input)
-    if cfg.stages.quality is not None and cfg.stages.quality.uses_keep_top():
-        cfg = resolve_keep_top(cfg, _sample_batches(units, cfg, cfg.stages.quality.keep_top_sample))
-    fs, root = resolve(output)
-    fingerprint = _plan_fingerprint(cfg, units)
     stamps = file_stamps(files)
-    plan_path = f"{root}/_units/plan.json"
-    if exists(fs, plan_path):
-        previous = read_json(fs, plan_path)
-        if changed := _changed_inputs(previous.get("inputs"), stamps):
-            raise RunError(
-                f"{output} holds a run of these inputs, but they changed since it started ({changed}); "
-                "its finished units would not hold the new data: use a new --output (or delete it)"
-            )
-        if previous.get("fingerprint") != fingerprint:
-            raise RunError(
-                f"{output} holds a run with other inputs or settings; use a new --output "
-                "(or delete it) instead of mixing two runs"
-            )
-    else:
-        write_json_atomic(fs, plan_path, {"fingerprint": fingerprint, "units": len(units), "inputs": stamps})
+    sizes = {path: stamp[0] or 0 for path, stamp in stamps.items()}
+    units = plan_units(files, cfg.input, sizes)
+    fs, root = resolve(output)
+    phase1 = phase1_dir(cfg, output)
+    _, p1_root = resolve(phase1)
+    _refuse_other_layout(cfg, fs, root, output)
+    plan_path = f"{p1_root}/_units/plan.json"
+    previous = read_json(fs, plan_path) if exists(fs, plan_path) else None
+    if previous is not None and (changed := _changed_inputs(previous.get("inputs"), stamps)):
+        raise RunError(
+            f"{output} holds a run of these inputs, but they changed since it started ({changed}); "
+            "its finished units would not hold the new data: use a new --output (or delete it)"
+        )
+    todo = [(i, u) for i, u in enumerate(units) if not exists(fs, f"{p1_root}/_units/{u.unit_id}.json")]
+    if cfg.stages.quality is not None and cfg.stages.quality.uses_keep_top():
+        if previous is not None and previous.get("keep_top_thresholds"):
+            # the thresholds the finished units were decided with, without sampling again
+            thresholds = previous["keep_top_thresholds"]
+            quality = cfg.stages.quality.model_copy(update={"keep_top_thresholds": thresholds})
+            cfg = cfg.model_copy(update={"stages": cfg.stages.model_copy(update={"quality": quality})})
+        else:
+            cfg = resolve_keep_top(cfg, _sample_batches(units, cfg, cfg.stages.quality.keep_top_sample))
+    fingerprint = _plan_fingerprint(cfg, units)
+    if previous is not None and previous.get("fingerprint") != fingerprint:
+        raise RunError(
+            f"{output} holds a run with other inputs or settings; use a new --output "
+            "(or delete it) instead of mixing two runs"
+        )
+    if previous is None:
+        plan = {"fingerprint": fingerprint, "units": len(units), "inputs": stamps}
+        if cfg.stages.quality is not None and cfg.stages.quality.keep_top_thresholds is not None:
+            plan["keep_top_thresholds"] = cfg.stages.quality.model_dump(mode="json")["keep_top_thresholds"]
+        write_json_atomic(fs, plan_path, plan)
 
-    todo = [(i, u) for i, u in enumerate(units) if not exists(fs, f"{root}/_units/{u.unit_id}.json")]
-    errors = _run_on_ray(cfg, todo, output, progress) if todo else []
+    errors: list[str] = []
+    executor = choose_executor(cfg, sum(sizes.values()))
+    if todo:
+        weights = unit_weights(units, sizes)
+        total = sum(weights[u.unit_id] for _, u in todo)
+        log.info("phase 1: %d unit(s) to do of %d, %s", len(todo), len(units), executor)
+        with PhaseProgress("phase 1", total, enabled=progress) as bar:
+            execute = _run_local if executor == "local" else _run_on_ray
+            errors = execute(cfg, todo, phase1, bar, weights)
     result = summarize(
         cfg,
         units,
@@ -232,9 +318,12 @@ def run(
         errors=errors,
         set_aside=set_aside,
     )
+    result["timings"]["phase1_s"] = result["timings"]["wall_s"]
+    result["timings"]["executor"] = executor
     if cfg.dedup is not None and not errors:
         result = dedup_phase(cfg, output, result, rerun=bool(todo))
-        write_json_atomic(fs, f"{root}/run.json", result)
+    result["timings"]["wall_s"] = round(time.time() - started, 3)  # both phases, start-up included
+    write_json_atomic(fs, f"{root}/run.json", result)
     if cfg.write.report:
         from dataengine.report import write_report
 
@@ -247,71 +336,136 @@ def run(
     return result
 
 
+def _refuse_other_layout(cfg: PipelineConfig, fs, root: str, output: str) -> None:
+    """A run with the dedup phase keeps phase 1 in OUT/phase1, one without in OUT itself: switching on
+    the same OUT would mix two runs' files in OUT/kept."""
+    if cfg.dedup is not None and exists(fs, f"{root}/_units/plan.json"):
+        held = "whose phase 1 wrote OUT/kept itself (a run without the dedup phase, or by an older version)"
+    elif cfg.dedup is None and exists(fs, f"{root}/phase1/_units/plan.json"):
+        held = "with the dedup phase (phase 1 in OUT/phase1)"
+    else:
+        return
+    raise RunError(
+        f"{output} holds a run {held}; use a new --output (or delete it) instead of mixing two runs"
+    )
+
+
 def dedup_phase(cfg: PipelineConfig, output: str, phase1: dict, rerun: bool) -> dict:
-    """Phase 2 on OUT/kept into OUT/dedup/; run.json's counts then cover both phases and still add up."""
+    """Phase 2 on OUT/phase1/kept: rejections into OUT/dedup/rejected, the final kept set into OUT/kept;
+    run.json's counts then cover both phases and still add up. Resumable: a dedup already done with the
+    same config is not redone, and a move cut short is finished."""
     from dataengine.dedup.runner import run_dedup
 
-    if "://" in output:
-        raise RunError(
-            f"the dedup phase writes to a local directory; {output} is a URI (run `dataengine dedup`)"
+    started = time.time()
+    fs, root = resolve(output)
+    record = f"{root}/dedup/run.json"
+    dedup = read_json(fs, record) if exists(fs, record) else None
+    moving = exists(fs, f"{root}/dedup/kept")  # dedup finished, its kept set not all moved yet
+    if (
+        rerun
+        or dedup is None
+        or dedup["config"] != cfg.dedup.model_dump(mode="json")
+        or not (moving or exists(fs, f"{root}/kept"))
+    ):
+        # the old record first: a crash after this point makes the next run dedup again
+        for stale in (record, f"{root}/kept"):
+            _delete(fs, stale)
+        log.info("dedup phase: %d documents kept by phase 1", phase1["kept"])
+        dedup = run_dedup(
+            [posixpath.join(output, "phase1", "kept")], posixpath.join(output, "dedup"), cfg.dedup
         )
-    previous = Path(output) / "dedup" / "run.json"
-    dedup = json.loads(previous.read_text()) if previous.is_file() else None
-    if rerun or dedup is None or dedup["config"] != cfg.dedup.model_dump(mode="json"):
-        dedup = run_dedup([str(Path(output) / "kept")], Path(output) / "dedup", cfg.dedup)
+    _move_files(fs, f"{root}/dedup/kept", f"{root}/kept")
     if dedup["input"] != phase1["kept"]:
-        raise RunError(f"{previous}: dedup saw {dedup['input']} documents, phase 1 kept {phase1['kept']}")
+        raise RunError(f"{record}: dedup saw {dedup['input']} documents, phase 1 kept {phase1['kept']}")
     reasons = Counter(phase1["rejected_by_reason"])
     reasons.update(dedup["rejected_by_reason"])
-    groups = _attribute_dedup(Path(output) / "dedup" / "rejected", phase1)
+    groups, rejected_bytes = _attribute_dedup(fs, f"{root}/dedup/rejected", phase1)
+    kept_bytes = phase1["kept_bytes"] - rejected_bytes
     result = dict(phase1)
     result.update(
         {
             "kept": dedup["kept"],
+            "kept_bytes": kept_bytes,
             **groups,
             "rejected": sum(reasons.values()),
             "rejected_by_reason": dict(sorted(reasons.items())),
-            "phase1": {k: phase1[k] for k in ("input", "kept", "rejected", "rejected_by_reason")},
+            "phase1": {
+                k: phase1[k] for k in ("input", "kept", "rejected", "rejected_by_reason", "kept_bytes")
+            },
             "funnel_docs": {**phase1["funnel_docs"], "dedup": dedup["kept"]},
+            "funnel_bytes": {**phase1["funnel_bytes"], "dedup": kept_bytes},
             "dedup": {k: v for k, v in dedup.items() if k != "config"},
+            "timings": {**phase1["timings"], "dedup_s": round(time.time() - started, 3)},
             "output": {
-                "kept": posixpath.join(output, "dedup", "kept"),
-                "rejected": [posixpath.join(output, "rejected"), posixpath.join(output, "dedup", "rejected")],
+                "kept": posixpath.join(output, "kept"),
+                "rejected": [
+                    posixpath.join(output, "phase1", "rejected"),
+                    posixpath.join(output, "dedup", "rejected"),
+                ],
+                "phase1_kept": posixpath.join(output, "phase1", "kept"),
             },
         }
     )
     assert result["input"] == result["kept"] + result["rejected"], "dedup broke conservation"
+    log.info("dedup phase: kept %d of %d in %.1f s", dedup["kept"], dedup["input"], time.time() - started)
     return result
+
+
+def _delete(fs: pafs.FileSystem, path: str) -> None:
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    elif info.type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def _move_files(fs: pafs.FileSystem, src: str, dst: str) -> None:
+    """Move the files of folder `src` into `dst` (replacing same-named ones), then remove `src`: one file
+    at a time, since an object store cannot rename a folder; a re-run finishes a move cut short."""
+    infos = fs.get_file_info(pafs.FileSelector(src, allow_not_found=True))
+    if not infos and not exists(fs, src):
+        return
+    fs.create_dir(dst, recursive=True)
+    for info in infos:
+        fs.move(info.path, f"{dst}/{info.base_name}")
+    fs.delete_dir(src)
 
 
 _GROUPINGS = (("by_language", "lang"), ("by_source", "source"), ("by_category", "category"))
 
 
-def _attribute_dedup(rejected_dir: Path, phase1: dict) -> dict[str, dict]:
+def _attribute_dedup(fs: pafs.FileSystem, rejected_dir: str, phase1: dict) -> tuple[dict[str, dict], int]:
     """Phase 1's by_language / by_source / by_category with each dedup rejection moved from its group's
-    kept to its reason. The groups come from the rejected rows' own `lang`, `source` and `category`
-    columns (the values phase 1 wrote), read a batch at a time: nothing proportional to the corpus is
-    held."""
+    kept to its reason, and the UTF-8 bytes of the rejected text. The groups come from the rejected rows'
+    own `lang`, `source` and `category` columns (the values phase 1 wrote), read a batch at a time:
+    nothing proportional to the corpus is held."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     groups = {
         name: {k: Breakdown.from_dict(g) for k, g in phase1.get(name, {}).items()} for name, _ in _GROUPINGS
     }
     moved: Counter = Counter()
-    for path in sorted(rejected_dir.glob("*.parquet")) if rejected_dir.is_dir() else []:
-        pf = pq.ParquetFile(path)
-        columns = [c for c in ("lang", "source", "category", "reject") if c in pf.schema_arrow.names]
-        for batch in pf.iter_batches(columns=columns, batch_size=65536):
-            cols = batch.to_pydict()
-            n = batch.num_rows
-            keys = zip(
-                (x or UNKNOWN for x in cols.get("lang", [None] * n)),
-                map(source_file, cols.get("source", [None] * n)),
-                (x or UNKNOWN for x in cols.get("category", [None] * n)),
-                cols["reject"],
-                strict=True,
-            )
-            moved.update(keys)
+    rejected_bytes = 0
+    files = fs.get_file_info(pafs.FileSelector(rejected_dir, allow_not_found=True))
+    for info in sorted((f for f in files if f.path.endswith(".parquet")), key=lambda f: f.path):
+        with fs.open_input_file(info.path) as fh:
+            pf = pq.ParquetFile(fh)
+            wanted = ("lang", "source", "category", "reject", "text")
+            columns = [c for c in wanted if c in pf.schema_arrow.names]
+            for batch in pf.iter_batches(columns=columns, batch_size=65536):
+                if "text" in columns:
+                    rejected_bytes += pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0
+                cols = batch.select([c for c in columns if c != "text"]).to_pydict()
+                n = batch.num_rows
+                keys = zip(
+                    (x or UNKNOWN for x in cols.get("lang", [None] * n)),
+                    map(source_file, cols.get("source", [None] * n)),
+                    (x or UNKNOWN for x in cols.get("category", [None] * n)),
+                    cols["reject"],
+                    strict=True,
+                )
+                moved.update(keys)
     for (*keys, reject), n in moved.items():
         for (name, _), key in zip(_GROUPINGS, keys, strict=True):
             if not groups[name] and name == "by_category":
@@ -323,7 +477,7 @@ def _attribute_dedup(rejected_dir: Path, phase1: dict) -> dict[str, dict]:
                 )
             group.kept -= n
             group.reasons[reject] += n
-    return {name: breakdowns_to_dict(group) for name, group in groups.items()}
+    return {name: breakdowns_to_dict(group) for name, group in groups.items()}, rejected_bytes
 
 
 def summarize(
@@ -336,10 +490,12 @@ def summarize(
     set_aside: Sequence[str] = (),
 ) -> dict:
     fs, root = resolve(output)
+    phase1 = phase1_dir(cfg, output)
+    _, p1_root = resolve(phase1)
     total = RunStats()
     unit_seconds = 0.0
     for unit in units:
-        marker_path = f"{root}/_units/{unit.unit_id}.json"
+        marker_path = f"{p1_root}/_units/{unit.unit_id}.json"
         if exists(fs, marker_path):
             marker = read_json(fs, marker_path)
             total.merge(RunStats.from_dict(marker["stats"]))
@@ -361,8 +517,8 @@ def summarize(
             "config": cfg.model_dump(mode="json"),
             "versions": versions(),
             "output": {
-                "kept": posixpath.join(output, "kept"),
-                "rejected": posixpath.join(output, "rejected"),
+                "kept": posixpath.join(phase1, "kept"),
+                "rejected": posixpath.join(phase1, "rejected"),
             },
         }
     )

@@ -1,6 +1,6 @@
 """`make demo`: the main job end to end on the bundled sample; prints where the results are.
 
-phase 1 (read, annotate, decide) → tokenizer → token shards → a tiny Llama trained on CPU → eval.
+phase 1 (read, annotate, decide) and the dedup phase → tokenizer → token shards → a tiny Llama trained on CPU → eval.
 """
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ def main() -> None:
         f"--input sample/{p.name}" for p in sorted((ROOT / "sample").iterdir()) if p.name != "NOTICE"
     )
     step(
-        "phase 1: read, annotate, decide",
-        f"dataengine run configs/pipeline.yaml {inputs} --output demo_out/phase1",
+        "phase 1 (read, annotate, decide), then the dedup phase",
+        f"dataengine run configs/pipeline.yaml {inputs} --output demo_out/run",
     )
-    run = json.loads((OUT / "phase1" / "run.json").read_text())
+    run = json.loads((OUT / "run" / "run.json").read_text())
     print(
         f"\nkept {run['kept']} of {run['input']} documents; rejected by reason: {run['rejected_by_reason']}"
     )
 
-    kept = "demo_out/phase1/dedup/kept"  # after the dedup phase of configs/pipeline.yaml
+    kept = "demo_out/run/kept"  # the final kept set: after the dedup phase of configs/pipeline.yaml
     tokenizer = "demo_out/tokenizer/tokenizer.json"
     step(
         "tokenizer: byte-level BPE on the kept documents",
@@ -68,7 +68,7 @@ def main() -> None:
         "python -m eval configs/eval/quick.yaml --checkpoint demo_out/train --output demo_out/eval "
         "--set data.heldout=[demo_out/shards]",
     )
-    print(f"\nphase-1 report: {OUT / 'phase1' / 'report.html'}")
+    print(f"\nrun report:     {OUT / 'run' / 'report.html'}")
     print(f"shards:         {OUT / 'shards'}")
     print(f"train metrics:  {OUT / 'train' / 'metrics.jsonl'}  (TensorBoard: {OUT / 'train' / 'tb'})")
     print(f"eval report:    {OUT / 'eval' / 'report.html'}  (results: {OUT / 'eval' / 'results.json'})")

@@ -72,7 +72,7 @@ def base(ray_session, inputs, tmp_path_factory) -> Path:
 
 
 def _assert_same_output(a: Path, b: Path) -> None:
-    for part in ("kept", "rejected", "dedup/kept", "dedup/rejected"):
+    for part in ("kept", "rejected", "phase1/kept", "phase1/rejected", "dedup/rejected"):
         names = sorted(p.name for p in (a / part).glob("*.parquet"))
         assert names == sorted(p.name for p in (b / part).glob("*.parquet")), part
         for name in names:
@@ -135,7 +135,7 @@ def test_the_command_line_refuses_what_signals_cannot_answer(base, tmp_path):
     assert res.exit_code == 2 and "not empty" in res.output
     old = tmp_path / "old"  # a run from before a signal existed
     shutil.copytree(base, old)
-    for path in [*old.glob("kept/*.parquet"), *old.glob("rejected/*.parquet")]:
+    for path in [*old.glob("phase1/kept/*.parquet"), *old.glob("phase1/rejected/*.parquet")]:
         pq.write_table(pq.read_table(path).drop_columns(["normalize.chars"]), path)
     res = cli.invoke(app, ["decide", str(old), "--output", str(tmp_path / "z")])
     assert res.exit_code == 2 and "lacks the signal column(s) normalize.chars" in res.output

@@ -17,7 +17,7 @@ import pytest
 
 from dataengine.config import load_pipeline_config
 from dataengine.processor import DocumentProcessor
-from dataengine.report import headline, write_report
+from dataengine.report import headline, reasons_chart, summary_rows, write_report
 from dataengine.stats import RunStats, source_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,8 +120,10 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
 
     # every group's counts are what the output files hold: kept rows after dedup by their lang and
     # source file; rejected rows of both phases (dedup's attributed by the rejected copy's own columns)
-    kept = _rows([out / "dedup" / "kept"], ["lang", "source", "category"])
-    rejected = _rows([out / "rejected", out / "dedup" / "rejected"], ["lang", "source", "category", "reject"])
+    kept = _rows([out / "kept"], ["lang", "source", "category"])
+    rejected = _rows(
+        [out / "phase1" / "rejected", out / "dedup" / "rejected"], ["lang", "source", "category", "reject"]
+    )
     assert len(kept) == on_disk["kept"] and len(rejected) == on_disk["rejected"]
     assert any(r["reject"].startswith("dedup:") for r in rejected), "the sample has duplicates"
     for name, key_of in (
@@ -142,7 +144,7 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
     )
 
     # category mix in tokens and quality bins count phase 1's kept rows
-    phase1_kept = _rows([out / "kept"], ["category", "quality_bin"])
+    phase1_kept = _rows([out / "phase1" / "kept"], ["category", "quality_bin"])
     assert set(on_disk["category_tokens"]) == {r["category"] for r in phase1_kept}
     assert sum(on_disk["quality_bins"].values()) == sum(r["quality_bin"] is not None for r in phase1_kept) > 0
 
@@ -150,6 +152,11 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "keep rate by language" in page and "keep rate by source file" in page
     assert "keep rate by category" in page
+    # the headline table: the final kept MB (after dedup), phase 1's beside it, the whole run's wall time
+    final_mb = sum(len(t.encode()) for t in pq.read_table(out / "kept", columns=["text"])["text"].to_pylist())
+    assert f"<td>kept MB</td><td>{final_mb / 1e6:.2f}</td>" in page
+    assert f"<td>kept by phase 1 (before dedup)</td><td>{on_disk['phase1']['kept']} documents" in page
+    assert re.search(r"<td>wall time \(whole run\)</td><td>[^<]* — phase 1 [^<]*, dedup ", page)
     assert (out / "report" / "categories.png").stat().st_size > 0 and (
         out / "report" / "quality.png"
     ).is_file()
@@ -181,3 +188,33 @@ def test_by_language_and_source_on_the_sample(ray_session, tmp_path_factory):
     legacy.mkdir()
     (legacy / "run.json").write_text(json.dumps(old))
     assert "keep rate by language" not in Path(write_report(str(legacy))).read_text(encoding="utf-8")
+
+
+def test_summary_rows_show_both_phases_and_the_whole_wall_time():
+    """A run of 1 m 43 s whose phase 1 took 36 s says 1 m 43 s, and kept MB is after dedup."""
+    run = {
+        "input": 5000,
+        "kept": 3000,
+        "rejected": 2000,
+        "input_bytes": 40_000_000,
+        "kept_bytes": 21_000_000,
+        "phase1": {"input": 5000, "kept": 3400, "rejected": 1600, "kept_bytes": 24_500_000},
+        "timings": {"wall_s": 103.4, "phase1_s": 36.2, "dedup_s": 61.0},
+        "units": {"total": 64, "resumed_from_previous_run": 0},
+    }
+    rows = dict(summary_rows(run))
+    assert rows["kept MB"] == "21.00"
+    assert rows["kept by phase 1 (before dedup)"] == "3400 documents, 24.50 MB"
+    assert rows["wall time (whole run)"] == "1 m 43 s (103.4 s) — phase 1 36.2 s, dedup 1 m 1 s (61.0 s)"
+    # a run without dedup (or written before these timings) shows only what it has
+    del run["phase1"], run["timings"]["phase1_s"], run["timings"]["dedup_s"]
+    rows = dict(summary_rows(run))
+    assert (
+        "kept by phase 1 (before dedup)" not in rows and rows["wall time (whole run)"] == "1 m 43 s (103.4 s)"
+    )
+
+
+def test_reasons_chart_draws_a_run_that_rejected_nothing():
+    assert reasons_chart({"rejected_by_reason": {}})[:4] == b"\x89PNG"
+    many = {f"gopher:rule_{i}": 10**i for i in range(6)}
+    assert reasons_chart({"rejected_by_reason": many})[:4] == b"\x89PNG"

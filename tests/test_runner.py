@@ -61,14 +61,25 @@ def test_conservation_on_mixed_corpus(ray_session, mixed_corpus, tmp_path):
     # phase 1 then the dedup phase (on in configs/pipeline.yaml): counts over both add up to the input
     assert on_disk["phase1"]["input"] == on_disk["phase1"]["kept"] + on_disk["phase1"]["rejected"]
     assert on_disk["dedup"]["input"] == on_disk["phase1"]["kept"]
-    kept = pq.read_table(out / "kept")
-    rejected = pq.read_table(out / "rejected")
+    # DESIGN §3.2: OUT/kept is the final kept set; each phase's own output lives in its own folder
+    kept = pq.read_table(out / "phase1" / "kept")
+    rejected = pq.read_table(out / "phase1" / "rejected")
     assert kept.num_rows == on_disk["phase1"]["kept"] and rejected.num_rows == on_disk["phase1"]["rejected"]
-    final_kept = pq.read_table(out / "dedup" / "kept")
+    final_kept = pq.read_table(out / "kept")
     dedup_rejected = pq.read_table(out / "dedup" / "rejected")
-    assert final_kept.num_rows == on_disk["kept"]
+    assert final_kept.num_rows == on_disk["kept"] < kept.num_rows
+    assert not (out / "dedup" / "kept").exists() and not (out / "_units").exists()
+    assert on_disk["output"]["kept"] == str(out / "kept")
     assert rejected.num_rows + dedup_rejected.num_rows == on_disk["rejected"]
     assert all(r.startswith("dedup:") for r in dedup_rejected.column("reject").to_pylist())
+    # the final kept set is phase 1's minus dedup's rejections, and its bytes are counted as such
+    final_ids = set(final_kept.column("id").to_pylist())
+    assert final_ids | set(dedup_rejected.column("id").to_pylist()) == set(kept.column("id").to_pylist())
+    final_bytes = sum(len(t.encode()) for t in final_kept.column("text").to_pylist())
+    assert on_disk["kept_bytes"] == on_disk["funnel_bytes"]["dedup"] == final_bytes
+    assert on_disk["phase1"]["kept_bytes"] == sum(len(t.encode()) for t in kept.column("text").to_pylist())
+    timings = on_disk["timings"]
+    assert timings["wall_s"] >= timings["phase1_s"] + timings["dedup_s"]
     # with dedup on, phase 1 wrote MinHash signatures of the kept en and zh text, and dedup reused every one
     sig, usable = signatures_from_column(kept.column("minhash"), cfg.dedup.minhash.num_perm)
     texts, langs = kept.column("text").to_pylist(), kept.column("lang").to_pylist()
@@ -203,14 +214,22 @@ def _in_session(p: psutil.Process, session: int) -> bool:
         return False
 
 
-def test_resume_after_kill_gives_the_same_rows(ray_session, corpus, tmp_path):
-    """kill -9 a running job, run it again on the same OUT: same kept set, nothing twice."""
+@pytest.mark.parametrize("executor", ["ray", "local"])
+def test_resume_after_kill_gives_the_same_rows(ray_session, corpus, tmp_path, executor):
+    """kill -9 a running job, run it again on the same OUT: same kept set, nothing twice, whether
+    units ran on Ray or in the process."""
     inputs = tmp_path / "corpus"
     inputs.mkdir()
     docs = _zh_and_en_docs(corpus, 600)
     for part in range(12):
         write_jsonl(inputs / f"part-{part:02d}.jsonl", docs[part::12])
-    overrides = ["ray.num_workers=1", "ray.batch_size=16", "write.report=false", "dedup=null"]
+    overrides = [
+        "ray.num_workers=1",
+        "ray.batch_size=16",
+        "write.report=false",
+        "dedup=null",
+        f"ray.executor={executor}",
+    ]
     interrupted = tmp_path / "interrupted"
     cmd = [
         sys.executable,
@@ -247,3 +266,115 @@ def test_resume_after_kill_gives_the_same_rows(ray_session, corpus, tmp_path):
     assert len(ids) == len(set(ids)) == resumed["kept"]
     for part in sorted((tmp_path / "clean" / "kept").glob("*.parquet")):
         assert (interrupted / "kept" / part.name).read_bytes() == part.read_bytes()
+
+
+def _local(extra: list[str]) -> object:
+    return load_pipeline_config(
+        ROOT / "configs/pipeline.yaml",
+        ["write.report=false", "ray.executor=local", "ray.batch_size=32", *extra],
+    )
+
+
+def _tables(out: Path, part: str) -> dict[str, object]:
+    return {p.name: pq.read_table(p) for p in sorted((out / part).glob("*.parquet"))}
+
+
+def test_in_process_executor_writes_what_ray_writes(ray_session, mixed_corpus, tmp_path):
+    """The same units, markers and rows whether phase 1 ran on Ray actors or in this process."""
+    sets = ["dedup=null", "input.unit_bytes=20000"]  # zh.jsonl becomes several units
+    local = run(_local(sets), inputs=[str(mixed_corpus)], output=str(tmp_path / "local"), progress=False)
+    on_ray = load_pipeline_config(
+        ROOT / "configs/pipeline.yaml", ["write.report=false", "ray.executor=ray", "ray.batch_size=32", *sets]
+    )
+    remote = run(on_ray, inputs=[str(mixed_corpus)], output=str(tmp_path / "ray"), progress=False)
+    assert (local["timings"]["executor"], remote["timings"]["executor"]) == ("local", "ray")
+    assert local["units"]["total"] == remote["units"]["total"] > len(list(mixed_corpus.iterdir()))
+    for key in (
+        "input",
+        "kept",
+        "rejected",
+        "rejected_by_reason",
+        "by_language",
+        "by_source",
+        "funnel_bytes",
+    ):
+        assert local[key] == remote[key], key
+    for part in ("kept", "rejected"):
+        a, b = _tables(tmp_path / "local", part), _tables(tmp_path / "ray", part)
+        assert list(a) == list(b) and all(a[n].equals(b[n]) for n in a), part
+    markers = sorted(p.name for p in (tmp_path / "local" / "_units").glob("*.json"))
+    assert markers == sorted(p.name for p in (tmp_path / "ray" / "_units").glob("*.json"))
+
+
+def test_in_process_failing_unit_is_recorded_and_retried(mixed_corpus, tmp_path, monkeypatch):
+    """A unit that raises is a failed unit in run.json and RunError; the others finish; a re-run does it."""
+    import dataengine.runner as runner
+
+    reader = runner.read_unit
+
+    def flaky(unit, cfg):
+        if unit.path.endswith("ewt.jsonl"):
+            raise OSError("disk went away")
+        return reader(unit, cfg)
+
+    monkeypatch.setattr(runner, "read_unit", flaky)
+    out = tmp_path / "out"
+    with pytest.raises(RunError, match=r"(?s)1 unit\(s\) failed.*ewt\.jsonl: OSError: disk went away"):
+        run(_local(["dedup=null"]), inputs=[str(mixed_corpus)], output=str(out), progress=False)
+    on_disk = json.loads((out / "run.json").read_text())
+    assert on_disk["units"]["failed"] == 1 and on_disk["failed_units"][0].endswith("disk went away")
+    assert on_disk["input"] > 0 and not any("ewt" in p.name for p in (out / "kept").iterdir())
+    monkeypatch.setattr(runner, "read_unit", reader)
+    again = run(_local(["dedup=null"]), inputs=[str(mixed_corpus)], output=str(out), progress=False)
+    assert again["units"]["resumed_from_previous_run"] == again["units"]["total"] - 1
+    clean = run(
+        _local(["dedup=null"]), inputs=[str(mixed_corpus)], output=str(tmp_path / "c"), progress=False
+    )
+    assert again["by_source"] == clean["by_source"] and again["kept"] == clean["kept"]
+
+
+def test_dedup_layout_resume_and_switch(corpus, tmp_path):
+    """With dedup on: phase 1 in OUT/phase1, OUT/kept the final set; a move cut short is finished by a
+    re-run; a run with the other dedup setting on the same OUT is refused rather than mixed."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    docs = _zh_and_en_docs(corpus, 120)
+    write_jsonl(inputs / "a.jsonl", docs)
+    write_jsonl(inputs / "b.jsonl", docs[:60])  # exact copies: dedup rejects 60
+    out = tmp_path / "out"
+    first = run(_local([]), inputs=[str(inputs)], output=str(out), progress=False)
+    assert first["phase1"]["kept"] - first["kept"] >= first["rejected_by_reason"]["dedup:exact"] >= 50
+    final = sorted(pq.read_table(out / "kept", columns=["id"])["id"].to_pylist())
+    assert len(final) == len(set(final)) == first["kept"]
+    # a crash while moving dedup's kept files into OUT/kept: one moved, the others still in OUT/dedup/kept
+    (out / "dedup" / "kept").mkdir()
+    for path in sorted((out / "kept").glob("*.parquet"))[1:]:
+        path.rename(out / "dedup" / "kept" / path.name)
+    again = run(_local([]), inputs=[str(inputs)], output=str(out), progress=False)
+    assert again["kept"] == first["kept"] and again["units"]["resumed_from_previous_run"] == 2
+    assert sorted(pq.read_table(out / "kept", columns=["id"])["id"].to_pylist()) == final
+    assert not (out / "dedup" / "kept").exists()
+    with pytest.raises(RunError, match=r"holds a run with the dedup phase \(phase 1 in OUT/phase1\)"):
+        run(_local(["dedup=null"]), inputs=[str(inputs)], output=str(out), progress=False)
+    plain = tmp_path / "plain"
+    run(_local(["dedup=null"]), inputs=[str(inputs)], output=str(plain), progress=False)
+    assert (plain / "_units").is_dir() and not (plain / "phase1").exists()
+    with pytest.raises(RunError, match="whose phase 1 wrote OUT/kept itself"):
+        run(_local([]), inputs=[str(inputs)], output=str(plain), progress=False)
+
+
+def test_auto_executor_runs_small_jobs_without_ray(monkeypatch):
+    from dataengine.runner import choose_executor
+
+    cfg = load_pipeline_config(ROOT / "configs/pipeline.yaml", [])
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delitem(sys.modules, "ray", raising=False)  # as in a fresh `dataengine run`
+    assert cfg.ray.executor == "auto" and cfg.ray.local_max_bytes == 64 * 2**20
+    assert choose_executor(cfg, 20_000_000) == "local"
+    assert choose_executor(cfg, 65 * 2**20) == "ray"  # larger jobs use every core
+    address = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"address": "10.0.0.1:6379"})})
+    assert choose_executor(address, 1000) == "ray"
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    assert choose_executor(cfg, 1000) == "ray"
+    forced = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"executor": "local"})})
+    assert choose_executor(forced, 10**12) == "local"

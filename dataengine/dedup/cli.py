@@ -69,10 +69,12 @@ def dedup_command(
         "decontam.benchmarks": decontam,
     }
     cfg = load_config(config_arg or config, set_, flags)
+    from dataengine.cli import show_engine_logs
     from dataengine.dedup.runner import run_dedup
     from dataengine.dedup.staging import InputError
     from dataengine.runtime import init_ray
 
+    show_engine_logs()  # one INFO line per pass on stderr
     if ray_address:
         init_ray(ray_address)
     try:

@@ -29,9 +29,12 @@ class InputConfig(pydantic.BaseModel, extra="forbid"):
     # JSON escaping can make a line up to 6x its text, so JSONL lines may reach `json_line_factor` x this.
     max_doc_bytes: int = pydantic.Field(10_000_000, gt=0)
     json_line_factor: int = pydantic.Field(2, ge=1)
-    # Uncompressed JSONL/text files (and Parquet files, by row groups) larger than this are split
-    # into several work units, cut at line (paragraph, row-group) boundaries.
-    unit_bytes: int = pydantic.Field(64 * 2**20, gt=0)
+    # Uncompressed JSONL/text/WARC files (and Parquet files, by row groups) larger than this are split
+    # into several work units, cut at line (paragraph, WARC record, row-group) boundaries; compressed
+    # files (.gz, .zst) are always one unit. `auto`: the inputs' total size / 64, clamped to
+    # [1 MiB, 64 MiB], so that even one large file is shared by all workers and progress moves often;
+    # it depends on the inputs alone, so a re-run plans the same units and resumes.
+    unit_bytes: int | Literal["auto"] = "auto"
     # A document of more words than this (two CJK characters count as one word) is split at paragraph
     # breaks into parts of about equal size, each judged on its own (`dataengine.io.split`); None: never.
     split_words: int | None = pydantic.Field(10_000, gt=0)
@@ -42,6 +45,13 @@ class InputConfig(pydantic.BaseModel, extra="forbid"):
     favor_recall: bool = False
     include_tables: bool = True
     include_comments: bool = False
+
+    @pydantic.field_validator("unit_bytes")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if value != "auto" and value <= 0:
+            raise ValueError("unit_bytes must be a positive number of bytes or 'auto'")
+        return value
 
     @pydantic.model_validator(mode="after")
     def _precision_xor_recall(self) -> InputConfig:

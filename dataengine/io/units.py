@@ -1,7 +1,8 @@
 """Work units: the pieces of input that one task reads, planned before any document is read.
 
-A unit is a whole file, a line-aligned byte range of a large uncompressed JSONL/text file, or a
-run of row groups of a large Parquet file. Its `unit_id` hashes (path, start, end), so output
+A unit is a whole file, a line-aligned byte range of a large uncompressed JSONL/text file, a range of
+whole records of a large uncompressed WARC file, or a run of row groups of a large Parquet file.
+Compressed files are one unit each: a gzip or zstd stream cannot be entered in the middle. Its `unit_id` hashes (path, start, end), so output
 file names derived from it are the same on every run: a resumed run can tell which units are done.
 """
 
@@ -11,7 +12,8 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -95,8 +97,8 @@ def set_aside_unknown(
 class Unit:
     """One piece of work: `path` read as `format` from `start` to `end`.
 
-    For line formats, start/end are byte offsets (end None = to the end of the file) and every
-    boundary falls at the start of a line (of a paragraph in paragraphs mode); for Parquet they
+    For line formats and WARC, start/end are byte offsets (end None = to the end of the file) and every
+    boundary falls at the start of a line (of a paragraph in paragraphs mode, of a record); for Parquet they
     are row-group indices, end exclusive.
     """
 
@@ -154,6 +156,40 @@ def _byte_ranges(path: str, size: int, step: int, paragraphs: bool) -> list[tupl
     return list(zip(cuts, ends, strict=True))
 
 
+_WARC_VERSION = re.compile(rb"^WARC/\d+\.\d+\r?\n$")
+
+
+def _warc_record_ranges(path: str, size: int, step: int) -> list[tuple[int, int | None]]:
+    """Cut an uncompressed WARC about every `step` bytes, at record starts found by walking the records'
+    Content-Length (not by searching for "WARC/1.0", which an archived page may contain). Where a header
+    does not parse, the rest of the file stays in the last unit, whose reader reports what is wrong."""
+    cuts = [0]
+    with open_random_access(path) as raw:
+        f = io.BufferedReader(raw, 1 << 16)
+        pos = 0
+        while pos < size:
+            if pos - cuts[-1] >= step:
+                cuts.append(pos)
+            f.seek(pos)
+            if not _WARC_VERSION.match(f.readline(64)):
+                break
+            length = None
+            while (line := f.readline(1 << 16)).strip():
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                    length = int(value)
+            if length is None:
+                break
+            f.seek(f.tell() + length)
+            while (line := f.readline(1 << 16)) and not line.strip():
+                pass  # the blank lines that end a record
+            if not line:
+                break
+            pos = f.tell() - len(line)
+    ends: list[int | None] = [*cuts[1:], None]
+    return list(zip(cuts, ends, strict=True))
+
+
 def _row_group_ranges(path: str, step: int) -> list[tuple[int, int | None]]:
     """Runs of consecutive row groups of about `step` uncompressed bytes each."""
     try:
@@ -171,19 +207,37 @@ def _row_group_ranges(path: str, step: int) -> list[tuple[int, int | None]]:
     return ranges
 
 
-def plan_units(files: Sequence[str], cfg: InputConfig) -> list[Unit]:
-    """Units covering every file exactly once, in file order; large splittable files get several."""
+MIN_AUTO_UNIT_BYTES = 1 << 20
+MAX_AUTO_UNIT_BYTES = 64 << 20
+AUTO_UNITS = 64  # `unit_bytes: auto` aims at this many units over all the inputs
+
+
+def unit_bytes_for(total_bytes: int, cfg: InputConfig) -> int:
+    """The split size: `input.unit_bytes`, or with `auto` the inputs' total size over AUTO_UNITS, clamped,
+    so that one 100 MB file becomes ~64 units (every worker gets some, progress moves) and a corpus of
+    large files keeps 64 MiB units. A function of the file sizes alone: re-runs plan the same units."""
+    if cfg.unit_bytes != "auto":
+        return cfg.unit_bytes
+    return min(MAX_AUTO_UNIT_BYTES, max(MIN_AUTO_UNIT_BYTES, total_bytes // AUTO_UNITS))
+
+
+def plan_units(files: Sequence[str], cfg: InputConfig, sizes: Mapping[str, int] | None = None) -> list[Unit]:
+    """Units covering every file exactly once, in file order; large splittable files get several.
+    `sizes` (bytes per path) saves a look-up per file when the caller has them."""
+    sizes = dict(sizes) if sizes is not None else {path: file_size(path) for path in files}
+    step = unit_bytes_for(sum(sizes.values()), cfg)
     units: list[Unit] = []
     for path in files:
         fmt = infer_format(path) if cfg.format == "auto" else cfg.format
         splittable_lines = fmt == "jsonl" or (fmt == "text" and cfg.text_mode != "file")
         ranges: list[tuple[int, int | None]] = [(0, None)]
-        if compression_of(path) is None and (splittable_lines or fmt == "parquet"):
-            size = file_size(path)
-            if size > cfg.unit_bytes:
-                if fmt == "parquet":
-                    ranges = _row_group_ranges(path, cfg.unit_bytes)
-                else:
-                    ranges = _byte_ranges(path, size, cfg.unit_bytes, cfg.text_mode == "paragraphs")
+        size = sizes[path]
+        if compression_of(path) is None and size > step:
+            if fmt == "parquet":
+                ranges = _row_group_ranges(path, step)
+            elif fmt == "warc":
+                ranges = _warc_record_ranges(path, size, step)
+            elif splittable_lines:
+                ranges = _byte_ranges(path, size, step, cfg.text_mode == "paragraphs")
         units += [Unit(path, fmt, start, end) for start, end in ranges]
     return units

@@ -118,8 +118,9 @@ class _EndTracker:
     truncated or corrupt .gz ends here as plain end of data, with the reason kept in `broken`.
     """
 
-    def __init__(self, stream: BinaryIO, path: str):
+    def __init__(self, stream: BinaryIO, path: str, limit: int | None = None):
         self._stream, self._path = stream, path
+        self._limit = limit  # bytes of the unit (a range of whole records); None = to the end
         self.pos = 0
         self.tail = b""
         self.broken: str | None = None
@@ -127,6 +128,10 @@ class _EndTracker:
     def read(self, size: int = -1) -> bytes:
         if self.broken:
             return b""
+        if self._limit is not None:
+            size = self._limit - self.pos if size < 0 else min(size, self._limit - self.pos)
+            if size <= 0:
+                return b""
         try:
             # read1: one decompression step at a time, so a break loses nothing decompressed before it
             data = self._stream.read1(size)
@@ -147,7 +152,7 @@ class _EndTracker:
         return self.pos > 0 and not self.tail.endswith((b"\n\n", b"\n\r\n"))
 
 
-def _warc_page(record, path: str, cfg: InputConfig) -> _Page:
+def _warc_page(record, path: str, cfg: InputConfig, base: int = 0) -> _Page:
     headers = record.headers
     url = (headers.get("WARC-Target-URI") or "").strip().strip("<>") or None
     if record.is_http:
@@ -161,7 +166,7 @@ def _warc_page(record, path: str, cfg: InputConfig) -> _Page:
     too_large = declared > cfg.max_doc_bytes
     body = record.reader.read(_KEEP if too_large else declared)
     return _Page(
-        source=f"{path}@{record.stream_pos}",
+        source=f"{path}@{base + record.stream_pos}",
         record_id=headers.get("WARC-Record-ID"),
         url=url,
         content_type=ctype,
@@ -175,11 +180,14 @@ def _warc_page(record, path: str, cfg: InputConfig) -> _Page:
 
 
 def read_warc(unit: Unit, cfg: InputConfig) -> Iterator[dict]:
-    """Rows for the HTML pages of a WARC file; a truncated end or a file with no record is a rejected row."""
+    """Rows for the HTML pages of a WARC file (or of the records in [unit.start, unit.end) of an
+    uncompressed one); a truncated end or a file with no record is a rejected row."""
     n_records = 0
     last_short = False
-    with open_decompressed(unit.path) as stream:
-        tracker = _EndTracker(stream, unit.path)
+    base = unit.start
+    with open_decompressed(unit.path, base) as stream:
+        limit = None if unit.end is None else unit.end - base
+        tracker = _EndTracker(stream, unit.path, limit)
         head = stream.peek(_KEEP)[:_KEEP]
         records = ArchiveIterator(
             tracker,
@@ -192,7 +200,7 @@ def read_warc(unit: Unit, cfg: InputConfig) -> Iterator[dict]:
         )
         for record in records:
             n_records += 1
-            source = f"{unit.path}@{record.stream_pos}"
+            source = f"{unit.path}@{base + record.stream_pos}"
             if record.headers.get("Content-Length") is None:  # the header itself was cut off
                 yield rejected(
                     source, "io:truncated_record", f"WARC header without Content-Length at {source}"
@@ -202,17 +210,19 @@ def read_warc(unit: Unit, cfg: InputConfig) -> Iterator[dict]:
             if record.record_type not in (WarcRecordType.response, WarcRecordType.resource):
                 last_short = False
                 continue
-            page = _warc_page(record, unit.path, cfg)
+            page = _warc_page(record, unit.path, cfg, base)
             row = _page_row(page, cfg)
             last_short = page.truncated and row is not None  # already reported as truncated
             if row is not None:
                 yield row
         if n_records == 0 and tracker.pos > 0:  # bytes, but not one record in them
             reason = tracker.broken or ("io:binary" if head_looks_binary(head) else "io:corrupt_archive")
-            yield rejected(f"{unit.path}@0", reason, head)
+            yield rejected(f"{unit.path}@{base}", reason, head)
         elif (tracker.broken or tracker.ends_mid_record()) and not last_short:
-            end = f"{unit.path}@{tracker.pos}"
-            yield rejected(end, "io:truncated_record", f"archive ends mid-record at byte {tracker.pos}")
+            end = f"{unit.path}@{base + tracker.pos}"
+            yield rejected(
+                end, "io:truncated_record", f"archive ends mid-record at byte {base + tracker.pos}"
+            )
 
 
 def _http_page(
