@@ -28,10 +28,15 @@ def _shipped_code_stage() -> CodeFilter:
 
 
 def _labelled_code(stage: CodeFilter, texts: list[str]) -> list[str]:
-    """The texts the stage labels code (run as the engine runs it: one batch, signals on every document)."""
+    """The texts the stage labels code (run as the engine runs it: one batch)."""
     docs = [Document(t) for t in texts]
     stage.run(docs)
-    assert all("code.probability" in d.signals and "code.code_line_share" in d.signals for d in docs)
+    assert all("code.probability" in d.signals for d in docs)
+    # the lines' shape is read only where the model says code (elsewhere it could not change the label)
+    assert all(
+        ("code.code_line_share" in d.signals) == (d.signals["code.probability"] >= stage.cfg.threshold)
+        for d in docs
+    )
     return [d.text for d in docs if d.lang == CODE_LANG]
 
 

@@ -90,8 +90,10 @@ class CodeFilter(BatchStage):
         return [self._annotate(doc, p_code) for doc, p_code in zip(docs, probabilities, strict=True)]
 
     def _annotate(self, doc: Document, p_code: float) -> str | None:
-        shape = code_shape(doc.text)
         self.signal(doc, "probability", p_code)
+        if p_code < self.cfg.threshold:
+            return None  # prose to the model: its lines' shape could not make it code, so it is not read
+        shape = code_shape(doc.text)
         self.signal(doc, "ascii_line_share", shape.ascii_line_share)
         self.signal(doc, "code_line_share", shape.code_line_share)
         self.signal(doc, "symbol_density", shape.symbol_density)
