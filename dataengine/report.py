@@ -16,10 +16,17 @@ from dataengine.io.writers import read_json, resolve  # noqa: E402
 KEPT, REJECTED = "#2a9d8f", "#e76f51"
 
 
+DPI = 110
+
+
 def _png(fig) -> bytes:
+    """Lay out and save at one dpi, so savefig reuses the text sizes tight_layout measured (at the
+    default 100 dpi it measured every label twice); zlib level 1: a third less time, slightly larger
+    files."""
     buf = io.BytesIO()
+    fig.set_dpi(DPI)
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return buf.getvalue()
 

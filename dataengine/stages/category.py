@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dataengine.classifiers.model import label_probabilities, model_labels, packaged_model_path
+from dataengine.classifiers.model import document_probabilities, model_labels, packaged_model_path
 from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.code import CODE_LANG
 from dataengine.stages.document import Document
@@ -54,7 +54,7 @@ class CategoryClassifier(BatchStage):
 
     def process_batch(self, docs: list[Document]) -> list[str | None]:
         prose = [doc for doc in docs if doc.lang != CODE_LANG]
-        labels, probs = label_probabilities(load_model(self.model_path), [doc.text for doc in prose])
+        labels, probs = document_probabilities(load_model(self.model_path), prose)
         for doc, row in zip(prose, probs, strict=True):
             best = int(row.argmax())
             doc.category, doc.category_score = labels[best], float(row[best])

