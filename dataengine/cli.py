@@ -53,6 +53,7 @@ def run(
     from dataengine.cli_support import load_config_or_exit
     from dataengine.runner import RunError
     from dataengine.runner import run as run_pipeline
+    from dataengine.runtime import ClusterCapacityError
 
     overrides = list(set_ or [])
     if ray_address:
@@ -61,7 +62,7 @@ def run(
     show_engine_logs()
     try:
         result = run_pipeline(cfg, inputs=list(input or []), output=output, progress=not quiet)
-    except (RunError, FileNotFoundError) as exc:
+    except (RunError, FileNotFoundError, ClusterCapacityError) as exc:
         fail(str(exc))
     counts = {k: result[k] for k in ("input", "kept", "rejected")}
     typer.echo(json.dumps(counts))

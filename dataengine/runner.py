@@ -40,7 +40,7 @@ from dataengine.io.writers import AtomicParquetWriter, exists, read_json, resolv
 from dataengine.keep_top import resolve_keep_top
 from dataengine.processor import DocumentProcessor
 from dataengine.progress import PhaseProgress
-from dataengine.runtime import init_ray, versions
+from dataengine.runtime import alive_cpus, alive_resources, init_ray, versions
 from dataengine.stats import UNKNOWN, Breakdown, RunStats, breakdowns_to_dict, source_file
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def _run_on_ray(
     cfg: PipelineConfig, units: list[tuple[int, Unit]], output: str, bar: PhaseProgress, weights: dict
 ) -> list[str]:
     ray = init_ray(cfg.ray.address)
-    workers = cfg.ray.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    workers = cfg.ray.num_workers or alive_cpus(ray)
     workers = max(1, min(workers, len(units)))
     items = [{"unit": json.dumps(asdict(u)), "position": i} for i, u in units]
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -172,7 +172,7 @@ def _run_on_ray(
         compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs={"cfg": cfg.model_dump(mode="json"), "output": output},
         num_cpus=1,
-        num_gpus=gpus_per_worker(cfg, workers, ray.cluster_resources().get("GPU", 0)),
+        num_gpus=gpus_per_worker(cfg, workers, alive_resources(ray).get("GPU", 0)),
     )
     errors = []
     for row in ds.iter_rows():

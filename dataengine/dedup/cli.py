@@ -72,14 +72,14 @@ def dedup_command(
     from dataengine.cli import show_engine_logs
     from dataengine.dedup.runner import run_dedup
     from dataengine.dedup.staging import InputError
-    from dataengine.runtime import init_ray
+    from dataengine.runtime import ClusterCapacityError, init_ray
 
     show_engine_logs()  # one INFO line per pass on stderr
     if ray_address:
         init_ray(ray_address)
     try:
         run = run_dedup(cfg.inputs, cfg.output, cfg.dedup_config(), cfg.input)
-    except (FileNotFoundError, InputError) as exc:
+    except (FileNotFoundError, InputError, ClusterCapacityError) as exc:
         fail(str(exc))
     summary = {k: run[k] for k in ("input", "kept", "rejected", "rejected_by_reason")}
     typer.echo(json.dumps(summary, indent=2))

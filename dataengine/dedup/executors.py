@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from dataengine.dedup import columns as C
 from dataengine.dedup.config import DedupConfig
+from dataengine.runtime import alive_cpus, init_ray
 
 Batch = dict[str, np.ndarray]
 # An in-process dataset: numpy columns of equal length (a pyarrow Table between pyarrow-format steps).
@@ -190,8 +191,6 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, parts: int):
-        from dataengine.runtime import init_ray
-
         self.parts = parts
         self.ray = init_ray()
 
@@ -202,7 +201,7 @@ class RayExecutor:
 
     def files(self, indices: Sequence[int], reader: type, kwargs: dict[str, Any]):
         data = self.ray.data
-        cpus = max(1, int(self.ray.available_resources().get("CPU", 1)))
+        cpus = alive_cpus(self.ray)
         return data.from_items([{"file": f} for f in indices], override_num_blocks=len(indices)).map_batches(
             reader,
             fn_constructor_kwargs=kwargs,

@@ -38,6 +38,7 @@ from dataengine.pack.config import PackConfig, SimilarOrderConfig
 from dataengine.pack.holdout import Heldout, id_fraction
 from dataengine.pack.order import DocumentOrder
 from dataengine.pack.walk import greedy_chains, nearest_neighbours
+from dataengine.runtime import alive_resources
 
 EMB, PART, KEY, HEAD, POS = "_sim_emb", "_sim_part", "_sim_key", "_sim_head", "_sim_pos"
 HELPERS = (EMB, PART, KEY, HEAD, POS)
@@ -138,7 +139,7 @@ class SimilarOrder(DocumentOrder):
         if embed.embedder == "hashed":  # the IDF comes from the corpus: fit once, on the driver
             fitted = make_embedder(embed)
             fitted.fit([text or "" for text in hash_sample(ds, embed.fit_sample, self.seed, "text")])
-        gpus = 0 if fitted or embed.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
+        gpus = 0 if fitted or embed.device == "cpu" else int(alive_resources(ray).get("GPU", 0))
         return ds.map_batches(
             embed_rows,
             fn_kwargs={"cfg_json": embed.model_dump_json(), "fitted": fitted},
