@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from s3_server import get_bytes, upload
+from s3_server import get_bytes, list_files, upload
 from stage_corpora import cmrc_paragraphs
 from typer.testing import CliRunner
 
@@ -71,3 +71,57 @@ def test_classifier_model_output_must_be_local(s3_uri):
     )
     assert result.exit_code == 2 and out in result.output and "local path" in result.output
     assert not Path("s3:").exists()
+
+
+def _kept_ids(kept_uri: str) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataengine.io.paths import resolve
+
+    files = [f for f in list_files(kept_uri) if f.endswith(".parquet")]
+    assert files, f"{kept_uri} has no parquet files"
+    fs, inner = resolve(kept_uri)
+    tables = [pq.read_table(f"{inner}/{f}", columns=["id"], filesystem=fs) for f in files]
+    return sorted(pa.concat_tables(tables).column("id").to_pylist())
+
+
+def test_run_with_dedup_on_s3_writes_the_local_layout(tmp_path, s3_uri):
+    """`dataengine run` with the shipped config (dedup on) from and to S3: OUT/phase1/, OUT/dedup/ and the
+    final OUT/kept as a local run writes them, the same kept ids, planted copies rejected by dedup. Real
+    English web text and Chinese Wikipedia from the bundled sample, run in process (small job)."""
+    import gzip
+
+    root = Path(__file__).resolve().parents[1]
+    local_in = tmp_path / "in"
+    local_in.mkdir()
+    copies = []
+    for name in ("en_web.jsonl.gz", "zh_wiki.jsonl.gz"):
+        with gzip.open(root / "sample" / name, "rt", encoding="utf-8") as fh:
+            rows = [json.loads(line) for _, line in zip(range(150), fh, strict=False)]
+        (local_in / name.removesuffix(".gz")).write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
+        copies += [{**r, "id": f"copy-{r['id']}"} for r in rows[:10]]
+    (local_in / "copies.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in copies), encoding="utf-8"
+    )
+    remote_in = upload(local_in, f"{s3_uri}/in")
+    small = ["--set", "ray.executor=local", "--set", "dedup.executor=local", "--quiet"]
+    config = str(root / "configs" / "pipeline.yaml")
+    _invoke(["run", config, "-i", str(local_in), "-o", str(tmp_path / "out"), *small])
+    _invoke(["run", config, "-i", remote_in, "-o", f"{s3_uri}/out", *small])
+
+    run = json.loads(get_bytes(f"{s3_uri}/out/run.json"))
+    assert run["output"]["kept"].rstrip("/") == f"{s3_uri}/out/kept"
+    written = list_files(f"{s3_uri}/out")
+    for folder in ("phase1/kept/", "phase1/rejected/", "dedup/rejected/", "kept/"):
+        assert any(f.startswith(folder) and f.endswith(".parquet") for f in written), folder
+    kept = _kept_ids(f"{s3_uri}/out/kept")
+    assert kept == _kept_ids(str(tmp_path / "out" / "kept"))
+    dropped = set(_kept_ids(f"{s3_uri}/out/dedup/rejected"))
+    # every planted copy whose original phase 1 kept is a duplicate: one of each pair goes
+    originals = {c["id"].removeprefix("copy-") for c in copies}
+    pairs = [o for o in originals if o in set(_kept_ids(f"{s3_uri}/out/phase1/kept"))]
+    assert pairs and all((o in dropped) != (f"copy-{o}" in dropped) for o in pairs)
+    assert not set(kept) & dropped
