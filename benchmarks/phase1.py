@@ -329,6 +329,7 @@ def main() -> None:
     parser.add_argument(
         "--scales", type=int, nargs="+", default=[1, 4], help="corpus copies for the Ray/DataTrove runs"
     )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (≤ cores)")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
 
@@ -349,7 +350,7 @@ def main() -> None:
         if scale != 1:
             write_shards(docs, scaled, copies=scale)
         n_docs = len(docs) * scale
-        for workers in (1, 2):
+        for workers in args.workers:
             ours, early, theirs = [], [], []
             for _ in range(args.repeats):
                 ours.append(ours_on_ray(scaled, workers, WORK / "ours"))
