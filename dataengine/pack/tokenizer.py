@@ -25,6 +25,7 @@ elsewhere (a tokenizer.json, or a Hugging Face model directory holding one) has 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import posixpath
@@ -178,11 +179,16 @@ def _repeats(doc_id: str, weight: float) -> int:
 def _stream(
     units: Sequence[Unit], config: TokenizerConfig, rejected: Counter
 ) -> Iterator[tuple[dict, str, str]]:
-    """(document, channel, training text) of all units in turn order: work units (files, or pieces of
-    large ones) take turns of about ``TURN_CHARS`` characters read, so a prefix of the stream sees every
-    source whatever its document sizes. The order depends only on the inputs, so two passes over it read
-    the same documents in the same order."""
-    streams = [unit_documents(unit, config.input, rejected) for unit in units]
+    """(document, channel, training text) of all input files in turn order: files take turns of about
+    ``TURN_CHARS`` characters read, so a prefix of the stream sees every source whatever its document
+    sizes. A file split into several work units is one stream (its units in order): how finely files are
+    cut (`input.unit_bytes`) must not give a file more turns. The order depends only on the inputs, so
+    two passes over it read the same documents in the same order."""
+    by_file = [list(group) for _path, group in itertools.groupby(units, key=lambda unit: unit.path)]
+    streams = [
+        itertools.chain.from_iterable(unit_documents(unit, config.input, rejected) for unit in file_units)
+        for file_units in by_file
+    ]
     while streams:
         for stream in list(streams):
             turn = 0
