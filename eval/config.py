@@ -35,28 +35,48 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Held-out text: a shards directory (§3.3) or text/JSONL files."""
+    """Held-out text: a shards directory (§3.3) or text/JSONL files.
+
+    Documents are scored whole, as lm-evaluation-harness's loglikelihood_rolling does (a plain-text file is one
+    document). The two caps are off by default; set, they are reported in results.json (perplexity.caps), since
+    a capped number is not the whole held-out set's."""
 
     heldout: list[str] = Field(default_factory=list)
     split: str = "heldout"
     text_field: str = "text"
     domain_field: str = "domain"  # JSONL field naming the domain; files without it use the file stem
-    max_docs_per_domain: int = Field(50, ge=1)
-    max_chars_per_doc: int = Field(20_000, ge=1)
+    max_docs_per_domain: int | None = Field(
+        None, ge=1, description="the first N documents of each domain (reported); null: every document"
+    )
+    max_chars_per_doc: int | None = Field(
+        None, ge=1, description="cut longer documents at a word boundary (reported); null: documents whole"
+    )
 
 
 class PerplexityConfig(_Strict):
+    """Rolling windows over each document, as lm-evaluation-harness's loglikelihood_rolling (eval/perplexity.py).
+
+    `window` tokens go into the model per forward pass; after the first window each scores `stride` new tokens
+    and sees the window's other tokens as context. The defaults are the harness's: the model's trained sequence
+    length (its config's n_positions / max_position_embeddings / n_ctx, or the trainer checkpoint's
+    max_seq_len) and disjoint windows (stride = window)."""
+
     enabled: bool = True
-    window: int | None = Field(None, ge=2)  # None: the model's context length, capped at max_window
-    max_window: int = Field(1024, ge=2)
-    stride: int = Field(512, ge=1)
+    window: int | None = Field(
+        None, ge=1, description="tokens the model reads per window; null: the model's trained sequence length"
+    )
+    max_window: int | None = Field(
+        None, ge=1, description="an explicit cap on the window (quick runs); null: no cap"
+    )
+    stride: int | None = Field(
+        None, ge=1, description="new tokens scored per window after the first; null: the window (disjoint)"
+    )
 
     @model_validator(mode="after")
     def _stride_fits(self) -> PerplexityConfig:
-        if self.window is not None and self.stride > self.window:
-            raise ValueError(
-                f"perplexity.stride ({self.stride}) must be <= perplexity.window ({self.window})"
-            )
+        window = min(w for w in (self.window, self.max_window, 1 << 62) if w is not None)
+        if self.stride is not None and self.stride > window:
+            raise ValueError(f"perplexity.stride ({self.stride}) must be <= the window ({window})")
         return self
 
 
@@ -94,12 +114,26 @@ class NeedleConfig(_Strict):
 
 
 class MultipleChoiceConfig(_Strict):
+    """Zero-shot multiple choice as lm-evaluation-harness 0.4 scores it (eval/multiple_choice.py)."""
+
     enabled: bool = True
     tasks: list[Literal["hellaswag", "arc_easy", "arc_challenge", "piqa", "mmlu"]] = Field(
         default_factory=lambda: ["hellaswag", "arc_easy", "arc_challenge", "piqa", "mmlu"]
     )
-    sample: int | None = Field(200, ge=1)  # per task; None: every question
-    seed: int = 0
+    limit: int | None = Field(
+        None, ge=1, description="the first N items of each task, as lm-eval's --limit; null: every item"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_random_sample(cls, data: object) -> object:
+        """`sample`/`seed` drew a random subset, which no other harness reproduces; say what replaced them."""
+        if isinstance(data, dict) and {"sample", "seed"} & set(data):
+            raise ValueError(
+                "multiple_choice.sample and multiple_choice.seed are gone: use multiple_choice.limit "
+                "(the first N items of each task, as lm-evaluation-harness's --limit)"
+            )
+        return data
 
 
 class ScalingConfig(_Strict):
@@ -124,6 +158,18 @@ class EvalConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     token_budget: int = Field(8192, ge=1)  # padded tokens per forward pass (batch size x longest row)
     torch_threads: int | None = Field(None, ge=1)  # CPU threads for torch; None: torch's default
+    # How requests (multiple-choice contexts, held-out documents) are tokenized. tokenizer: with the
+    # tokenizer's own special tokens, as lm-evaluation-harness 0.4's hf model (0.4.13, add_bos_token unset):
+    # BOS for Llama-style tokenizers, nothing for GPT-2/Qwen2-style ones and this project's; none: no special
+    # tokens (the harness's add_bos_token=False); bos_or_eos: BOS, else EOS, before every context (this
+    # project's behaviour before issue 18). A document's first token is always predicted after BOS, else EOS.
+    context_prefix: Literal["tokenizer", "none", "bos_or_eos"] = Field(
+        "tokenizer",
+        description="request tokenization: tokenizer (its special tokens, as lm-eval 0.4), none, or bos_or_eos",
+    )
+    log_samples: bool = Field(
+        True, description="write OUTPUT/samples.jsonl, one line per scored item (lm-eval's --log_samples)"
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     perplexity: PerplexityConfig = Field(default_factory=PerplexityConfig)
     probes: ProbesConfig = Field(default_factory=ProbesConfig)

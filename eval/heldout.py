@@ -4,6 +4,10 @@ Everything becomes text with a domain label, so a model with any tokenizer can b
 bytes (bits-per-byte stays comparable across tokenizers). Shard spans are decoded with the shards' own
 tokenizer.json. Each source may be local or on object storage (s3://..., read through
 ``dataengine.io.paths``, the engine's one filesystem layer).
+
+Documents are whole by default: a JSONL row, a shards document, or a whole plain-text file (cutting a text
+into pieces of a fixed size scored a piece's start with no context and dropped what the cut left over).
+Caps exist for quick runs only; read_heldout counts what they leave out.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ import io
 import json
 import os
 import posixpath
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -71,20 +74,11 @@ def _jsonl_docs(path: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
 
 
 def _text_docs(path: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
-    """A plain-text file is cut at paragraph breaks into documents of about max_chars_per_doc."""
+    """A plain-text file is one document, scored whole (as the harness scores a document it is given)."""
     with _open_text(path) as fh:
         text = fh.read()
-    chunk: list[str] = []
-    size = 0
-    index = 0
-    for paragraph in re.split(r"\n[ \t]*\n", text):
-        chunk.append(paragraph)
-        size += len(paragraph) + 2
-        if size >= cfg.max_chars_per_doc:
-            yield HeldoutDoc("\n\n".join(chunk).strip(), _stem(path), None, f"{_name(path)}#{index}")
-            chunk, size, index = [], 0, index + 1
-    if "".join(chunk).strip():
-        yield HeldoutDoc("\n\n".join(chunk).strip(), _stem(path), None, f"{_name(path)}#{index}")
+    if text.strip():
+        yield HeldoutDoc(text, _stem(path), None, _name(path))
 
 
 def _shard_docs(root: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
@@ -129,21 +123,69 @@ def iter_docs(path: Path | str, cfg: DataConfig) -> Iterator[HeldoutDoc]:
     return _text_docs(path, cfg)
 
 
-def load_heldout(paths: list[Path | str], cfg: DataConfig) -> list[HeldoutDoc]:
-    """At most max_docs_per_domain documents per domain, each cut to max_chars_per_doc, in file order.
+@dataclass
+class HeldoutSet:
+    """The documents to score, and what the explicit caps (data.max_docs_per_domain, data.max_chars_per_doc)
+    left out, for results.json: a capped number is not the whole held-out set's."""
+
+    docs: list[HeldoutDoc]
+    max_docs_per_domain: int | None = None
+    max_chars_per_doc: int | None = None
+    docs_left_out: dict[str, int] = field(default_factory=dict)  # per domain, by max_docs_per_domain
+    docs_cut: int = 0  # documents shortened by max_chars_per_doc
+    chars_cut: int = 0  # characters those cuts dropped
+
+    def caps(self) -> dict:
+        return {
+            "max_docs_per_domain": self.max_docs_per_domain,
+            "max_chars_per_doc": self.max_chars_per_doc,
+            "docs_left_out": dict(self.docs_left_out),
+            "docs_cut": self.docs_cut,
+            "chars_cut": self.chars_cut,
+        }
+
+
+def cut_at_word(text: str, max_chars: int) -> str:
+    """At most max_chars characters, ending at the last whitespace when there is one in the second half
+    (text without spaces, such as Chinese, is cut at the limit itself)."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    space = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    return (head[:space] if space > max_chars // 2 else head).rstrip()
+
+
+def read_heldout(paths: list[Path | str], cfg: DataConfig) -> HeldoutSet:
+    """Every document of `paths` in file order, whole unless the config sets a cap (then the first
+    max_docs_per_domain of each domain, each cut to max_chars_per_doc at a word boundary, and counted).
 
     Documents without a language get one from the engine's fastText language ID (for the per-language table).
     """
     from dataengine.stages.langid import LanguageIdentifier
 
     identify = LanguageIdentifier().predict
+    result = HeldoutSet([], cfg.max_docs_per_domain, cfg.max_chars_per_doc)
     per_domain: dict[str, int] = {}
-    docs: list[HeldoutDoc] = []
     for path in paths:
         for doc in iter_docs(path, cfg):
-            if not doc.text.strip() or per_domain.get(doc.domain, 0) >= cfg.max_docs_per_domain:
+            if not doc.text.strip():
+                continue
+            if (
+                cfg.max_docs_per_domain is not None
+                and per_domain.get(doc.domain, 0) >= cfg.max_docs_per_domain
+            ):
+                result.docs_left_out[doc.domain] = result.docs_left_out.get(doc.domain, 0) + 1
                 continue
             per_domain[doc.domain] = per_domain.get(doc.domain, 0) + 1
-            text = doc.text[: cfg.max_chars_per_doc]
-            docs.append(HeldoutDoc(text, doc.domain, doc.lang or identify(text)[0], doc.doc_id))
-    return docs
+            text = doc.text
+            if cfg.max_chars_per_doc is not None and len(text) > cfg.max_chars_per_doc:
+                text = cut_at_word(text, cfg.max_chars_per_doc)
+                result.docs_cut += 1
+                result.chars_cut += len(doc.text) - len(text)
+            result.docs.append(HeldoutDoc(text, doc.domain, doc.lang or identify(text)[0], doc.doc_id))
+    return result
+
+
+def load_heldout(paths: list[Path | str], cfg: DataConfig) -> list[HeldoutDoc]:
+    """The documents of read_heldout (in-loop evaluation and tests need no cap report)."""
+    return read_heldout(paths, cfg).docs

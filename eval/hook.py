@@ -53,6 +53,7 @@ class InLoopEval:
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, float]:
         scorer = module_scorer(model, self.tokenizer, self.max_length, self.device, f"step-{step}", "trainer")
         scorer.token_budget = self.cfg.token_budget
+        scorer.context_prefix = self.cfg.context_prefix
         was_training = model.training
         model.eval()
         try:

@@ -37,13 +37,38 @@ def _perplexity(results: dict) -> str:
     rows = [{"domain": name, **row} for name, row in pp["domains"].items()]
     rows.append({"domain": "all", **pp["overall"]})
     lang_rows = [{"language": name, **row} for name, row in pp["languages"].items()]
-    columns = ["docs", "tokens", "bytes", "ppl", "bpb", "bits_per_token"]
+    columns = [
+        "docs",
+        "tokens",
+        "words",
+        "bytes",
+        "ppl",
+        "bpb",
+        "word_perplexity",
+        "byte_perplexity",
+        "bits_per_token",
+    ]
     return (
-        f"<p>Sliding windows of {pp['window']} tokens, stride {pp['stride']}.</p>"
+        f"<p>Whole documents in rolling windows of {pp['window']} tokens (the model's context: "
+        f"{_fmt(pp.get('model_max_length'))}), stride {pp['stride']}. {_caps(pp.get('caps') or {})}</p>"
         + table(rows, ["domain", *columns])
         + table(lang_rows, ["language", *columns])
         + _image(results, "perplexity")
     )
+
+
+def _caps(caps: dict) -> str:
+    """What the explicit held-out caps left out, so a capped number is never read as the whole set's."""
+    parts = []
+    if caps.get("max_docs_per_domain") is not None:
+        left = sum(caps.get("docs_left_out", {}).values())
+        parts.append(f"at most {caps['max_docs_per_domain']} documents a domain ({left} left out)")
+    if caps.get("max_chars_per_doc") is not None:
+        parts.append(
+            f"documents cut to {caps['max_chars_per_doc']} characters ({caps.get('docs_cut', 0)} cut, "
+            f"{caps.get('chars_cut', 0)} characters not scored)"
+        )
+    return ("Caps: " + "; ".join(parts) + ".") if parts else "No caps: every document whole."
 
 
 def _probes(results: dict) -> str:
@@ -74,7 +99,7 @@ def _needle(results: dict) -> str:
 
 def _multiple_choice(results: dict) -> str:
     rows = [{"task": name, **row} for name, row in results["multiple_choice"].items()]
-    return table(rows, ["task", "n", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "chance"])
+    return table(rows, ["task", "n", "limit", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "chance"])
 
 
 def _scaling(results: dict) -> str:

@@ -1,4 +1,5 @@
-"""One evaluation: load the model, run each enabled part, write DIR/results.json, the plots and DIR/report.html.
+"""One evaluation: load the model, run each enabled part, write DIR/results.json, the plots and DIR/report.html,
+and (log_samples) DIR/samples.jsonl: one line per scored item, as lm-evaluation-harness's --log_samples.
 
 Every input the enabled parts read is checked first (eval.checks), so a missing file fails before the model
 is loaded. Parts that need data nobody supplied (no data.heldout, no scaling records) are recorded as
@@ -18,7 +19,7 @@ import torch
 
 from eval.checks import require_inputs
 from eval.config import EvalConfig
-from eval.heldout import load_heldout
+from eval.heldout import read_heldout
 from eval.models import Scorer, load_scorer
 from eval.multiple_choice import evaluate_multiple_choice
 from eval.needle import evaluate_needle, plot_heatmap, read_haystack
@@ -39,20 +40,25 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _perplexity(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
+def _perplexity(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict, samples: list[dict]) -> None:
     if not cfg.data.heldout:
         results["skipped"]["perplexity"] = "no data.heldout given"
         return
-    docs = load_heldout([cfg.resolve(p, "data.heldout") for p in cfg.data.heldout], cfg.data)
-    if not docs:
+    heldout = read_heldout([cfg.resolve(p, "data.heldout") for p in cfg.data.heldout], cfg.data)
+    if not heldout.docs:
         results["skipped"]["perplexity"] = f"data.heldout {cfg.data.heldout} holds no documents"
         return
     pp = cfg.perplexity
-    results["perplexity"] = evaluate_perplexity(scorer, docs, pp.window, pp.stride, pp.max_window)
+    rows: list[dict] = []
+    results["perplexity"] = evaluate_perplexity(
+        scorer, heldout.docs, pp.window, pp.stride, pp.max_window, samples=rows
+    )
+    results["perplexity"]["caps"] = heldout.caps()
+    samples.extend({"part": "perplexity", **row} for row in rows)
     results["plots"]["perplexity"] = plot_domains(results["perplexity"], out / "perplexity.png").name
 
 
-def _probes(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
+def _probes(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict, samples: list[dict]) -> None:
     probes = load_probes([cfg.resolve(p, "probes.files") for p in cfg.probes.files])
     values = run_probes(scorer, probes)
     results["probes"] = values
@@ -62,7 +68,7 @@ def _probes(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
     results["plots"]["probes_trend"] = plot_trend(history, kinds, out / "probes_trend.png").name
 
 
-def _needle(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
+def _needle(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict, samples: list[dict]) -> None:
     haystacks = {
         lang: read_haystack([cfg.resolve_data(p, f"needle.haystack.{lang}") for p in paths])
         for lang, paths in cfg.needle.haystack.items()
@@ -71,8 +77,11 @@ def _needle(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
     results["plots"]["needle"] = plot_heatmap(results["needle"], out / "needle_heatmap.png").name
 
 
-def _multiple_choice(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict) -> None:
-    results["multiple_choice"] = evaluate_multiple_choice(scorer, cfg.data_root(), cfg.multiple_choice)
+def _multiple_choice(scorer: Scorer, cfg: EvalConfig, out: Path, results: dict, samples: list[dict]) -> None:
+    summaries, items = evaluate_multiple_choice(scorer, cfg.data_root(), cfg.multiple_choice)
+    results["multiple_choice"] = summaries
+    for task, rows in items.items():
+        samples.extend({"part": "multiple_choice", "task": task, **row} for row in rows)
 
 
 def _scaling(cfg: EvalConfig, out: Path, results: dict) -> None:
@@ -106,7 +115,17 @@ def _mixture(cfg: EvalConfig, out: Path, results: dict) -> None:
     results["plots"]["mixture"] = path.name
 
 
-MODEL_PARTS = {  # in the order of eval.checks.MODEL_PARTS
+def write_samples(samples: list[dict], path: Path) -> Path:
+    """One JSON line per scored item (multiple-choice question, held-out document), written atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in samples:
+            fh.write(json.dumps(_json_ready(row), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+MODEL_PARTS = {  # in the order of eval.checks.MODEL_PARTS; each adds its per-item records (if any) to samples
     "perplexity": _perplexity,
     "probes": _probes,
     "needle": _needle,
@@ -144,13 +163,18 @@ def run_eval(
             "device": str(scorer.device),
             **scorer.info,
         }
+        scorer.context_prefix = cfg.context_prefix
+        results["model"]["context_prefix"] = cfg.context_prefix
+        samples: list[dict] = []
         for name, part in MODEL_PARTS.items():
             if not getattr(cfg, name).enabled:
                 results["skipped"][name] = "disabled in the config"
                 continue
             start = time.perf_counter()
-            part(scorer, cfg, out, results)
+            part(scorer, cfg, out, results, samples)
             results["timings_s"][name] = time.perf_counter() - start
+        if cfg.log_samples:
+            results["samples"] = write_samples(samples, out / "samples.jsonl").name
     else:
         results["skipped"].update(dict.fromkeys(MODEL_PARTS, "no --checkpoint given"))
     for name, part in (("scaling", _scaling), ("mixture", _mixture)):

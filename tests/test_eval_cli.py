@@ -37,7 +37,7 @@ QUICK = [
     "--set",
     "needle.trials=1",
     "--set",
-    "multiple_choice.sample=4",
+    "multiple_choice.limit=4",
     "--set",
     "multiple_choice.tasks=[arc_easy,piqa]",
 ]
@@ -68,6 +68,21 @@ def test_cli_on_a_hugging_face_directory_writes_results_and_report(base, corpus,
     assert results["probes"]["capital_zh"]["kind"] == "continuation"
     assert {c["lang"] for c in results["needle"]["cells"]} == {"en", "zh"}
     assert set(results["multiple_choice"]) == {"arc_easy", "piqa"}
+    assert results["perplexity"]["caps"]["max_chars_per_doc"] == 1500  # an explicit cap is reported
+    assert results["perplexity"]["caps"]["docs_cut"] >= 1
+    assert results["perplexity"]["window"] == 512 and results["perplexity"]["model_max_length"] == 1024
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert results["samples"] == "samples.jsonl"
+    mc = [row for row in samples if row["part"] == "multiple_choice"]
+    assert [(row["task"], row["doc_id"]) for row in mc] == [
+        (t, i) for t in ("arc_easy", "piqa") for i in range(4)
+    ]
+    assert {"context", "choices", "loglikelihoods", "is_greedy", "pred", "gold", "acc", "acc_norm"} <= set(
+        mc[0]
+    )
+    docs = [row for row in samples if row["part"] == "perplexity"]
+    assert len(docs) == sum(row["docs"] for row in results["perplexity"]["domains"].values())
+    assert sum(row["nll"] for row in docs) == pytest.approx(results["perplexity"]["overall"]["nll"])
     assert results["skipped"] == {
         "scaling": "no scaling.records given",
         "mixture": "no mixture.records given",

@@ -10,7 +10,7 @@ import torch
 from test_eval_support import sample_docs_text, single_thread, tiny_hf_dir, tiny_trainer_run
 
 from dataengine.cpu_linear import OneDNNLinear
-from eval.models import load_scorer
+from eval.models import load_scorer, module_scorer
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 
@@ -99,5 +99,64 @@ def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_sequences_longer_than_the_context_are_refused(hf):
-    with pytest.raises(ValueError, match="over the model's 1024"):
-        hf.score_tokens([[1] * 1025], [1])
+    """The model reads all but a sequence's last token, so max_length + 1 tokens fit (as the harness's)."""
+    assert len(hf.score_tokens([[1] * 1025], [1])[0].logprobs) == 1024
+    with pytest.raises(ValueError, match="feeds 1025 tokens to the model, over its 1024"):
+        hf.score_tokens([[1] * 1026], [1])
+
+
+def test_contexts_get_no_start_token_unless_asked(hf):
+    """lm-eval 0.4 encodes a context with the tokenizer's own special tokens: none for this BPE (no BOS, no
+    template); bos_or_eos is the project's former prefix (EOS here)."""
+    eos = hf.tokenizer.eos_token_id
+    assert hf.tokenizer.bos_token_id is None and hf.start_ids == [eos]
+    assert hf.context_prefix == "tokenizer"
+    context_ids, cont_ids = hf.split_request("The sky is", " blue")
+    assert context_ids == hf.encode("The sky is") and hf.decode(cont_ids) == " blue"
+    assert hf.split_request("", "The sky")[0] == [eos]  # an empty context: the start token, as the harness
+    hf.context_prefix = "bos_or_eos"
+    try:
+        assert hf.split_request("The sky is", " blue") == ([eos, *context_ids], cont_ids)
+        prefixed = hf.score_continuations([("The sky is", " blue")])[0].logprob
+    finally:
+        hf.context_prefix = "tokenizer"
+    plain = hf.score_continuations([("The sky is", " blue")])[0].logprob
+    assert prefixed != pytest.approx(plain, abs=1e-6)  # a different number, hence the option
+
+
+def test_a_tokenizer_that_adds_bos_gets_it_as_the_harness_does(hf):
+    """A Llama-style tokenizer (a template adding <s>): lm-eval 0.4.13 keeps its BOS on every context and, in
+    rolling log-likelihood, after its own start token; `none` drops it, `bos_or_eos` puts one before."""
+    from tokenizers import Tokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer.from_str(hf.tokenizer.backend_tokenizer.to_str())
+    raw.add_special_tokens(["<s>"])
+    bos = raw.token_to_id("<s>")
+    raw.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<s>", eos_token=hf.tokenizer.eos_token
+    )
+    scorer = module_scorer(hf.module, tokenizer, 1024, torch.device("cpu"), "llama-style", "hf")
+    plain = hf.encode("The sky is")
+    assert scorer.split_request("The sky is", " blue")[0] == [bos, *plain]
+    assert scorer.document_ids("The sky") == [bos, bos, *hf.encode("The sky")]
+    assert scorer.split_request("<s>The sky is", " blue")[0] == [bos, *plain]  # already there: not twice
+    scorer.context_prefix = "none"
+    assert scorer.split_request("The sky is", " blue")[0] == plain
+    assert scorer.document_ids("The sky") == [bos, *hf.encode("The sky")]
+    scorer.context_prefix = "bos_or_eos"
+    assert scorer.split_request("The sky is", " blue")[0] == [bos, *plain]
+
+
+def test_max_length_is_looked_up_as_the_harness_does():
+    from types import SimpleNamespace
+
+    from eval.models import TOKENIZER_UNSET_LENGTH, hf_max_length
+
+    tok = SimpleNamespace(model_max_length=TOKENIZER_UNSET_LENGTH)
+    assert hf_max_length(SimpleNamespace(n_positions=1024, max_position_embeddings=4096), tok) == 1024
+    assert hf_max_length(SimpleNamespace(max_position_embeddings=4096), tok) == 4096
+    assert hf_max_length(SimpleNamespace(), SimpleNamespace(model_max_length=512)) == 512
+    assert hf_max_length(SimpleNamespace(), tok) == 2048
