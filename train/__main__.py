@@ -29,12 +29,15 @@ def main(
         cfg = load_train_config(config, list(set_ or []))
     except ConfigError as exc:
         fail(str(exc))
+    from train.parallelize import close_distributed
     from train.trainer import TrainingStoppedError, run
 
     try:
         run(cfg)
     except TrainingStoppedError as exc:
         fail(str(exc))
+    finally:
+        close_distributed()
     if int(os.environ.get("RANK", 0)) == 0:
         typer.echo(
             f"metrics: {Path(cfg.run_dir) / 'metrics.jsonl'}  (tensorboard --logdir {Path(cfg.run_dir) / 'tb'})"

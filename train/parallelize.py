@@ -56,6 +56,13 @@ def setup_distributed(device_pref: str = "auto") -> Dist:
     return Dist(0, 1, 0, device)
 
 
+def close_distributed() -> None:
+    """Leave the process group before the process exits: a gloo rank that exits with the group's threads
+    still alive can abort at interpreter shutdown ("terminate called without an active exception")."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def parallelize(
     model: nn.Module,
     dist_info: Dist,
