@@ -30,7 +30,7 @@ lm_eval = pytest.importorskip(
 )
 
 import torch  # noqa: E402
-from test_eval_support import single_thread, tiny_hf_dir  # noqa: E402
+from test_eval_support import save_tiny_llama, single_thread, tiny_hf_dir  # noqa: E402
 
 from eval.config import PACKAGED_DATA, DataConfig  # noqa: E402
 from eval.heldout import read_heldout  # noqa: E402
@@ -97,8 +97,6 @@ def _task_yaml(name: str, include: Path, data: Path, cache: Path) -> str:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, corpus) -> Path:
     """A 2-layer random Llama with a 256-token context and the eval tests' BPE (EOS, no BOS)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     base = tmp_path_factory.getbasetemp()
     source = tiny_hf_dir(base, corpus)
     out = base / "tiny_hf_256"
@@ -109,19 +107,7 @@ def model_dir(tmp_path_factory, corpus) -> Path:
         if name.startswith("tokenizer") or name == "special_tokens_map.json":
             shutil.copy(source / name, out / name)
     config = json.loads((source / "config.json").read_text())
-    torch.manual_seed(1)
-    llama = LlamaConfig(
-        vocab_size=config["vocab_size"],
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=CONTEXT,
-        bos_token_id=None,
-        eos_token_id=config["eos_token_id"],
-    )
-    LlamaForCausalLM(llama).save_pretrained(out)
+    save_tiny_llama(out, config["vocab_size"], config["eos_token_id"], context=CONTEXT, seed=1)
     return out
 
 

@@ -42,27 +42,34 @@ def _train_tokenizer(corpus: Path, vocab_size: int):
 
 def tiny_hf_dir(base: Path, corpus: Path) -> Path:
     """A 2-layer Llama (hidden 64, context 1024) with a 1024-token BPE, as a Hugging Face directory."""
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     out = base / "tiny_hf"
     if (out / "model.safetensors").is_file():
         return out
     tok = _train_tokenizer(corpus, 1024)
     PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS).save_pretrained(out)
-    torch.manual_seed(0)
+    save_tiny_llama(out, tok.get_vocab_size(), tok.token_to_id(EOS), context=1024, seed=0)
+    return out
+
+
+def save_tiny_llama(out: Path, vocab_size: int, eos_id: int, context: int, seed: int) -> None:
+    """A 2-layer random Llama (hidden 64, EOS and no BOS) saved into `out` beside its tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=tok.get_vocab_size(),
+        vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=context,
         bos_token_id=None,
-        eos_token_id=tok.token_to_id(EOS),
+        eos_token_id=eos_id,
     )
     LlamaForCausalLM(config).save_pretrained(out)
-    return out
 
 
 def tiny_trainer_run(base: Path, corpus: Path) -> Path:

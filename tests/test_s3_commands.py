@@ -122,6 +122,7 @@ def test_run_with_dedup_on_s3_writes_the_local_layout(tmp_path, s3_uri):
     dropped = set(_kept_ids(f"{s3_uri}/out/dedup/rejected"))
     # every planted copy whose original phase 1 kept is a duplicate: one of each pair goes
     originals = {c["id"].removeprefix("copy-") for c in copies}
-    pairs = [o for o in originals if o in set(_kept_ids(f"{s3_uri}/out/phase1/kept"))]
+    phase1_kept = set(_kept_ids(f"{s3_uri}/out/phase1/kept"))
+    pairs = [o for o in originals if o in phase1_kept]
     assert pairs and all((o in dropped) != (f"copy-{o}" in dropped) for o in pairs)
     assert not set(kept) & dropped
