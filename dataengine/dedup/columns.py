@@ -20,7 +20,7 @@ URL_HASH = "_url_hash"
 HAS_URL = "_has_url"
 SIG = "_sig"  # MinHash signature (uint32 x num_perm)
 SIG_STORED = "_sig_stored"  # signature taken from phase 1's column
-EMB = "_emb"  # semantic embedding
+EMB = "_emb"  # semantic embedding (the semantic pass only)
 
 # Exact and URL groups: the best member's uid and the group's size.
 EXACT_BEST = "_exact_best"
@@ -60,3 +60,11 @@ S_PRESENT, S_CLUSTER, S_REJECT, S_DUP_OF, S_SIZE = (
     "_s_size",
 )
 SAMPLE_KEY = "_skey"
+# The semantic pass's own per-document columns (dedup/semantic.py).
+TEXT = "_text"  # a sampled document's text (the hashed embedder's fit sample)
+SEM_LANG, SEM_LENGTH, SEM_QUALITY = "_sem_lang", "_sem_length", "_sem_quality"
+SEM_KEY = "_sem_key"  # keep order inside a cluster (lower first)
+SEM_POS = "_sem_pos"  # position in that order
+SEM_M = "_sem_m"  # highest cosine to an earlier document of the cluster
+SEM_A = "_sem_a"  # uid of that document
+SEM_NN = "_sem_nn"  # highest cosine to any other document of the cluster

