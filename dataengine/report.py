@@ -272,6 +272,37 @@ def breakdown_sections(run: dict) -> str:
     return "".join(parts)
 
 
+def semantic_section(run: dict) -> str:
+    """What semantic dedup (SemDeDup) removed per language, with the epsilon used and the nearest-neighbour
+    cosines inside the clusters ('' when it did not run)."""
+    sem = (run.get("dedup") or {}).get("semantic") or run.get("semantic")
+    if not sem:
+        return ""
+    report = sem.get("report") or {}
+    head = (
+        "<tr><th>language</th><th>documents clustered</th><th>removed</th><th>kept</th><th>epsilon</th>"
+        "<th>NN cosine p50 / p90 / p99</th></tr>"
+    )
+    rows = []
+    for lang, g in sorted(sem.get("by_language", {}).items(), key=lambda kv: -kv[1]["documents"]):
+        q = (report.get(lang) or {}).get("nn_cosine_quantiles") or {}
+        nn = " / ".join(str(q.get(k, "–")) for k in ("p50", "p90", "p99"))
+        kept = g["documents"] - g["removed"]
+        rows.append(
+            f"<tr><td>{html.escape(lang)}</td><td>{g['documents']}</td><td>{g['removed']}</td>"
+            f"<td>{percent(kept, g['documents'])}</td><td>{g['epsilon']}</td><td>{nn}</td></tr>"
+        )
+    return (
+        f"<h2>semantic dedup</h2><p>{sem.get('removed', 0)} of {sem.get('documents', 0)} documents removed "
+        f"(dedup:semantic) in {sem.get('clusters', 0)} clusters; a document goes when its cosine to an "
+        "earlier one of its cluster exceeds 1 - epsilon.</p>"
+        f'<table class="groups">{head}{"".join(rows)}</table>'
+        "<p class=note>NN cosine: each document's highest cosine to another of its cluster. "
+        "run.json's <code>dedup.semantic.report</code> lists, per language, what other epsilons would "
+        "remove.</p>"
+    )
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} m {secs} s ({seconds:.1f} s)" if minutes else f"{seconds:.1f} s"
@@ -322,7 +353,7 @@ img{{max-width:100%}}th{{text-align:left;padding:2px 10px;border-bottom:2px soli
 table.groups td:nth-child(n+2):nth-child(-n+5){{text-align:right}}.note{{color:#555;font-size:90%}}
 ul.headlines{{font-size:110%}}</style></head><body>
 <h1>dataengine run report</h1><p>{html.escape(output)}</p>
-{summary}{breakdown_sections(run)}<h2>rejections</h2>{reasons}
+{summary}{breakdown_sections(run)}{semantic_section(run)}<h2>rejections</h2>{reasons}
 {"".join(images)}
 </body></html>"""
     path = f"{root}/report.html"

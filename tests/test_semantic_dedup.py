@@ -25,7 +25,8 @@ from dataengine.dedup.cli import dedup_command
 from dataengine.dedup.config import DedupConfig, SemanticConfig
 from dataengine.dedup.runner import run_dedup
 from dataengine.dedup.semantic import assign_clusters, similarities, train_centroids
-from dataengine.embed.hashed import HashedTfidfEmbedder  # loads scipy's BLAS before the limit below
+from dataengine.embed.hashed import HashedTfidfEmbedder
+from dataengine.report import semantic_section  # loads scipy's BLAS before the limit below
 
 
 @pytest.fixture(autouse=True)
@@ -111,6 +112,9 @@ def test_edited_copies_removed_and_distinct_paragraphs_kept(big_input, tmp_path)
         assert row["removed"] == 50 and row["kept_fraction"] == pytest.approx(1000 / 1050, abs=1e-6)
     report = json.loads((tmp_path / "out" / "semantic_report.json").read_text())
     assert report["languages"]["zh"]["nn_cosine_histogram"]
+    page = semantic_section({"dedup": run})  # report.html's section, from the merged run.json
+    assert "<td>zh</td><td>1050</td><td>50</td><td>95%</td><td>0.02</td>" in page
+    assert "<td>en</td><td>1050</td><td>50</td><td>95%</td><td>0.05</td>" in page
 
 
 def test_blocked_similarities_equal_the_dense_matrix(paragraphs, fitted):
