@@ -472,7 +472,7 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Held-out loss per channel on a fixed set (the first eval.sequences held-out sequences),
+        """Held-out loss per channel on a fixed set (eval.sequences held-out sequences, evenly spaced),
         plus the eval module's metrics when eval.hook names an eval config."""
         out = self._heldout_loss() if self.heldout is not None else {}
         if self.cfg.eval.hook:
@@ -492,9 +492,14 @@ class Trainer:
     @torch.no_grad()
     def _heldout_loss(self) -> dict[str, float]:
         assert self.heldout is not None
-        n = min(self.cfg.eval.sequences, len(self.heldout))
+        total = len(self.heldout)
+        n = min(self.cfg.eval.sequences, total)
+        # evenly spaced over the split: held-out shards run channel by channel, so the first n would
+        # measure one channel only
+        picks = np.unique(np.linspace(0, total - 1, n).round().astype(np.int64)).tolist() if n else []
+        n = len(picks)
         world, mb = self.dist.world_size, self.cfg.train.micro_batch_size
-        mine = list(range(self.dist.rank, n, world))
+        mine = picks[self.dist.rank :: world]
         per_rank = math.ceil(math.ceil(n / world) / mb) * mb  # equal forward calls on every rank (FSDP)
         weights = [1.0] * len(mine) + [0.0] * (per_rank - len(mine))
         mine += [0] * (per_rank - len(mine))
