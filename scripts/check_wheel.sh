@@ -44,5 +44,6 @@ EOF
 test -s out/report.html
 python -m train --help >/dev/null
 python -m eval --help >/dev/null
+python -m train.experiment --help >/dev/null
 dataengine --help >/dev/null
 echo "wheel check passed"

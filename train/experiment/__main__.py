@@ -109,6 +109,9 @@ def main(
     set_: list[str] = typer.Option(None, "--set", help="override an experiment key (repeatable)"),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="run the prepare steps, train nothing"),
 ) -> None:
+    """Prepare the data, train and evaluate every run of the grid as Ray tasks (finished runs skipped), then
+    write OUTPUT/experiments.parquet, curves.parquet, summary.json and report.html with the law fits.
+    `--set set.train.max_steps=50` changes a train key of every run; `--set output=DIR` an experiment key."""
     try:
         result = run_experiment(config, list(set_ or []), prepare_only=prepare_only)
     except ConfigError as exc:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dataengine.configio import ConfigError, apply_overrides, read_yaml, validate
+from dataengine.configio import ConfigError, apply_overrides, parse_overrides, read_yaml, validate
 
 
 class Strict(BaseModel):
@@ -131,8 +131,18 @@ class ExperimentConfig(Strict):
 
 
 def load_experiment_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """`--set set.train.max_steps=50` sets the train key `train.max_steps` of every run (the rest of a key
+    under `set.` / `eval_set.` is one dotted key); other overrides set experiment keys."""
     data = read_yaml(path)
-    apply_overrides(data, overrides)
+    plain = []
+    for item in overrides or []:
+        section, _, rest = item.partition(".")
+        if section in ("set", "eval_set") and rest:
+            [(key, value)] = parse_overrides([rest])
+            data.setdefault(section, {})[".".join(key)] = value
+        else:
+            plain.append(item)
+    apply_overrides(data, plain)
     origin = str(path) + (" with --set " + " ".join(overrides) if overrides else "")
     if not isinstance(data.get("axes", {}), dict):
         raise ConfigError(f"{origin}: axes: expected a mapping of axis name -> values")
