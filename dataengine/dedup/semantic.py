@@ -107,11 +107,11 @@ def embed_file(
     }
 
 
-def train_centroids(sample: np.ndarray, cfg: SemanticConfig) -> np.ndarray:
-    """faiss spherical k-means on a sample; k shrinks to the sample size when the corpus is small."""
+def train_centroids(sample: np.ndarray, cfg: SemanticConfig, documents: int | None = None) -> np.ndarray:
+    """faiss spherical k-means on a sample, k = cfg.clusters_for(documents, len(sample))."""
     import faiss
 
-    k = max(1, min(cfg.num_clusters, len(sample)))
+    k = cfg.clusters_for(len(sample) if documents is None else documents, len(sample))
     km = faiss.Kmeans(
         sample.shape[1], k, niter=cfg.kmeans_iters, seed=cfg.seed, spherical=True, verbose=False
     )
