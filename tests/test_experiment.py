@@ -12,7 +12,7 @@ import yaml
 from test_train_shards import TINY_YAML, torch_one_thread, train_shards  # noqa: F401
 
 from dataengine.configio import ConfigError
-from train.experiment.__main__ import run_experiment
+from train.experiment.__main__ import exclusive, run_experiment
 from train.experiment.config import load_experiment_config
 from train.experiment.grid import expand_runs
 
@@ -104,7 +104,7 @@ def test_grid_trains_evaluates_resumes_and_fits(train_shards, tmp_path, ray_sess
         assert after[key] == pytest.approx(before[key], rel=1e-9), key
 
 
-def test_prepare_steps_run_once_and_a_failure_names_the_step(train_shards, tmp_path):  # noqa: F811
+def test_prepare_steps_run_once_a_failure_names_the_step_and_one_command_per_output(train_shards, tmp_path):  # noqa: F811
     marker = tmp_path / "made.txt"
     make = f"python -c \"import pathlib; pathlib.Path(r'{marker}').write_text('x')\""
     config = _write(tmp_path, train_shards, prepare={"make": {"run": make, "creates": str(marker)}})
@@ -114,6 +114,10 @@ def test_prepare_steps_run_once_and_a_failure_names_the_step(train_shards, tmp_p
     marker.write_text("kept")
     run_experiment(config, log=messages.append, prepare_only=True)
     assert marker.read_text() == "kept" and any("exists, skipped" in m for m in messages)
+
+    with exclusive(tmp_path / "out" / "experiment.lock"):  # a second command on the same output is refused
+        with pytest.raises(ConfigError, match="another train.experiment is running on it \\(pid "):
+            run_experiment(config, prepare_only=True)
 
     broken = _write(
         tmp_path, train_shards, prepare={"broken": {"run": "python -c 'exit(3)'", "creates": "nope"}}

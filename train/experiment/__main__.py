@@ -7,11 +7,15 @@ OUTPUT/experiments.parquet, OUTPUT/curves.parquet, the fits, OUTPUT/summary.json
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -49,16 +53,44 @@ def run_experiment(
 ) -> dict | None:
     """The whole experiment; returns the table, the fits, the report's path, the failed count and the axes."""
     from train.experiment.config import load_experiment_config
-    from train.experiment.fits import fit_mixture, fit_scaling
     from train.experiment.grid import expand_runs
-    from train.experiment.report import write_report
-    from train.experiment.runs import run_all
-    from train.experiment.table import run_curves, run_table, write_parquet
 
     cfg = load_experiment_config(config, overrides)
     runs = expand_runs(cfg)  # every run's config validated before any work
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out / "experiment.lock"):
+        return _run_locked(cfg, runs, out, config, log, prepare_only)
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """One experiment command per output directory: a second one would train the same runs into the same
+    run dirs at the same time (interleaved metrics, overwritten checkpoints)."""
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"{path.parent}: another train.experiment is running on it ({holder})"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_locked(cfg, runs, out: Path, config, log, prepare_only: bool) -> dict | None:
+    from train.experiment.fits import fit_mixture, fit_scaling
+    from train.experiment.report import write_report
+    from train.experiment.runs import run_all
+    from train.experiment.table import run_curves, run_table, write_parquet
+
     prepare(cfg, log)
     if prepare_only:
         return None
