@@ -54,7 +54,9 @@ def _write(tmp_path: Path, shards: Path, **extra) -> Path:
                 "zh65": {"set": _weights(0.65), "fit": False},
             }
         },
-        "fits": {"mixture": {"enabled": True, "domain": "zh", "general": "web", "bootstrap": 5}},
+        "fits": {
+            "mixture": {"enabled": True, "domain": "zh", "general": "web", "bootstrap": 5, "verify": True}
+        },
         **extra,
     }
     path = tmp_path / "experiment.yaml"
@@ -69,26 +71,25 @@ def test_grid_trains_evaluates_resumes_and_fits(train_shards, tmp_path, ray_sess
     result = run_experiment(config, log=messages.append)
     out = tmp_path / "out"
     table = pd.read_parquet(out / "experiments.parquet")
-    assert sorted(table["run_id"]) == ["zh20", "zh50", "zh65", "zh80"]
-    assert table.set_index("run_id")["fit"].to_dict() == {
-        "zh20": True,
-        "zh50": True,
-        "zh65": False,
-        "zh80": True,
-    }
+    mixture = result["fits"]["mixture"]
+    recommended = round(mixture["recommended"]["ratio"], 2)
+    verify = f"reczh{round(recommended * 100):02d}"  # the recommendation, trained after the fit
+    assert table["run_id"].tolist() == ["zh20", "zh50", "zh80", "zh65", verify]
+    assert table["fit"].tolist() == [True, True, True, False, False]
     assert (table["tokens"] == 6 * 8 * table["seq_len"]).all() and (table["steps"] == 6).all()
-    assert table["ratio/zh"].round(2).tolist() == [0.2, 0.5, 0.8, 0.65]
+    assert table["ratio/zh"].round(2).tolist() == [0.2, 0.5, 0.8, 0.65, recommended]
     for column in ("bpb/lang=zh", "bpb/lang=en", "heldout_loss/zh", "heldout_loss/web"):
         assert table[column].between(0.1, 20).all(), column  # real, finite numbers from the real eval
     curves = pd.read_parquet(out / "curves.parquet")
     assert set(curves.dropna(subset=["heldout_loss/zh"])["step"]) == {2, 4, 6}
-    mixture = result["fits"]["mixture"]
     assert mixture["points"] == 9 and mixture["runs"] == 3  # 3 fit runs x 3 in-loop evaluations
     assert 0 <= mixture["recommended"]["ratio"] <= 0.8
     checks = {(c["run_id"], c["channel"]) for c in mixture["checks"]}
-    assert checks == {("zh65", "zh"), ("zh65", "web")}  # only the held-out run is checked
+    assert checks == {
+        (run, channel) for run in ("zh65", verify) for channel in ("zh", "web")
+    }  # held-out runs
     held_out = table.set_index("run_id").loc["zh65"]
-    zh_check = next(c for c in mixture["checks"] if c["channel"] == "zh")
+    zh_check = next(c for c in mixture["checks"] if c["channel"] == "zh" and c["run_id"] == "zh65")
     assert zh_check["dcpt"]["observed"] == pytest.approx(held_out["heldout_loss/zh"])
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "Fit: mixture" in report and "mixture.png" in report and (out / "mixture.png").is_file()
@@ -99,6 +100,7 @@ def test_grid_trains_evaluates_resumes_and_fits(train_shards, tmp_path, ray_sess
     messages.clear()
     run_experiment(config, log=messages.append)
     assert "experiment: 4 runs, 3 finished, 1 to run" in messages
+    assert "experiment: 5 runs, 5 finished, 0 to run" in messages  # the same fit, so the same verification
     after = json.loads((out / "runs/zh50/result.json").read_text())
     for key in ("tokens", "heldout_loss/zh", "bpb/lang=zh", "train_loss"):
         assert after[key] == pytest.approx(before[key], rel=1e-9), key

@@ -86,7 +86,7 @@ def exclusive(path: Path) -> Iterator[None]:
 
 
 def _run_locked(cfg, runs, out: Path, config, log, prepare_only: bool) -> dict | None:
-    from train.experiment.fits import fit_mixture, fit_scaling
+    from train.experiment.fits import fit_mixture, fit_scaling, recommended_runs
     from train.experiment.report import write_report
     from train.experiment.runs import run_all
     from train.experiment.table import run_curves, run_table, write_parquet
@@ -101,14 +101,25 @@ def _run_locked(cfg, runs, out: Path, config, log, prepare_only: bool) -> dict |
     rows = run_all(runs, cfg.eval, eval_overrides, cfg.cpus_per_run, log)
     if not rows:
         raise RuntimeError(f"no run of {config} finished: see the error.txt files under {out / 'runs'}")
-    table, curves = run_table(rows), run_curves(runs)
+
+    def tables_and_fits(rows, runs):
+        table, curves = run_table(rows), run_curves(runs)
+        fits = {}
+        if cfg.fits.scaling.enabled:
+            fits["scaling"] = fit_scaling(table, cfg.fits.scaling)
+        if cfg.fits.mixture.enabled:
+            fits["mixture"] = fit_mixture(table, curves, cfg.fits.mixture)
+        return table, curves, fits
+
+    table, curves, fits = tables_and_fits(rows, runs)
+    verify = recommended_runs(cfg, runs, fits.get("mixture", {}))
+    if verify:  # the recommendation itself, trained and measured: runs the fit never saw
+        log(f"experiment: verifying the recommended ratio with {len(verify)} runs ({verify[0].labels})")
+        runs = runs + verify
+        rows = run_all(runs, cfg.eval, eval_overrides, cfg.cpus_per_run, log)
+        table, curves, fits = tables_and_fits(rows, runs)
     write_parquet(table, out / "experiments.parquet")
     write_parquet(curves, out / "curves.parquet")
-    fits = {}
-    if cfg.fits.scaling.enabled:
-        fits["scaling"] = fit_scaling(table, cfg.fits.scaling)
-    if cfg.fits.mixture.enabled:
-        fits["mixture"] = fit_mixture(table, curves, cfg.fits.mixture)
     report = write_report(out, table, curves, list(cfg.axes), fits)
     missing = len(runs) - len(rows)
     log(f"experiment: {len(rows)} runs in {out / 'experiments.parquet'}; report {report}")

@@ -64,6 +64,7 @@ class MixtureFitConfig(Strict):
     general: str = Field("en", description="the channel whose loss stands for general ability")
     tolerance: float = Field(0.02, ge=0, description="allowed relative rise of general loss over r = 0")
     bootstrap: int = Field(100, ge=0)
+    verify: bool = Field(False, description="train one run per seed at the recommended ratio, held out")
 
 
 class FitsConfig(Strict):

@@ -9,12 +9,15 @@ held-out run gets both laws' predictions.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
 from eval.mixture_laws import DcptLaw, choose_ratio, fit_dcpt, fit_mixing_law, law_dict
 from eval.scaling import ChinchillaFit, fit_with_intervals
-from train.experiment.config import MixtureFitConfig, ScalingFitConfig
+from train.experiment.config import ExperimentConfig, MixtureFitConfig, ScalingFitConfig
+from train.experiment.grid import RunSpec
 
 
 def _check(observed: float, predicted: float) -> dict:
@@ -165,3 +168,36 @@ def _mixture_checks(
                 check["mixing_law"] = _check(observed, mixing(mix)[0])
             checks.append(check)
     return checks
+
+
+def recommended_runs(cfg: ExperimentConfig, runs: list[RunSpec], mixture: dict) -> list[RunSpec]:
+    """With fits.mixture.verify: one run per seed at the recommended ratio (to 0.01), held out of the fit.
+    Each copies a fit run's config with the domain and general shares replaced; labels name the ratio."""
+    if not cfg.fits.mixture.verify or "recommended" not in mixture:
+        return []
+    m = cfg.fits.mixture
+    ratio = round(mixture["recommended"]["ratio"], 2)
+    label = f"rec{m.domain}{round(ratio * 100):02d}"
+    template_per_seed: dict[int, RunSpec] = {}
+    for run in runs:
+        if run.fit and m.domain in run.train.data.channel_weights:
+            template_per_seed.setdefault(run.train.train.seed, run)
+    verify = []
+    for _, template in sorted(template_per_seed.items()):
+        weights = dict(template.train.data.channel_weights) | {
+            m.domain: ratio,
+            m.general: round(1 - ratio, 2),
+        }
+        labels = {name: value if name.endswith("seed") else label for name, value in template.labels.items()}
+        run_id = "_".join(labels.values())
+        directory = template.directory.parent / run_id
+        train = template.train.model_copy(
+            update={
+                "data": template.train.data.model_copy(update={"channel_weights": weights}),
+                "run_dir": str(directory / "train"),
+            }
+        )
+        verify.append(
+            replace(template, run_id=run_id, labels=labels, fit=False, train=train, directory=directory)
+        )
+    return verify
