@@ -177,6 +177,16 @@ def recommended_runs(cfg: ExperimentConfig, runs: list[RunSpec], mixture: dict) 
         return []
     m = cfg.fits.mixture
     ratio = round(mixture["recommended"]["ratio"], 2)
+    fitted = {
+        round(r.train.data.channel_weights.get(m.domain, 0) / sum(r.train.data.channel_weights.values()), 2)
+        for r in runs
+        if r.fit
+    }
+    if ratio in fitted:  # the fit's own runs at that ratio would be trained again, bit for bit
+        mixture["verification"] = (
+            f"none: the recommended ratio {ratio} is a fitted ratio (a tighter tolerance moves it)"
+        )
+        return []
     label = f"rec{m.domain}{round(ratio * 100):02d}"
     template_per_seed: dict[int, RunSpec] = {}
     for run in runs:
