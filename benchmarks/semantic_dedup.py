@@ -272,7 +272,10 @@ def fpr_benchmark(work: Path, sizes: list[int]) -> dict:
             rej = [r for r in rejected.to_pylist() if r["reject"] == "dedup:semantic"]
             by_id = dict(zip([r["id"] for r in rows], docs, strict=True))
             # how alike the removed text and the one it duplicates are, character by character
-            ratios = [difflib.SequenceMatcher(None, r["text"], by_id[r["duplicate_of"]]).ratio() for r in rej]
+            ratios = [
+                difflib.SequenceMatcher(None, r["text"], by_id[r["duplicate_of"]], autojunk=False).ratio()
+                for r in rej
+            ]
             unlike = [r for r, x in zip(rej, ratios, strict=True) if x < 0.8]
             sem = run["semantic"]["by_language"][lang]
             result["runs"].append(
