@@ -276,6 +276,17 @@ def _assign(b: dict[str, np.ndarray], centroids: np.ndarray, keep: str) -> dict[
     }
 
 
+def _sample(ex: Any, d: Any, seed: int, k: int, total: int, keep: Sequence[str]) -> dict[str, np.ndarray]:
+    """The k rows of `d` with the smallest seeded uid hash (columns `keep`). Keys are uniform over
+    [0, 2^63): rows above a cutoff that ~2k rows pass are dropped before the sort, so a large corpus is
+    not sorted whole (with fewer than k passing, which is vanishingly rare, the sample is what passed)."""
+    keyed = ex.map(d, _sample_key, seed=seed, keep=keep)
+    if total > 4 * k:
+        cutoff = int(2.0 * k / total * 2**63)
+        keyed = ex.select(keyed, lambda b: b[C.SAMPLE_KEY] < cutoff)
+    return ex.smallest(keyed, C.SAMPLE_KEY, k)
+
+
 def _semantic_rows(b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {
         C.UID: b[C.UID],
@@ -397,15 +408,15 @@ def semantic_dedup(job: Job) -> Any:
     """SemDeDup on the documents every earlier pass kept (dedup/semantic.py has the steps)."""
     ex, scfg = job.ex, job.cfg.semantic
     alive = ex.materialize(ex.select(job.decisions, lambda b: ~is_str(b[C.REJECT])))
-    if ex.count(alive) == 0:
+    n = ex.count(alive)
+    if n == 0:
         job.decisions = ex.materialize(ex.map(job.decisions, _no_cluster))
         job.semantic = {"clusters": 0, "documents": 0, "removed": 0, "by_language": {}, "report": {}}
         return job.decisions
     rows = ex.map(ex.map(alive, _semantic_rows), _with_file)
     fitted = None
     if semantic.needs_fit(scfg.embed):  # the hashed embedder's IDF and basis: fitted once, here
-        keyed = ex.map(rows, _sample_key, seed=scfg.embed.seed, keep=(C.CUT_TEXT, C.FILE))
-        picked = ex.smallest(keyed, C.SAMPLE_KEY, scfg.embed.fit_sample)
+        picked = _sample(ex, rows, scfg.embed.seed, scfg.embed.fit_sample, n, (C.CUT_TEXT, C.FILE))
         texts = ex.group_map(ex.from_batch(picked), C.FILE, semantic.texts_of, paths=job.paths)
         by_uid = {int(r[C.UID]): r[C.TEXT] for r in ex.rows(texts)}
         fitted = semantic.semantic_embedder(scfg)
@@ -423,13 +434,11 @@ def semantic_dedup(job: Job) -> Any:
             embed_batch=scfg.embed_batch,
         )
     )
-    sample = ex.smallest(
-        ex.map(embedded, _sample_key, seed=scfg.seed, keep=(C.EMB,)), C.SAMPLE_KEY, scfg.kmeans_sample
-    )
+    sample = _sample(ex, embedded, scfg.seed, scfg.kmeans_sample, n, (C.EMB,))
     emb = np.asarray(sample[C.EMB], dtype=np.float32)
     if emb.ndim == 1:
         emb = np.stack(emb)
-    centroids = semantic.train_centroids(emb, scfg, ex.count(embedded))
+    centroids = semantic.train_centroids(emb, scfg, n)
     clustered = ex.map(embedded, _assign, centroids=centroids, keep=scfg.keep)
     sims = ex.materialize(
         ex.group_map(clustered, C.SEM_CLUSTER, semantic.cluster_similarities, block_rows=scfg.block_rows)

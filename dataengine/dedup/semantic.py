@@ -223,7 +223,7 @@ def resolve_cluster(
         C.SEM_CLUSTER: part[C.SEM_CLUSTER][order],
         C.SEM_REJECT: np.where(removed, "dedup:semantic", "").astype(object),
         C.SEM_DUP_OF: np.where(removed, ids[root], "").astype(object),
-        C.SEM_SIZE: np.where(removed, 1, size).astype(np.int32),
+        C.SEM_SIZE: size.astype(np.int32),
     }
 
 
