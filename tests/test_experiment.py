@@ -14,6 +14,7 @@ from test_train_shards import TINY_YAML, torch_one_thread, train_shards  # noqa:
 from dataengine.configio import ConfigError
 from train.experiment.__main__ import exclusive, run_experiment
 from train.experiment.config import load_experiment_config
+from train.experiment.fits import recommended_runs
 from train.experiment.grid import expand_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,11 +74,14 @@ def test_grid_trains_evaluates_resumes_and_fits(train_shards, tmp_path, ray_sess
     table = pd.read_parquet(out / "experiments.parquet")
     mixture = result["fits"]["mixture"]
     recommended = round(mixture["recommended"]["ratio"], 2)
-    verify = f"reczh{round(recommended * 100):02d}"  # the recommendation, trained after the fit
-    assert table["run_id"].tolist() == ["zh20", "zh50", "zh80", "zh65", verify]
-    assert table["fit"].tolist() == [True, True, True, False, False]
+    # the recommendation is trained after the fit, unless it is one of the fitted ratios (then it was)
+    verified = recommended not in (0.2, 0.5, 0.8)
+    verify = [f"reczh{round(recommended * 100):02d}"] if verified else []
+    assert table["run_id"].tolist() == ["zh20", "zh50", "zh80", "zh65", *verify]
+    assert table["fit"].tolist() == [True, True, True, False, *[False] * len(verify)]
+    assert ("verification" in mixture) == (not verified)
     assert (table["tokens"] == 6 * 8 * table["seq_len"]).all() and (table["steps"] == 6).all()
-    assert table["ratio/zh"].round(2).tolist() == [0.2, 0.5, 0.8, 0.65, recommended]
+    assert table["ratio/zh"].round(2).tolist() == [0.2, 0.5, 0.8, 0.65, *[recommended] * len(verify)]
     for column in ("bpb/lang=zh", "bpb/lang=en", "heldout_loss/zh", "heldout_loss/web"):
         assert table[column].between(0.1, 20).all(), column  # real, finite numbers from the real eval
     curves = pd.read_parquet(out / "curves.parquet")
@@ -85,9 +89,7 @@ def test_grid_trains_evaluates_resumes_and_fits(train_shards, tmp_path, ray_sess
     assert mixture["points"] == 9 and mixture["runs"] == 3  # 3 fit runs x 3 in-loop evaluations
     assert 0 <= mixture["recommended"]["ratio"] <= 0.8
     checks = {(c["run_id"], c["channel"]) for c in mixture["checks"]}
-    assert checks == {
-        (run, channel) for run in ("zh65", verify) for channel in ("zh", "web")
-    }  # held-out runs
+    assert checks == {(run, channel) for run in ("zh65", *verify) for channel in ("zh", "web")}  # held out
     held_out = table.set_index("run_id").loc["zh65"]
     zh_check = next(c for c in mixture["checks"] if c["channel"] == "zh" and c["run_id"] == "zh65")
     assert zh_check["dcpt"]["observed"] == pytest.approx(held_out["heldout_loss/zh"])
@@ -100,7 +102,8 @@ def test_grid_trains_evaluates_resumes_and_fits(train_shards, tmp_path, ray_sess
     messages.clear()
     run_experiment(config, log=messages.append)
     assert "experiment: 4 runs, 3 finished, 1 to run" in messages
-    assert "experiment: 5 runs, 5 finished, 0 to run" in messages  # the same fit, so the same verification
+    if verified:  # the same fit, so the same verification, already finished
+        assert "experiment: 5 runs, 5 finished, 0 to run" in messages
     after = json.loads((out / "runs/zh50/result.json").read_text())
     for key in ("tokens", "heldout_loss/zh", "bpb/lang=zh", "train_loss"):
         assert after[key] == pytest.approx(before[key], rel=1e-9), key
@@ -162,3 +165,16 @@ def test_shipped_recipes_expand_and_read_bundled_inputs(recipe):
         for word in step.run.split():
             if word.startswith("sample/"):
                 assert (ROOT / word).is_file(), f"{recipe}: {word} is not in the bundled sample"
+
+
+def test_recommended_ratio_runs_copy_a_fit_run_per_seed(train_shards, tmp_path):  # noqa: F811
+    axes = {"ratio": {"zh20": _weights(0.2), "zh50": _weights(0.5)}, "train.seed": [0, 1]}
+    cfg = load_experiment_config(_write(tmp_path, train_shards, axes=axes))
+    runs = expand_runs(cfg)
+    verify = recommended_runs(cfg, runs, {"recommended": {"ratio": 0.371}})
+    assert [r.run_id for r in verify] == ["reczh37_0", "reczh37_1"] and not any(r.fit for r in verify)
+    assert [r.train.train.seed for r in verify] == [0, 1]
+    assert verify[0].train.data.channel_weights == {"zh": 0.37, "web": 0.63, "code": 0}
+    assert verify[0].train.run_dir == str(tmp_path / "out/runs/reczh37_0/train")
+    fitted = {"recommended": {"ratio": 0.5}}
+    assert recommended_runs(cfg, runs, fitted) == [] and "is a fitted ratio" in fitted["verification"]

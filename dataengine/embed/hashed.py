@@ -83,7 +83,11 @@ class HashedTfidfEmbedder:
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         if self.basis is None:
             raise ValueError("the hashed embedder has no IDF and basis yet: call fit on a sample first")
-        return _unit_rows(self._sketch(texts) @ self.basis)
+        # float64 GEMM, rounded once at the end: BLAS picks kernels by the batch's row count, so float32
+        # products differed in the last bit between batch sizes (a document's embedding must not depend on
+        # the batch it came in: Ray blocks and local batches differ)
+        projected = self._sketch(texts).astype(np.float64) @ self.basis.astype(np.float64)
+        return _unit_rows(projected).astype(np.float32)
 
 
 # The projection (~50 MB, 0.2 s to build) per process, not per pickled copy: every Ray task receives
