@@ -55,6 +55,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)
+    return path
+
+
 def _variant_of(table: pd.DataFrame, axes: list[str]) -> dict[str, str]:
     by = variant_axes(table, axes)
     return {r["run_id"]: "/".join(str(r[a]) for a in by) or "all" for r in table.to_dict("records")}
@@ -80,10 +87,7 @@ def plot_curves(table: pd.DataFrame, curves: pd.DataFrame, axes: list[str], path
     left.legend(fontsize=8)
     left.set(xlabel="step", ylabel="training loss (nats/token)", title="training loss, one line per run")
     right.set(xlabel="step", ylabel="held-out loss (nats/token)", title="in-loop held-out loss")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_bpb(table: pd.DataFrame, axes: list[str], path: Path) -> Path | None:
@@ -106,10 +110,7 @@ def plot_bpb(table: pd.DataFrame, axes: list[str], path: Path) -> Path | None:
     ax.set_xticks(np.arange(len(columns)) + 0.4 - width / 2, [c.replace("bpb/lang=", "") for c in columns])
     ax.set_ylabel("held-out bits per byte (median, min-max over seeds)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_mixture_surface(table: pd.DataFrame, fit: dict, path: Path) -> Path | None:
@@ -138,10 +139,7 @@ def plot_mixture_surface(table: pd.DataFrame, fit: dict, path: Path) -> Path | N
     ax.axhline(rec["general_limit"], color="tab:orange", linestyle=":", label="general-loss limit")
     ax.set(xlabel=f"share of {fit['domain']} in the mix (r)", ylabel="held-out loss (nats/token)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _table_html(rows: list[dict], columns: list[str]) -> str:
