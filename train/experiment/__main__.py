@@ -8,7 +8,6 @@ OUTPUT/experiments.parquet, OUTPUT/curves.parquet, the fits, OUTPUT/summary.json
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shlex
 import subprocess
@@ -86,24 +85,24 @@ def exclusive(path: Path) -> Iterator[None]:
 
 
 def _run_locked(cfg, runs, out: Path, config, log, prepare_only: bool) -> dict | None:
+    import pandas as pd
+
     from train.experiment.fits import fit_mixture, fit_scaling, recommended_runs
+    from train.experiment.grid import override
     from train.experiment.report import write_report
     from train.experiment.runs import run_all
-    from train.experiment.table import run_curves, run_table, write_parquet
+    from train.experiment.table import run_curves, write_parquet
 
     prepare(cfg, log)
     if prepare_only:
         return None
-    eval_overrides = [
-        f"{k}={json.dumps([cfg.expand(x) for x in v] if isinstance(v, list) else cfg.expand(v) if isinstance(v, str) else v)}"
-        for k, v in cfg.eval_set.items()
-    ]
+    eval_overrides = [override(k, v, cfg) for k, v in cfg.eval_set.items()]
     rows = run_all(runs, cfg.eval, eval_overrides, cfg.cpus_per_run, log)
     if not rows:
         raise RuntimeError(f"no run of {config} finished: see the error.txt files under {out / 'runs'}")
 
     def tables_and_fits(rows, runs):
-        table, curves = run_table(rows), run_curves(runs)
+        table, curves = pd.DataFrame(rows), run_curves(runs)
         fits = {}
         if cfg.fits.scaling.enabled:
             fits["scaling"] = fit_scaling(table, cfg.fits.scaling)

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from eval.mixture_laws import DcptLaw, choose_ratio, fit_dcpt, fit_mixing_law, law_dict
+from eval.mixture_laws import DcptLaw, MixingLaw, choose_ratio, fit_dcpt, fit_mixing_law, law_dict
 from eval.scaling import ChinchillaFit, fit_with_intervals
 from train.experiment.config import ExperimentConfig, MixtureFitConfig, ScalingFitConfig
 from train.experiment.grid import RunSpec
@@ -149,8 +149,6 @@ def _mixing_law(table: pd.DataFrame, cfg: MixtureFitConfig) -> dict:
 def _mixture_checks(
     table, domain: DcptLaw, general: DcptLaw, result: dict, cfg: MixtureFitConfig
 ) -> list[dict]:
-    from eval.mixture_laws import MixingLaw
-
     columns = result["mixing_law"]["ratio_columns"]
     laws = result["mixing_law"]["laws"]
     checks = []

@@ -22,9 +22,12 @@ class RunSpec:
     directory: Path  # run dir: train/ (the trainer's run_dir), eval/, result.json
 
 
-def _override(key: str, value: Any, cfg: ExperimentConfig) -> str:
+def override(key: str, value: Any, cfg: ExperimentConfig) -> str:
+    """A `--set` item; `{output}` expanded in a string value or in the strings of a list."""
     if isinstance(value, str):
         value = cfg.expand(value)
+    elif isinstance(value, list):
+        value = [cfg.expand(v) if isinstance(v, str) else v for v in value]
     return f"{key}={json.dumps(value)}"  # JSON is YAML: --set parses it back to the same value
 
 
@@ -39,10 +42,10 @@ def expand_runs(cfg: ExperimentConfig) -> list[RunSpec]:
             continue
         run_id = "_".join(label for label, _ in combo)
         directory = root / run_id
-        overrides = [_override(k, v, cfg) for k, v in cfg.set.items()]
+        overrides = [override(k, v, cfg) for k, v in cfg.set.items()]
         for _, value in combo:
-            overrides += [_override(k, v, cfg) for k, v in value.set.items()]
-        overrides.append(_override("run_dir", str(directory / "train"), cfg))
+            overrides += [override(k, v, cfg) for k, v in value.set.items()]
+        overrides.append(override("run_dir", str(directory / "train"), cfg))
         try:
             train = load_train_config(cfg.train, overrides)
         except ConfigError as exc:

@@ -29,7 +29,7 @@ def _last(records: list[dict], key: str) -> dict | None:
     return next((r for r in reversed(records) if key in r), None)
 
 
-def _read_metrics(run_dir: Path) -> list[dict]:
+def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
@@ -52,7 +52,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             "params": num_params(trainer.model),
             "params_nonembed": num_params(trainer.model, exclude_embedding=True),
         }
-        records = _read_metrics(Path(cfg.run_dir))
+        records = read_metrics(Path(cfg.run_dir))
         evaluated = _last(records, "heldout/loss")
         if trainer.heldout is not None and (evaluated is None or evaluated["step"] != trainer.step):
             evaluated = trainer.evaluate()

@@ -3,28 +3,18 @@ step of every run: training loss and in-loop held-out loss per channel), written
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from train.experiment.grid import RunSpec
-
-
-def run_table(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows)
+from train.experiment.runs import read_metrics
 
 
 def run_curves(runs: list[RunSpec]) -> pd.DataFrame:
     records = []
     for run in runs:
-        path = Path(run.train.run_dir) / "metrics.jsonl"
-        if not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
+        for record in read_metrics(Path(run.train.run_dir)):
             kept = {k.replace("heldout/loss", "heldout_loss"): v for k, v in record.items() if "loss" in k}
             if kept and "step" in record:
                 records.append(
