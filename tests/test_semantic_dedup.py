@@ -171,7 +171,15 @@ def test_ray_and_local_decide_identically(ray_session, paragraphs, tmp_path):
             for r in rows
         }
     assert decisions["local"] == decisions["ray"]
-    assert runs["local"]["semantic"] == runs["ray"]["semantic"]
+    assert {k: v for k, v in runs["local"]["semantic"].items() if k != "embedding_cache"} == {
+        k: v for k, v in runs["ray"]["semantic"].items() if k != "embedding_cache"
+    }
+    # the run's embedding cache (for pack) holds the same vectors under the same keys
+    caches = [
+        pq.read_table(tmp_path / executor / "embeddings" / "part-00000.parquet").sort_by("_emb_key")
+        for executor in ("local", "ray")
+    ]
+    assert caches[0].num_rows == 330 and caches[0].equals(caches[1])
     gone = [(i, r[1]) for i, r in decisions["ray"].items() if r[0]]
     assert runs["ray"]["rejected_by_reason"] == {"dedup:semantic": len(gone)}
     # one of each of the 30 pairs goes, pointing at the other; a pair split by a cluster boundary stays

@@ -21,6 +21,8 @@ HAS_URL = "_has_url"
 SIG = "_sig"  # MinHash signature (uint32 x num_perm)
 SIG_STORED = "_sig_stored"  # signature taken from phase 1's column
 EMB = "_emb"  # semantic embedding (the semantic pass only)
+EMB_KEY = "_emb_key"  # hash of the embedded text: the key of the run's embedding cache (embed/cache.py)
+EMB_PART = "_emb_part"  # the cache part file a row goes to
 
 # Exact and URL groups: the best member's uid and the group's size.
 EXACT_BEST = "_exact_best"

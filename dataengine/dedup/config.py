@@ -154,6 +154,11 @@ class SemanticConfig(_Strict):
     )
     block_rows: int = Field(1024, ge=16, description="rows per block of in-cluster similarities")
     embed_batch: int = Field(2048, ge=1, description="documents embedded at a time")
+    write_embeddings: bool = Field(
+        True,
+        description="keep the vectors in OUT/embeddings/ (embed/cache.py; ~4 bytes x dim per document): "
+        "`pack --order similar` on this run's kept/ then reuses them instead of embedding again",
+    )
     seed: int = 1
 
     @model_validator(mode="before")

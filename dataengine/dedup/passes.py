@@ -11,6 +11,7 @@ Every pass has the signature ``pass(job) -> rows`` and reads and sets datasets o
   decisions   every row's decision: a component's, else its own one-document cluster (or decontam);
   semantic    (semantic.enabled) SemDeDup on the documents still kept: embedded once each, k-means
               clusters, in-cluster similarities in blocks, near-duplicates in meaning dropped;
+  embedding_cache  (semantic.write_embeddings) those vectors into OUT/embeddings/ for pack;
   write       each input file read once and split into kept/ and rejected/ (dedup/writer.py);
   decontam_report, index_insert: the benchmark report, and the survivors added to the index.
 `run` runs them in order and logs one line per pass (logger ``dataengine.dedup``, INFO).
@@ -35,9 +36,11 @@ from dataengine.dedup.config import DedupConfig
 from dataengine.dedup.decontam import BenchmarkIndex, scan
 from dataengine.dedup.minhash import minhash_signatures, signatures_from_column, stored_signatures_match
 from dataengine.dedup.writer import is_str, str_col
+from dataengine.embed import cache
 
 log = logging.getLogger("dataengine.dedup")
 _CHUNK = 2000
+CACHE_PART_ROWS = 100_000  # rows per embedding-cache file (~100 MB at 256 dimensions)
 
 
 @dataclass
@@ -61,6 +64,9 @@ class Job:
     signatures_stored: int | None = None
     semantic: dict[str, Any] = field(default_factory=dict)
     semantic_stats: Any = None  # semantic.SimilarityStats of the run (the full report's histograms)
+    embedded: Any = None  # the semantic pass's vectors (and the fitted embedder): the embedding cache
+    fitted: Any = None
+    embedding_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[str]:
@@ -265,9 +271,7 @@ def _sample_key(b: dict[str, np.ndarray], seed: int, keep: Sequence[str] = ()) -
 
 def _assign(b: dict[str, np.ndarray], centroids: np.ndarray, keep: str) -> dict[str, np.ndarray]:
     """A batch of embedded rows -> their cluster and keep-order key (a streaming pass: row by row)."""
-    emb = np.asarray(b[C.EMB], np.float32)
-    if emb.ndim == 1:  # a column of per-row arrays
-        emb = np.stack(emb) if len(emb) else np.zeros((0, centroids.shape[1]), np.float32)
+    emb = semantic.rows_of(b[C.EMB], centroids.shape[1])
     cluster, cosine = semantic.assign_clusters(emb, centroids)
     return {
         **b,
@@ -434,10 +438,9 @@ def semantic_dedup(job: Job) -> Any:
             embed_batch=scfg.embed_batch,
         )
     )
+    job.embedded, job.fitted = embedded, fitted
     sample = _sample(ex, embedded, scfg.seed, scfg.kmeans_sample, n, (C.EMB,))
-    emb = np.asarray(sample[C.EMB], dtype=np.float32)
-    if emb.ndim == 1:
-        emb = np.stack(emb)
+    emb = semantic.rows_of(sample[C.EMB])
     centroids = semantic.train_centroids(emb, scfg, n)
     clustered = ex.map(embedded, _assign, centroids=centroids, keep=scfg.keep)
     sims = ex.materialize(
@@ -497,6 +500,26 @@ def _semantic_summary(
         "by_language": by_language,
         "report": report,
     }
+
+
+def embedding_cache(job: Job) -> int:
+    """The semantic pass's vectors into OUT/embeddings/ (embed/cache.py), for `pack --order similar`:
+    about CACHE_PART_ROWS rows per part file, split by key."""
+    ex, scfg = job.ex, job.cfg.semantic
+    if job.embedded is None:  # nothing was alive to embed
+        return 0
+    folder = writer.join(job.out, cache.FOLDER)
+    n = ex.count(job.embedded)
+    parts = max(1, min(256, -(-n // CACHE_PART_ROWS)))
+    keyed = ex.map(
+        ex.select_columns(job.embedded, [C.UID, C.EMB_KEY, C.EMB]), semantic.cache_part_of, parts=parts
+    )
+    written = ex.rows(ex.group_map(keyed, C.EMB_PART, semantic.write_cache_part, folder=folder))
+    rows = sum(int(r["rows"]) for r in written)
+    dim = int(written[0]["dim"])
+    cache.write_manifest(folder, scfg.embed, job.fitted, [int(r["part"]) for r in written], rows, dim)
+    job.embedding_cache = {"folder": folder, "rows": rows, "parts": len(written)}
+    return rows
 
 
 def write(job: Job) -> int:
@@ -560,6 +583,11 @@ PASSES: tuple[Pass, ...] = (
     Pass("components", components),
     Pass("decisions", decisions),
     Pass("semantic", semantic_dedup, lambda job: job.cfg.semantic.enabled),
+    Pass(
+        "embedding_cache",
+        embedding_cache,
+        lambda job: job.cfg.semantic.enabled and job.cfg.semantic.write_embeddings,
+    ),
     Pass("write", write),
     Pass("decontam_report", decontam_report, lambda job: job.bench is not None),
     Pass("index_insert", index_insert, lambda job: job.cfg.incremental.enabled and job.cfg.minhash.enabled),

@@ -25,6 +25,7 @@ from dataengine.dedup.config import DedupConfig
 from dataengine.dedup.decontam import BenchmarkIndex
 from dataengine.dedup.semantic import check_embedder
 from dataengine.dedup.writer import join
+from dataengine.embed import cache
 from dataengine.io.config import InputConfig
 from dataengine.pack.inputs import reader_config
 from dataengine.runtime import versions
@@ -68,6 +69,7 @@ def run_dedup(
         join(out, "run.json")
     )  # the commit marker goes first: a crash leaves no complete-looking run
     writer.remove(join(out, "semantic_report.json"))  # written again when semantic dedup runs
+    writer.remove(join(out, cache.FOLDER))  # the embeddings of what this run embeds, or none
     writer.remove(join(out, ".dedup-tmp"))  # left by versions that renamed a temporary folder
     staged = staging.stage(sources, join(out, "_staged"), join(out, "rejected"), reader)
     if staged.units:
@@ -123,6 +125,8 @@ def run_dedup(
     if cfg.semantic.enabled:
         # per language: documents clustered and removed, the epsilon used, NN-cosine quantiles and the sweep
         run["semantic"] = job.semantic
+        if job.embedding_cache:
+            run["semantic"]["embedding_cache"] = job.embedding_cache
         if job.semantic_stats is not None:  # the same with histograms, for choosing epsilon
             full = job.semantic_stats.summary(
                 {k: v["epsilon"] for k, v in job.semantic["by_language"].items()}, True

@@ -26,7 +26,7 @@ import numpy as np
 from dataengine.dedup import columns as C
 from dataengine.dedup import files
 from dataengine.dedup.config import EPSILON_SWEEP, SemanticConfig
-from dataengine.embed import Embedder, make_embedder
+from dataengine.embed import Embedder, cache, make_embedder
 from dataengine.embed.config import PACKAGED, EmbedConfig
 
 HIST_BINS = 2000  # cosine histogram over [-1, 1]: bins of 0.001
@@ -78,7 +78,7 @@ def embed_file(
     fitted: Embedder | None,
     embed_batch: int,
 ) -> dict[str, np.ndarray]:
-    """One input file's alive rows -> `_uid`, `_emb`, `_lang`, `_length`, `_quality`, `id`, `dup_cluster_size`.
+    """One input file's alive rows -> `_uid`, `_emb`, `_emb_key`, `_lang`, `_length`, `_quality`, `id`, `dup_cluster_size`.
     The rows are embedded in uid order, ``embed_batch`` at a time, so the vectors do not depend on the executor."""
     order = np.argsort(group[C.UID], kind="stable")
     g = {k: v[order] for k, v in group.items()}
@@ -96,6 +96,7 @@ def embed_file(
     quality = table.column("quality").take(rows).to_numpy(zero_copy_only=False).astype(np.float64)
     return {
         C.UID: uid,
+        C.EMB_KEY: cache.text_keys(texts),
         C.ID: g[C.ID],
         C.DUP_CLUSTER_SIZE: g[C.DUP_CLUSTER_SIZE],
         C.EMB: emb.astype(np.float32) if emb is not None else np.zeros((0, 1), np.float32),
@@ -105,6 +106,34 @@ def embed_file(
         C.SEM_LENGTH: np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)),
         C.SEM_QUALITY: quality,
     }
+
+
+def rows_of(column: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """An embedding column as a float32 [rows, dim] matrix (Ray hands a batch over as a 2-D array, or
+    as an object column of per-row arrays)."""
+    emb = np.asarray(column)
+    if emb.ndim == 1:
+        emb = np.stack(emb) if len(emb) else np.zeros((0, dim or 1), np.float32)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def cache_part_of(b: dict[str, np.ndarray], parts: int) -> dict[str, np.ndarray]:
+    """The cache part of each row: a function of its key, so equal texts meet in one part."""
+    part = np.fromiter((int(k[:8], 16) % parts for k in b[C.EMB_KEY].tolist()), np.int64, len(b[C.EMB_KEY]))
+    return {**b, C.EMB_PART: part}
+
+
+def write_cache_part(group: dict[str, np.ndarray], folder: str) -> dict[str, np.ndarray]:
+    """One part of the run's embedding cache: the rows of one key range, each key once (the row with
+    the smallest uid: equal texts have equal vectors)."""
+    order = np.lexsort((group[C.UID], group[C.EMB_KEY]))
+    keys = group[C.EMB_KEY][order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    emb = rows_of(group[C.EMB])[order][first]
+    part = int(group[C.EMB_PART][0])
+    rows = cache.write_part(folder, part, keys[first], emb)
+    return {"part": np.array([part]), "rows": np.array([rows]), "dim": np.array([emb.shape[1]])}
 
 
 def train_centroids(sample: np.ndarray, cfg: SemanticConfig, documents: int | None = None) -> np.ndarray:

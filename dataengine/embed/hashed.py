@@ -66,6 +66,22 @@ class HashedTfidfEmbedder:
         _, vectors = scipy.linalg.eigh(gram, subset_by_index=top, driver="evr")
         self.basis = np.ascontiguousarray(vectors[:, ::-1], dtype=np.float32)
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What ``fit`` learnt, to be saved (the embedding cache keeps it beside the vectors)."""
+        if self.basis is None:
+            raise ValueError("the hashed embedder is not fitted: nothing to save")
+        return {"idf": self.idf, "basis": self.basis}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """The embedder ``state`` came from: the same vectors for the same texts."""
+        idf, basis = np.asarray(state["idf"], np.float32), np.asarray(state["basis"], np.float32)
+        if idf.shape != (FEATURES,) or basis.shape != (SKETCH_DIM, self.dim):
+            raise ValueError(
+                f"hashed embedder state: idf {idf.shape}, basis {basis.shape}; expected "
+                f"({FEATURES},) and ({SKETCH_DIM}, {self.dim})"
+            )
+        self.idf, self.basis = idf, np.ascontiguousarray(basis)
+
     def projection(self) -> sp.csr_matrix:
         """[FEATURES, SKETCH_DIM]: SKETCH signed entries per row, scaled by the row's IDF."""
         key = (self.seed, hashlib.blake2b(self.idf.tobytes(), digest_size=16).digest())

@@ -75,6 +75,12 @@ class SimilarOrderConfig(Strict):
     """``order: similar``: In-Context Pretraining's order, related documents packed together."""
 
     embed: EmbedConfig = Field(default_factory=EmbedConfig, description="how documents are embedded")
+    embedding_cache: str | None = Field(
+        "auto",
+        description="vectors semantic dedup already computed (dataengine/embed/cache.py): auto = the "
+        "embeddings/ folder of the run whose kept/ is the input, used when its embedder settings equal "
+        "`embed`'s; a folder = that cache (an error if it is missing or differs); null = embed everything",
+    )
     knn: KnnConfig = Field(default_factory=KnnConfig)
     max_chain_docs: int = Field(21, ge=1, description="documents per chain of neighbours (ICP: 21)")
     min_chain_docs: int = Field(

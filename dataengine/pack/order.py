@@ -14,7 +14,7 @@ order's guard against adjacent near-duplicates) and report figures for the manif
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,9 +30,10 @@ ORDER_KEY = "_order_key"
 class DocumentOrder(ABC):
     """Returns the documents of ``ds`` in packing order; must be deterministic for a given seed."""
 
-    def __init__(self, config: PackConfig) -> None:
+    def __init__(self, config: PackConfig, files: Sequence[str] = ()) -> None:
         self.config = config
         self.seed = config.seed
+        self.files = list(files)  # the input files (the similar order finds the run's embeddings by them)
 
     @abstractmethod
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset: ...
@@ -67,25 +68,25 @@ class ShuffleOrder(DocumentOrder):
         return keyed.sort([ORDER_KEY, "id", "source"]).drop_columns([ORDER_KEY])
 
 
-def _similar(config: PackConfig) -> DocumentOrder:
+def _similar(config: PackConfig, files: Sequence[str] = ()) -> DocumentOrder:
     from dataengine.pack.similar import SimilarOrder  # faiss and the embedders only when chosen
 
-    return SimilarOrder(config)
+    return SimilarOrder(config, files)
 
 
-ORDERS: dict[str, Callable[[PackConfig], DocumentOrder]] = {
+ORDERS: dict[str, Callable[..., DocumentOrder]] = {
     "input": InputOrder,
     "shuffle": ShuffleOrder,
     "similar": _similar,
 }
 
 
-def register_order(name: str, factory: Callable[[PackConfig], DocumentOrder]) -> None:
-    """Make an order selectable by name (``factory(pack_config)`` builds it)."""
+def register_order(name: str, factory: Callable[..., DocumentOrder]) -> None:
+    """Make an order selectable by name (``factory(pack_config, input_files)`` builds it)."""
     ORDERS[name] = factory
 
 
-def make_order(config: PackConfig) -> DocumentOrder:
+def make_order(config: PackConfig, files: Sequence[str] = ()) -> DocumentOrder:
     if config.order not in ORDERS:
         raise ValueError(f"order {config.order!r}: expected one of {sorted(ORDERS)}")
-    return ORDERS[config.order](config)
+    return ORDERS[config.order](config, files)

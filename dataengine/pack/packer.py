@@ -301,7 +301,7 @@ def pack(
         raise ValueError(
             f"dtype {dtype}: {tokenizer_json} has {vocab_size} token ids; set dtype auto or uint32"
         )
-    order = make_order(config)
+    order = make_order(config, sorted({unit.path for unit in units}))
 
     output = os.fspath(output)  # a local folder or a URI (s3://...): pathlib would mangle a URI
     fs, inner = resolve(output)

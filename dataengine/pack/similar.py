@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +32,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray.data
 
-from dataengine.embed import Embedder, make_embedder
+from dataengine.embed import Embedder, cache, make_embedder
 from dataengine.embed.config import PACKAGED, EmbedConfig
+from dataengine.io.paths import resolve
 from dataengine.pack.config import PackConfig, SimilarOrderConfig
 from dataengine.pack.holdout import Heldout, id_fraction
+from dataengine.pack.inputs import DOCUMENT_SCHEMA
 from dataengine.pack.order import DocumentOrder
 from dataengine.pack.walk import greedy_chains, nearest_neighbours
 from dataengine.runtime import alive_resources
 
 EMB, PART, KEY, HEAD, POS = "_sim_emb", "_sim_part", "_sim_key", "_sim_head", "_sim_pos"
 HELPERS = (EMB, PART, KEY, HEAD, POS)
+HIT = "_sim_hit"  # the vector came from the run's embedding cache
+CACHE_JOIN_ROWS = 200_000  # cache rows per partition of the join
 
 
 def vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -56,11 +60,31 @@ def _model_embedder(cfg_json: str) -> Embedder:
     return make_embedder(EmbedConfig.model_validate_json(cfg_json))
 
 
+def with_text_keys(batch: pa.Table) -> pa.Table:
+    """The key a document's vector has in the run's embedding cache."""
+    return batch.append_column(cache.KEY, pa.array(cache.text_keys(batch["text"].to_pylist()), pa.string()))
+
+
 def embed_rows(batch: pa.Table, cfg_json: str, fitted: Embedder | None) -> pa.Table:
-    """``batch`` with its embeddings (the driver's fitted embedder, else the configured model)."""
-    embedder = fitted or _model_embedder(cfg_json)
-    emb = embedder(batch["text"].to_pylist())
-    return batch.append_column(EMB, pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), emb.shape[1]))
+    """``batch`` with its embeddings: a cached vector where the join found one (``_sim_hit``), else
+    from the driver's fitted embedder or the configured model (loaded only when something is missing)."""
+    texts = batch["text"].to_pylist()
+    if cache.EMB in batch.column_names:  # joined with the run's cache: the join's string columns are large
+        cached = batch[cache.EMB].combine_chunks()
+        hit = pc.is_valid(cached).to_numpy(zero_copy_only=False)
+        batch = batch.select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA)
+    else:
+        cached, hit = None, np.zeros(len(texts), dtype=bool)
+    missing = np.flatnonzero(~hit)
+    fresh = (fitted or _model_embedder(cfg_json))([texts[i] for i in missing]) if len(missing) else None
+    dim = cached.type.list_size if cached is not None else fresh.shape[1]
+    emb = np.empty((len(texts), dim), dtype=np.float32)
+    if cached is not None and hit.any():
+        emb[hit] = cached.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    if fresh is not None:
+        emb[missing] = fresh
+    out = batch.append_column(EMB, pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), dim))
+    return out.append_column(HIT, pa.array(hit)) if cached is not None else out
 
 
 def uids(table: pa.Table) -> list[str]:
@@ -121,8 +145,8 @@ def centroid_ranks(centroids: np.ndarray) -> list[int]:
 
 
 class SimilarOrder(DocumentOrder):
-    def __init__(self, config: PackConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: PackConfig, files: Sequence[str] = ()) -> None:
+        super().__init__(config, files)
         self.cfg = config.similar
         embedder = self.cfg.embed.embedder
         if embedder not in ("hashed", PACKAGED) and not Path(embedder).is_dir():
@@ -130,17 +154,47 @@ class SimilarOrder(DocumentOrder):
                 f"similar.embed.embedder: {embedder!r} is neither 'hashed', {PACKAGED!r} nor a local "
                 "sentence-transformers directory (models are never downloaded)"
             )
+        self.cache, note = self._open_cache()
+        self.cache_stats: dict[str, Any] = {"used": False, "why_not": note} if self.cache is None else {}
         self.guard: NeighbourGuard | None = None
         self.partitions = 0
 
+    def _open_cache(self) -> tuple[cache.EmbeddingCache | None, str]:
+        """The run's embedding cache, if one is named or found and holds vectors of ``embed``'s settings.
+        A folder named in the config that cannot be used is an error; one found by ``auto``, a note."""
+        setting = self.cfg.embedding_cache
+        if setting is None:
+            return None, "similar.embedding_cache is null"
+        folder, why = (setting, "") if setting != "auto" else cache.find_cache(self.files)
+        found = cache.EmbeddingCache.open(folder) if folder else None
+        if folder and found is None:
+            why = f"{folder} holds no complete embedding cache ({cache.MANIFEST})"
+        elif found is not None and (differ := found.mismatch(self.cfg.embed)):
+            why, found = f"{folder}: embedder settings differ ({differ})", None
+        if found is None and setting != "auto":
+            raise ValueError(f"similar.embedding_cache: {why}")
+        return found, why
+
     def _embedded(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         embed = self.cfg.embed
-        fitted = None
-        if embed.embedder == "hashed":  # the IDF comes from the corpus: fit once, on the driver
+        fitted = self.cache.embedder(embed) if self.cache else None  # the space the cached vectors are in
+        if fitted is None and embed.embedder == "hashed":  # the IDF comes from the corpus: fit on the driver
             fitted = make_embedder(embed)
             fitted.fit([text or "" for text in hash_sample(ds, embed.fit_sample, self.seed, "text")])
+        joined = bool(self.cache and self.cache.part_paths())
+        if joined:
+            fs, _ = resolve(self.cache.folder)
+            vectors_ds = ray.data.read_parquet(
+                [resolve(p)[1] for p in self.cache.part_paths()], filesystem=fs
+            )
+            ds = ds.map_batches(with_text_keys, batch_format="pyarrow").join(
+                vectors_ds,
+                "left_outer",
+                max(2, math.ceil(self.cache.rows / CACHE_JOIN_ROWS)),
+                on=(cache.KEY,),
+            )
         gpus = 0 if fitted or embed.device == "cpu" else int(alive_resources(ray).get("GPU", 0))
-        return ds.map_batches(
+        embedded = ds.map_batches(
             embed_rows,
             fn_kwargs={"cfg_json": embed.model_dump_json(), "fitted": fitted},
             batch_size=None,
@@ -148,6 +202,15 @@ class SimilarOrder(DocumentOrder):
             num_cpus=1,
             num_gpus=1 if gpus else 0,
         ).materialize()
+        if self.cache:
+            hits, documents = int(embedded.sum(HIT) or 0) if joined else 0, embedded.count()
+            self.cache_stats = {
+                "used": True,
+                "folder": self.cache.folder,
+                "hits": hits,
+                "embedded": documents - hits,
+            }
+        return embedded.drop_columns([HIT]) if joined else embedded
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         import faiss
@@ -197,7 +260,11 @@ class SimilarOrder(DocumentOrder):
             yield tail
 
     def stats(self) -> dict[str, Any]:
-        return {"partitions": self.partitions, **(self.guard.stats() if self.guard else {})}
+        return {
+            "partitions": self.partitions,
+            "embedding_cache": self.cache_stats,
+            **(self.guard.stats() if self.guard else {}),
+        }
 
 
 class _Lane:
