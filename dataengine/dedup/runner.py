@@ -23,9 +23,8 @@ from typing import Any
 from dataengine.dedup import executors, files, passes, staging, writer
 from dataengine.dedup.config import DedupConfig
 from dataengine.dedup.decontam import BenchmarkIndex
-from dataengine.dedup.semantic import check_embedder
 from dataengine.dedup.writer import join
-from dataengine.embed import cache
+from dataengine.embed import cache, check_embedder
 from dataengine.io.config import InputConfig
 from dataengine.pack.inputs import reader_config
 from dataengine.runtime import versions
@@ -59,7 +58,7 @@ def run_dedup(
     timings: dict[str, float] = {}
     if cfg.semantic.enabled:
         try:
-            check_embedder(cfg.semantic.embed)
+            check_embedder(cfg.semantic.embed, "dedup.semantic.embed.embedder")
         except ValueError as exc:
             raise staging.InputError(str(exc)) from exc
     sources = staging.plan_inputs(inputs, reader)

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,21 +25,10 @@ import numpy as np
 from dataengine.dedup import columns as C
 from dataengine.dedup import files
 from dataengine.dedup.config import EPSILON_SWEEP, SemanticConfig
-from dataengine.embed import Embedder, cache, make_embedder
-from dataengine.embed.config import PACKAGED, EmbedConfig
+from dataengine.embed import Embedder, cache, make_embedder, worker_embedder
+from dataengine.embed.config import EmbedConfig
 
 HIST_BINS = 2000  # cosine histogram over [-1, 1]: bins of 0.001
-
-
-def check_embedder(cfg: EmbedConfig) -> None:
-    """Models are never downloaded: the name must be hashed, the packaged model or a local directory."""
-    from pathlib import Path
-
-    if cfg.embedder not in ("hashed", PACKAGED) and not Path(cfg.embedder).is_dir():
-        raise ValueError(
-            f"dedup.semantic.embed.embedder: {cfg.embedder!r} is neither 'hashed', {PACKAGED!r} nor a local "
-            "sentence-transformers / Hugging Face directory (models are never downloaded)"
-        )
 
 
 def needs_fit(cfg: EmbedConfig) -> bool:
@@ -50,12 +38,6 @@ def needs_fit(cfg: EmbedConfig) -> bool:
 def semantic_embedder(cfg: SemanticConfig) -> Embedder:
     """The configured embedder (unfitted). torch is imported only for a model embedder."""
     return make_embedder(cfg.embed)
-
-
-@functools.cache
-def _model_embedder(cfg_json: str) -> Embedder:
-    """A model embedder, loaded once per process (Ray tasks reuse worker processes)."""
-    return make_embedder(EmbedConfig.model_validate_json(cfg_json))
 
 
 def texts_of(group: dict[str, np.ndarray], paths: Sequence[str]) -> dict[str, np.ndarray]:
@@ -87,7 +69,7 @@ def embed_file(
     rows = files.row_of(uid)
     texts = table.column("text").take(rows).to_pylist()
     texts = [c if c else (t or "") for t, c in zip(texts, g[C.CUT_TEXT], strict=True)]
-    embedder = fitted or _model_embedder(cfg_json)
+    embedder = fitted or worker_embedder(cfg_json)
     emb = (
         np.concatenate([embedder(texts[lo : lo + embed_batch]) for lo in range(0, len(texts), embed_batch)])
         if texts

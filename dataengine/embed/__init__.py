@@ -9,12 +9,14 @@ BGE model). ``fit`` sees a sample of the corpus first (the hashed embedder's IDF
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from dataengine.embed.config import EmbedConfig
+from dataengine.embed.config import PACKAGED, EmbedConfig
 
 
 class Embedder(Protocol):
@@ -35,3 +37,19 @@ def make_embedder(cfg: EmbedConfig) -> Embedder:
     return SentenceTransformerEmbedder(
         cfg.embedder, cfg.max_chars, cfg.batch_size, cfg.device, cfg.cpu_linear
     )
+
+
+def check_embedder(cfg: EmbedConfig, key: str) -> None:
+    """Models are never downloaded: the name must be hashed, the packaged model or a local directory
+    (``key`` names the config key in the error)."""
+    if cfg.embedder not in ("hashed", PACKAGED) and not Path(cfg.embedder).is_dir():
+        raise ValueError(
+            f"{key}: {cfg.embedder!r} is neither 'hashed', {PACKAGED!r} nor a local sentence-transformers / "
+            "Hugging Face directory (models are never downloaded)"
+        )
+
+
+@functools.cache
+def worker_embedder(cfg_json: str) -> Embedder:
+    """A model embedder, loaded once per process (Ray tasks reuse worker processes)."""
+    return make_embedder(EmbedConfig.model_validate_json(cfg_json))

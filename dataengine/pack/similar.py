@@ -20,11 +20,9 @@ before packing.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray.data
 
-from dataengine.embed import Embedder, cache, make_embedder
-from dataengine.embed.config import PACKAGED, EmbedConfig
+from dataengine.embed import Embedder, cache, check_embedder, make_embedder, worker_embedder
 from dataengine.io.paths import resolve
 from dataengine.pack.config import PackConfig, SimilarOrderConfig
 from dataengine.pack.holdout import Heldout, id_fraction
@@ -54,12 +51,6 @@ def vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return array.values.to_numpy(zero_copy_only=False).reshape(len(array), array.type.list_size)
 
 
-@functools.cache
-def _model_embedder(cfg_json: str) -> Embedder:
-    """A model embedder, loaded once per Ray worker process (tasks reuse processes)."""
-    return make_embedder(EmbedConfig.model_validate_json(cfg_json))
-
-
 def with_text_keys(batch: pa.Table) -> pa.Table:
     """The key a document's vector has in the run's embedding cache."""
     return batch.append_column(cache.KEY, pa.array(cache.text_keys(batch["text"].to_pylist()), pa.string()))
@@ -76,7 +67,7 @@ def embed_rows(batch: pa.Table, cfg_json: str, fitted: Embedder | None) -> pa.Ta
     else:
         cached, hit = None, np.zeros(len(texts), dtype=bool)
     missing = np.flatnonzero(~hit)
-    fresh = (fitted or _model_embedder(cfg_json))([texts[i] for i in missing]) if len(missing) else None
+    fresh = (fitted or worker_embedder(cfg_json))([texts[i] for i in missing]) if len(missing) else None
     dim = cached.type.list_size if cached is not None else fresh.shape[1]
     emb = np.empty((len(texts), dim), dtype=np.float32)
     if cached is not None and hit.any():
@@ -148,12 +139,7 @@ class SimilarOrder(DocumentOrder):
     def __init__(self, config: PackConfig, files: Sequence[str] = ()) -> None:
         super().__init__(config, files)
         self.cfg = config.similar
-        embedder = self.cfg.embed.embedder
-        if embedder not in ("hashed", PACKAGED) and not Path(embedder).is_dir():
-            raise ValueError(
-                f"similar.embed.embedder: {embedder!r} is neither 'hashed', {PACKAGED!r} nor a local "
-                "sentence-transformers directory (models are never downloaded)"
-            )
+        check_embedder(self.cfg.embed, "similar.embed.embedder")
         self.cache, note = self._open_cache()
         self.cache_stats: dict[str, Any] = {"used": False, "why_not": note} if self.cache is None else {}
         self.guard: NeighbourGuard | None = None
