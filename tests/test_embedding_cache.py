@@ -17,6 +17,7 @@ import pytest
 from semantic_corpora import en_edit, wikitext_paragraphs, zh_edit, zh_paragraphs
 from threadpoolctl import threadpool_limits
 
+from dataengine.dedup import passes
 from dataengine.dedup.config import DedupConfig
 from dataengine.dedup.runner import run_dedup
 from dataengine.embed import cache
@@ -47,7 +48,8 @@ def dedup_run(corpus, tmp_path_factory) -> Path:
     for f in range(2):
         pq.write_table(pa.Table.from_pylist(rows[f::2]), root / "in" / f"part-{f}.parquet")
     cfg = DedupConfig(executor="local", minhash={"enabled": False}, semantic=SEMANTIC)
-    with threadpool_limits(1):
+    with threadpool_limits(1), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passes, "CACHE_PART_ROWS", 200)  # 3 part files, as a large run has
         run = run_dedup([root / "in"], root / "out", cfg)
     assert run["rejected_by_reason"] == {"dedup:semantic": 50}
     train_tokenizer([root / "out" / "kept"], root / "tokenizer.json", TokenizerConfig(vocab_size=2000))
@@ -61,10 +63,11 @@ def _cached(folder: Path) -> tuple[list[str], np.ndarray]:
 
 def test_dedup_writes_every_embedded_document_once(dedup_run):
     """Every document semantic dedup embedded (the 550 alive ones, removed copies included) is in the
-    cache once, under the hash of its text, with the vector the saved embedder gives that text."""
+    cache once (over 3 part files split by key), under the hash of its text, with the vector the saved
+    embedder gives that text."""
     folder = dedup_run / "out" / "embeddings"
     run = json.loads((dedup_run / "out" / "run.json").read_text())
-    assert run["semantic"]["embedding_cache"] == {"folder": str(folder), "rows": 550, "parts": 1}
+    assert run["semantic"]["embedding_cache"] == {"folder": str(folder), "rows": 550, "parts": 3}
     texts = pq.read_table(dedup_run / "in").column("text").to_pylist()
     keys, emb = _cached(folder)
     assert sorted(keys) == sorted(cache.text_key(t) for t in texts) and len(set(keys)) == 550

@@ -21,6 +21,7 @@ from semantic_corpora import en_edit, wikitext_paragraphs, zh_edit, zh_paragraph
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
+from dataengine.dedup import passes
 from dataengine.dedup.cli import dedup_command
 from dataengine.dedup.config import DedupConfig, SemanticConfig
 from dataengine.dedup.runner import run_dedup
@@ -159,7 +160,9 @@ def test_ray_and_local_decide_identically(ray_session, paragraphs, tmp_path):
     runs, decisions = {}, {}
     for executor in ("local", "ray"):
         cfg = DedupConfig(executor=executor, num_partitions=3, **NO_MINHASH, semantic=semantic)
-        runs[executor] = run_dedup([folder], tmp_path / executor, cfg)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(passes, "CACHE_PART_ROWS", 100)  # the embedding cache in 4 part files
+            runs[executor] = run_dedup([folder], tmp_path / executor, cfg)
         rows = _read(tmp_path / executor / "kept") + _read(tmp_path / executor / "rejected")
         decisions[executor] = {
             r["id"]: (
@@ -176,7 +179,9 @@ def test_ray_and_local_decide_identically(ray_session, paragraphs, tmp_path):
     }
     # the run's embedding cache (for pack) holds the same vectors under the same keys
     caches = [
-        pq.read_table(tmp_path / executor / "embeddings" / "part-00000.parquet").sort_by("_emb_key")
+        pa.concat_tables(
+            pq.read_table(p) for p in sorted((tmp_path / executor / "embeddings").glob("part-*.parquet"))
+        )
         for executor in ("local", "ray")
     ]
     assert caches[0].num_rows == 330 and caches[0].equals(caches[1])
