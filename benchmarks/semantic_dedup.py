@@ -382,6 +382,10 @@ def scale_benchmark(work: Path, n_docs: int) -> dict:
         "rejected_by_reason": run["rejected_by_reason"],
         "clusters": run["semantic"]["clusters"],
         "by_language": run["semantic"]["by_language"],
+        "embedding_cache": run["semantic"].get("embedding_cache"),
+        "cache_mb": round(
+            sum(p.stat().st_size for p in (work / "scale_out" / "embeddings").iterdir()) / 2**20, 1
+        ),
     }
 
 
