@@ -12,6 +12,12 @@ every vector is reused) and `null` (everything embedded again), alternately, --r
 local Ray with 2 CPUs. Medians; the cache's size on disk.
 
     flock /tmp/bench.lock taskset -c 0,1 python benchmarks/embedding_cache.py [--docs 50000] [--model-docs 2000]
+
+At scale, on an existing dedup output (e.g. the 1M-document run of `semantic_dedup.py scale`), one pack
+with the cache and one without, printed (not written to RESULTS.md):
+
+    flock /tmp/bench.lock taskset -c 0,1 python benchmarks/embedding_cache.py \
+        --kept /tmp/semantic_dedup_bench/scale_out/kept --tokenizer TOKENIZER.json
 """
 
 from __future__ import annotations
@@ -82,6 +88,19 @@ def measure(rows: list[dict], embedder: str, work: Path, runs: int) -> dict:
     }
 
 
+def at_scale(kept: Path, tokenizer: Path) -> None:
+    from dataengine.pack.packer import PackConfig, pack
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("auto", None):
+            similar = {"embedding_cache": mode}
+            config = PackConfig.model_validate({"order": "similar", "seq_len": 2048, "similar": similar})
+            start = time.perf_counter()
+            manifest = pack([kept], tokenizer, Path(tmp) / str(mode), config)
+            seconds = time.perf_counter() - start
+            print(mode, f"{seconds:.1f} s", manifest["documents_in"], manifest["order"]["embedding_cache"])
+
+
 def write_results(results: list[dict], args: argparse.Namespace) -> None:
     lines = [
         SECTION,
@@ -122,7 +141,12 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=50_000)
     parser.add_argument("--model-docs", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--kept", type=Path, help="pack this dedup run's kept/ once with and once without")
+    parser.add_argument("--tokenizer", type=Path, help="with --kept: the tokenizer to pack with")
     args = parser.parse_args()
+    if args.kept:
+        at_scale(args.kept, args.tokenizer)
+        return
     rows = documents(max(args.docs, args.model_docs))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
