@@ -58,9 +58,8 @@ class OptimConfig(Strict):
 
 class EvalConfig(Strict):
     interval: int = Field(0, ge=0)  # steps between held-out evaluations; 0 = off
-    sequences: int = Field(
-        16, ge=1
-    )  # N held-out sequences, evenly spaced (a fixed set, comparable over time)
+    # N held-out sequences, evenly spaced (a fixed set, comparable over time)
+    sequences: int = Field(16, ge=1)
     # an eval config (e.g. configs/eval/inloop.yaml): per-domain bits-per-byte and probes at each interval
     hook: str | None = None
 

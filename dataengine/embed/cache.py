@@ -62,12 +62,11 @@ def part_name(index: int) -> str:
 
 
 def write_part(folder: str, index: int, keys: np.ndarray, emb: np.ndarray) -> int:
-    """One part file (rows sorted by key); returns its row count."""
-    order = np.argsort(keys, kind="stable")
-    emb = np.ascontiguousarray(emb[order], dtype=np.float32)
+    """One part file of distinct ``keys`` (given in sorted order) and their vectors; returns its row count."""
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
     table = pa.table(
         {
-            KEY: pa.array(keys[order].tolist(), pa.string()),
+            KEY: pa.array(keys.tolist(), pa.string()),
             EMB: pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), emb.shape[1]),
         }
     )
